@@ -1,0 +1,54 @@
+# homl-edge: the two set-up commands of the README are `make lab` and `make test`; both are idempotent.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.homl-edge-installed
+PORT   ?= 8888
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: install lab test test-fast browser-deps notebooks bench lock clean help
+
+help:
+	@echo "make lab         install everything into .venv and open JupyterLab on notebooks/"
+	@echo "make test        install everything and run the whole test suite"
+	@echo "make test-fast   the unit tests only (no notebooks, no browser)"
+	@echo "make notebooks   re-execute the chapter notebooks in place (keeps their outputs)"
+	@echo "make bench       benchmarks (writes benchmarks/RESULTS.md)"
+	@echo "make lock        re-resolve binder/requirements.in into the lock binder/requirements.txt"
+
+# The stamp is newer than the lock and pyproject.toml once they are installed, so a second run installs nothing.
+$(STAMP): binder/requirements.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -r binder/requirements.txt
+	$(PY) -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e .
+	$(PY) -m pip check
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+browser-deps:
+	@bash scripts/install-browser-deps.sh
+
+lab: install
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ip=$${LAB_IP:-127.0.0.1} --port=$(PORT) $${LAB_ARGS:-}
+
+test: install browser-deps
+	$(PY) -m pytest $${PYTEST_ARGS:-}
+
+test-fast: install
+	$(PY) -m pytest -m "not browser and not notebook" $${PYTEST_ARGS:-}
+
+notebooks: install
+	$(PY) scripts/run_notebooks.py
+
+bench: install
+	$(PY) benchmarks/run.py
+
+lock:
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -r binder/requirements.in
+	$(PY) scripts/lock.py
+
+clean:
+	rm -rf $(VENV) web/node_modules .pytest_cache test-artifacts
