@@ -16,6 +16,7 @@ _LAZY = {
     "load_lite": "lite",
     "quantize": "convert",
     "MODES": "convert",
+    "clear_cache": "convert",
     "load_keras": "_tf",
     "quantize_aware": "training",
     "prune": "training",
@@ -25,15 +26,17 @@ _LAZY = {
     "cluster": "training",
     "unique_weights": "training",
     "compare": "report",
+    "measure": "report",
     "plot_tradeoff": "report",
     "export_tfjs": "export",
     "export_c_array": "export",
+    "load_tfjs": "export",
     "OptimizerPanel": "panels",
     "GpuPanel": "panels",
     "WeightHistogram": "panels",
     "TradeoffExplorer": "panels",
 }
-_SUBMODULES = {"_tf", "datasets", "gpu", "lite", "convert", "training", "report", "export", "cli", "magics", "panels", "errors"}
+_SUBMODULES = {"_tf", "datasets", "models", "gpu", "lite", "convert", "training", "report", "export", "cli", "magics", "panels", "errors"}
 
 __all__ = sorted(_LAZY) + sorted(_SUBMODULES - {"_tf", "cli", "magics"})
 

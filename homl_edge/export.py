@@ -1,0 +1,219 @@
+"""Send a model to a browser (TF.js Layers format + an offline web page) or a microcontroller (a C array)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import _tf
+from .errors import HomlEdgeError
+from .lite import LiteModel, atomic_write
+
+TFJS_VERSION = "4.22.0"
+TFJS_CDN = f"https://cdn.jsdelivr.net/npm/@tensorflow/tfjs@{TFJS_VERSION}/dist/tf.min.js"
+TFJS_QUANTIZE = (None, "float16", "uint8", "uint16")
+PAGE_FILES = ("index.html", "app.js", "style.css", "sw.js", "manifest.webmanifest", "icon.svg")
+
+
+@dataclass
+class TfjsExport:
+    """What :func:`export_tfjs` wrote: the folder, its files and sizes."""
+
+    path: Path
+    quantize: str | None
+    files: dict = field(default_factory=dict)
+    page: bool = False
+
+    @property
+    def weights_bytes(self) -> int:
+        return sum(v for k, v in self.files.items() if k.endswith(".bin"))
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(self.files.values())
+
+    def __repr__(self):
+        return (f"<TfjsExport {self.path} ({self.quantize or 'float32'} weights, {self.weights_bytes:,} bytes; "
+                f"{len(self.files)} files{', with page' if self.page else ''})>")
+
+
+def export_tfjs(model, out_dir, quantize: str | None = None, page: bool = False, *, tfjs_url: str | None = None,
+                title: str = "homl-edge: digit recognizer", labels=None, samples=None, overwrite: bool = False
+                ) -> TfjsExport:
+    """Write ``model`` in the TF.js Layers format (``model.json`` + weight shards) with the official converter.
+
+    ``quantize`` stores the weights as ``"float16"``, ``"uint8"`` or ``"uint16"`` (affine) instead of float32.
+    ``page=True`` adds a small progressive web app: a drawing pad, sample buttons and the prediction, with a
+    manifest and a service worker that make it work offline once visited. ``tfjs_url`` is where the page finds
+    TensorFlow.js: a URL (default: the jsDelivr CDN, version {v}) or a local ``tf.min.js`` file, which is copied
+    into the folder so the export is self-contained. ``samples=(x, y)`` puts up to 20 clickable examples in the page.
+    The folder is written next to its final place and renamed at the end: an error leaves nothing half-written.
+    """
+    _tf.check_model(model)
+    if quantize not in TFJS_QUANTIZE:
+        raise HomlEdgeError(f"quantize must be one of None, 'float16', 'uint8', 'uint16'; got {quantize!r}")
+    out = Path(out_dir).expanduser()
+    if out.exists():
+        if out.is_file():
+            raise HomlEdgeError(f"{out} is a file; export_tfjs writes a folder: give a folder path")
+        if any(out.iterdir()) and not overwrite:
+            raise HomlEdgeError(f"{out} exists and is not empty; pass overwrite=True (CLI: --force) to replace it")
+    parent = out.parent
+    if not parent.exists():
+        raise HomlEdgeError(f"the folder {parent} does not exist: create it first")
+    if not os.access(parent, os.W_OK):
+        raise HomlEdgeError(f"cannot write into {parent}: permission denied")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
+    try:
+        _convert_tfjs(model, tmp, quantize)
+        if page:
+            _write_page(model, tmp, quantize, tfjs_url, title, labels, samples)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    files = {str(p.relative_to(out)): p.stat().st_size for p in sorted(out.rglob("*")) if p.is_file()}
+    return TfjsExport(path=out, quantize=quantize, files=files, page=page)
+
+
+export_tfjs.__doc__ = export_tfjs.__doc__.format(v=TFJS_VERSION)
+
+
+def _convert_tfjs(model, folder: Path, quantize):
+    try:
+        import tensorflowjs as tfjs
+    except ImportError as e:
+        raise HomlEdgeError(f"the TF.js converter is not installed ({e}); pip install 'homl-edge[web]'") from None
+    qmap = {quantize: True} if quantize else None
+    import warnings
+
+    from .convert import quiet
+
+    with quiet(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tfjs.converters.save_keras_model(model, str(folder), quantization_dtype_map=qmap)
+
+
+def _write_page(model, folder: Path, quantize, tfjs_url, title, labels, samples):
+    shape = [int(d) if d is not None else 1 for d in model.inputs[0].shape[1:]]
+    if len(shape) == 2:
+        shape = shape + [1]
+    if len(shape) != 3:
+        raise HomlEdgeError(f"the web page draws images (H, W, C); this model's input is {tuple(shape)}. "
+                            "Export without page=True and call tf.loadLayersModel yourself")
+    n_out = int(model.outputs[0].shape[-1])
+    labels = [str(l) for l in (labels if labels is not None else range(n_out))]
+    if len(labels) != n_out:
+        raise HomlEdgeError(f"{len(labels)} labels given for {n_out} model outputs")
+    sample_list = []
+    if samples is not None:
+        sx, sy = samples
+        for xi, yi in list(zip(np.asarray(sx), np.asarray(sy)))[:20]:
+            sample_list.append({"x": [round(float(v), 4) for v in np.ravel(xi)], "label": int(yi)})
+    src = Path(__file__).parent / "webapp"
+    if tfjs_url is None:
+        tfjs_url = TFJS_CDN
+    elif Path(tfjs_url).expanduser().is_file():  # a local copy: ship it inside the export
+        shutil.copyfile(Path(tfjs_url).expanduser(), folder / "tf.min.js")
+        tfjs_url = "tf.min.js"
+    elif not re.match(r"^(https?:)?//|^/", str(tfjs_url)):
+        raise HomlEdgeError(f"tfjs_url {tfjs_url!r} is neither a URL (https://..., /path/tf.min.js) nor an "
+                            "existing tf.min.js file")
+    config = {"inputShape": shape, "labels": labels, "quantize": quantize, "samples": sample_list, "title": title}
+    esc = title.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    html = ((src / "index.html").read_text().replace("{{TITLE}}", esc).replace("{{TFJS_URL}}", tfjs_url)
+            .replace("{{W}}", str(shape[1])).replace("{{H}}", str(shape[0])))
+    (folder / "index.html").write_text(html)
+    (folder / "app.js").write_text((src / "app.js").read_text().replace("CONFIG_PLACEHOLDER", json.dumps(config)))
+    for name in ("style.css", "icon.svg"):
+        shutil.copyfile(src / name, folder / name)
+    manifest = {"name": title, "short_name": "homl-edge", "start_url": "./index.html", "display": "standalone",
+                "background_color": "#f6f8fa", "theme_color": "#1f6feb",
+                "icons": [{"src": "icon.svg", "sizes": "any", "type": "image/svg+xml"}]}
+    (folder / "manifest.webmanifest").write_text(json.dumps(manifest, indent=2))
+    cached = ["./", "index.html", "app.js", "style.css", "manifest.webmanifest", "icon.svg", "model.json"]
+    cached += sorted(p.name for p in folder.glob("*.bin"))
+    cached.append(tfjs_url)
+    digest = hashlib.sha256()
+    for name in sorted(p.name for p in folder.iterdir() if p.is_file()):
+        digest.update(name.encode())
+        digest.update((folder / name).read_bytes())
+    sw = (src / "sw.js").read_text().replace("CACHE_VERSION", digest.hexdigest()[:12])
+    (folder / "sw.js").write_text(sw.replace("FILES_PLACEHOLDER", json.dumps(cached)))
+
+
+def load_tfjs(path):
+    """Load a TF.js Layers model (a folder or its ``model.json``) back into Keras with the official loader."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        p = p / "model.json"
+    if not p.is_file():
+        raise HomlEdgeError(f"no TF.js model.json at {p}")
+    import tensorflowjs as tfjs
+
+    try:
+        return tfjs.converters.load_keras_model(str(p))
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise HomlEdgeError(f"cannot load the TF.js model {p}: {first[:200]}") from None
+
+
+# ----------------------------------------------------------------------------------------------- microcontrollers
+def c_identifier(name: str) -> str:
+    ident = re.sub(r"\W", "_", name)
+    if not ident or ident[0].isdigit():
+        ident = "_" + ident
+    return ident
+
+
+def export_c_array(lite, path, *, variable: str = "g_model", alignment: int = 16, overwrite: bool = False) -> dict:
+    """Write a ``.tflite`` model as a C/C++ source in the TensorFlow Lite Micro convention, plus its header.
+
+    ``model_data.cc`` holds ``alignas(16) const unsigned char g_model[]`` and ``const unsigned int g_model_len``;
+    ``model_data.h`` declares them (``extern "C"`` so that C code links too). The array is what the model costs in
+    flash. Returns ``{"source", "header", "variable", "flash_bytes"}``.
+    """
+    if isinstance(lite, (str, Path)):
+        from .lite import load_lite
+
+        lite = load_lite(lite)
+    if not isinstance(lite, LiteModel):
+        raise HomlEdgeError(f"export_c_array takes a LiteModel or a .tflite path, got {type(lite).__name__} "
+                            "(convert a Keras model first: he.quantize(model, 'int8-io', data=...))")
+    if alignment not in (4, 8, 16, 32, 64):
+        raise HomlEdgeError(f"alignment must be 4, 8, 16, 32 or 64 bytes, got {alignment}")
+    variable = c_identifier(variable)
+    src = Path(path).expanduser()
+    if src.suffix not in (".cc", ".cpp", ".c"):
+        raise HomlEdgeError(f"{src.name}: give a .cc (or .cpp/.c) file name, e.g. model_data.cc")
+    header = src.with_suffix(".h")
+    for p in (src, header):
+        if p.exists() and not overwrite:
+            raise HomlEdgeError(f"{p} exists already; pass overwrite=True (CLI: --force) to replace it")
+    guard = c_identifier(header.name).upper() + "_"
+    data = lite.content
+    h = (f"// Generated by homl-edge from {lite.name!r} ({len(data):,} bytes). Do not edit.\n"
+         f"#ifndef {guard}\n#define {guard}\n\n"
+         "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n"
+         f"extern const unsigned char {variable}[];\nextern const unsigned int {variable}_len;\n\n"
+         "#ifdef __cplusplus\n}\n#endif\n\n"
+         f"#endif  // {guard}\n")
+    rows = [", ".join(f"0x{b:02x}" for b in data[i:i + 12]) for i in range(0, len(data), 12)]
+    align = f"alignas({alignment})" if src.suffix != ".c" else f"__attribute__((aligned({alignment})))"
+    body = (f"// Generated by homl-edge from {lite.name!r}: a TensorFlow Lite model for TFLite Micro.\n"
+            f"// {len(data):,} bytes of flash; sha256 {lite.sha256}\n"
+            f"#include \"{header.name}\"\n\n"
+            f"{align} const unsigned char {variable}[] = {{\n  " + ",\n  ".join(rows) + "\n};\n"
+            f"const unsigned int {variable}_len = {len(data)};\n")
+    atomic_write(header, h.encode(), overwrite=overwrite)
+    atomic_write(src, body.encode(), overwrite=overwrite)
+    return {"source": src, "header": header, "variable": variable, "flash_bytes": len(data)}

@@ -1,0 +1,217 @@
+"""See the GPUs and configure how TensorFlow uses them, safely, in a live kernel.
+
+TensorFlow grabs (almost) all GPU memory when its runtime starts, and accepts the four ways of managing it only
+*before* that moment: one GPU per process (``visible``), a fixed memory limit (``memory_limit_mb``), memory growth
+on demand (``memory_growth``), and splitting one GPU into several logical devices (``split``). After it, every such
+call fails; here it fails with a message that names the setting and the fix (restart the kernel and run the
+configuration as the first cell). The same split works on CPUs (``cpu_split``), which is how the multi-device
+code is exercised on a machine without a GPU.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+from .errors import GpuConfigError, HomlEdgeError
+
+NO_GPU = "no GPU: running on CPU"
+
+
+def runtime_initialized() -> bool:
+    """True once TensorFlow's runtime has set up its devices (after the first op, or listing logical devices)."""
+    if "tensorflow" not in sys.modules:
+        return False
+    from tensorflow.python.eager import context
+
+    return context.context()._context_handle is not None
+
+
+def _restart_fix(setting: str, call: str) -> str:
+    return (f"{setting} cannot be changed in this kernel: TensorFlow's runtime is already initialised. "
+            f"Restart the kernel and run `{call}` as the first cell, before any TensorFlow work")
+
+
+def devices() -> dict:
+    """Physical and logical devices, and for each GPU its name, compute capability and memory when known.
+
+    Returns ``{"gpus": [...], "cpus": [...], "logical": [...] or None, "summary": str}``. ``logical`` is None until
+    the runtime is initialised (listing logical devices would initialise it, so it is not done here).
+    """
+    from . import _tf
+
+    tf = _tf.tf()
+    gpus = []
+    for i, d in enumerate(tf.config.list_physical_devices("GPU")):
+        info = {"name": d.name, "index": i}
+        try:
+            det = tf.config.experimental.get_device_details(d)
+            info["model"] = det.get("device_name")
+            cc = det.get("compute_capability")
+            info["compute_capability"] = f"{cc[0]}.{cc[1]}" if cc else None
+        except Exception:
+            pass
+        info.update(_nvml_memory(i))
+        gpus.append(info)
+    cpus = [d.name for d in tf.config.list_physical_devices("CPU")]
+    logical = [d.name for d in tf.config.list_logical_devices()] if runtime_initialized() else None
+    if gpus:
+        summary = f"{len(gpus)} GPU(s): " + ", ".join(
+            f"{g['name']} ({g.get('model') or '?'}, cc {g.get('compute_capability') or '?'})" for g in gpus)
+    else:
+        summary = NO_GPU
+        if logical and len(logical) > 1:
+            summary += f" ({len(logical)} logical CPU devices)"
+    return {"gpus": gpus, "cpus": cpus, "logical": logical, "summary": summary,
+            "runtime_initialized": runtime_initialized()}
+
+
+def _nvml_memory(index: int) -> dict:
+    """Memory total/used from NVML (the optional ``nvidia-ml-py`` package); {} when it is unavailable."""
+    try:
+        import pynvml
+    except ImportError:
+        return {}
+    try:
+        pynvml.nvmlInit()
+        handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+        mem = pynvml.nvmlDeviceGetMemoryInfo(handle)
+        return {"memory_total_mb": mem.total // 2**20, "memory_used_mb": mem.used // 2**20}
+    except Exception:
+        return {}
+
+
+def memory_info(device: str = "GPU:0") -> dict | None:
+    """TensorFlow's own view of the memory it holds on ``device`` (current and peak, MB); None without a GPU."""
+    from . import _tf
+
+    tf = _tf.tf()
+    if not tf.config.list_physical_devices("GPU"):
+        return None
+    info = tf.config.experimental.get_memory_info(device)
+    return {"current_mb": info["current"] / 2**20, "peak_mb": info["peak"] / 2**20}
+
+
+def configure(memory_growth: bool | None = None, memory_limit_mb: int | None = None, split=None,
+              visible: str | None = None, cpu_split: int | None = None) -> dict:
+    """Apply GPU (and CPU) device settings; returns ``{"applied": [...], "notes": [...]}``.
+
+    - ``visible="0,1"``: which GPUs this process may see (sets ``CUDA_VISIBLE_DEVICES``); only before TensorFlow
+      is imported.
+    - ``memory_growth=True``: allocate GPU memory on demand instead of all at once.
+    - ``memory_limit_mb=2048``: one logical device per GPU with at most that much memory.
+    - ``split=[2048, 2048]``: split GPU 0 into logical devices of those sizes (``/GPU:0``, ``/GPU:1``...).
+    - ``cpu_split=2``: split the CPU into that many logical devices (for multi-device code without a GPU).
+    All but ``visible`` must run before the runtime initialises; afterwards a :class:`GpuConfigError` says which
+    setting can no longer change and how to fix it (unless the setting already has the requested value).
+    """
+    applied, notes = [], []
+    if visible is not None:
+        ids = _parse_ids(visible)
+        if "tensorflow" in sys.modules:
+            raise GpuConfigError(
+                "visible devices (CUDA_VISIBLE_DEVICES) are read when TensorFlow loads, and it is already loaded in "
+                f"this kernel: restart the kernel and run `%gpu --visible {ids}` (or he.gpu.configure(visible="
+                f"'{ids}')) as the first cell")
+        os.environ["CUDA_VISIBLE_DEVICES"] = ids
+        applied.append(f"CUDA_VISIBLE_DEVICES={ids}")
+    if memory_limit_mb is not None and split is not None:
+        raise HomlEdgeError("give either memory_limit_mb (one device per GPU) or split (several devices), not both")
+    wants_tf = any(v is not None for v in (memory_growth, memory_limit_mb, split, cpu_split))
+    if not wants_tf:
+        return {"applied": applied, "notes": notes}
+    if (memory_growth and (memory_limit_mb is not None or split is not None)):
+        raise HomlEdgeError("memory growth and a memory limit exclude each other: choose one")
+    from . import _tf
+
+    tf = _tf.tf()
+    gpus = tf.config.list_physical_devices("GPU")
+    initialized = runtime_initialized()
+    if cpu_split is not None:
+        n = int(cpu_split)
+        if n < 1:
+            raise HomlEdgeError(f"cpu_split must be at least 1, got {cpu_split}")
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        want = [tf.config.LogicalDeviceConfiguration() for _ in range(n)]
+        current = tf.config.get_logical_device_configuration(cpu)
+        if initialized:
+            if current is not None and len(current) == n:
+                notes.append(f"the CPU is already split into {n} logical devices")
+            else:
+                raise GpuConfigError(_restart_fix("the CPU split", f"he.gpu.configure(cpu_split={n})"))
+        else:
+            tf.config.set_logical_device_configuration(cpu, want)
+            applied.append(f"CPU split into {n} logical devices")
+    if not gpus:
+        for name, value in (("memory_growth", memory_growth), ("memory_limit_mb", memory_limit_mb),
+                            ("split", split)):
+            if value is not None:
+                notes.append(f"{NO_GPU}: {name} has no effect")
+        return {"applied": applied, "notes": notes}
+    if memory_growth is not None:
+        for g in gpus:
+            if initialized:
+                if tf.config.experimental.get_memory_growth(g) != bool(memory_growth):
+                    raise GpuConfigError(_restart_fix("memory growth", f"%gpu --growth"))
+                notes.append(f"memory growth is already {'on' if memory_growth else 'off'} for {g.name}")
+            else:
+                tf.config.experimental.set_memory_growth(g, bool(memory_growth))
+                applied.append(f"memory growth {'on' if memory_growth else 'off'} for {g.name}")
+    if memory_limit_mb is not None or split is not None:
+        sizes = [int(memory_limit_mb)] if memory_limit_mb is not None else _parse_sizes(split)
+        targets = gpus if memory_limit_mb is not None else gpus[:1]
+        for g in targets:
+            current = tf.config.get_logical_device_configuration(g)
+            if initialized:
+                have = [c.memory_limit for c in current] if current else None
+                if have != sizes:
+                    what = "the memory limit" if memory_limit_mb is not None else "the GPU split"
+                    call = (f"%gpu --limit {sizes[0]}" if memory_limit_mb is not None
+                            else f"%gpu --split {','.join(map(str, sizes))}")
+                    raise GpuConfigError(_restart_fix(what, call))
+                notes.append(f"{g.name} already has logical devices of {sizes} MB")
+            else:
+                tf.config.set_logical_device_configuration(
+                    g, [tf.config.LogicalDeviceConfiguration(memory_limit=s) for s in sizes])
+                applied.append(f"{g.name}: logical device(s) of {sizes} MB")
+    return {"applied": applied, "notes": notes}
+
+
+def allow_growth_env() -> str:
+    """The whole-process route: set ``TF_FORCE_GPU_ALLOW_GROWTH=true`` (must happen before TensorFlow loads)."""
+    if "tensorflow" in sys.modules:
+        raise GpuConfigError("TF_FORCE_GPU_ALLOW_GROWTH is read when TensorFlow loads, and it is already loaded: "
+                             "set it in the environment before starting Python (or restart the kernel and set it "
+                             "first), or use he.gpu.configure(memory_growth=True) before any TensorFlow work")
+    os.environ["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
+    return "TF_FORCE_GPU_ALLOW_GROWTH=true"
+
+
+def mirrored_strategy(devices_=None):
+    """A ``tf.distribute.MirroredStrategy`` over all GPUs, or over the logical CPUs when there is no GPU."""
+    from . import _tf
+
+    tf = _tf.tf()
+    if devices_ is None:
+        logical = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        devices_ = [d.name for d in logical]
+    return tf.distribute.MirroredStrategy(devices=devices_)
+
+
+def _parse_ids(visible) -> str:
+    ids = str(visible).replace(" ", "")
+    if ids and not all(p.isdigit() for p in ids.split(",")):
+        raise HomlEdgeError(f"visible takes GPU numbers such as '0' or '0,1' (or '' for none), got {visible!r}")
+    return ids
+
+
+def _parse_sizes(split) -> list[int]:
+    if isinstance(split, str):
+        split = [s for s in split.replace(" ", "").split(",") if s]
+    try:
+        sizes = [int(s) for s in split]
+    except (TypeError, ValueError):
+        raise HomlEdgeError(f"split takes memory sizes in MB such as [2048, 2048] or '2048,2048', got {split!r}") \
+            from None
+    if not sizes or any(s <= 0 for s in sizes):
+        raise HomlEdgeError(f"split needs at least one positive size in MB, got {split!r}")
+    return sizes

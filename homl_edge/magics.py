@@ -1,0 +1,310 @@
+"""IPython magics: one-liners over the core for your own notebooks. ``%load_ext homl_edge``, then ``%quantize?``.
+
+Every magic resolves names in your namespace, binds its result with ``-o NAME``, shows a table, and turns a
+mistake (unknown name, bad flag, wrong shape) into a one-line ``UsageError``. The work is done by the core
+functions of the same name, which you can call directly.
+"""
+from __future__ import annotations
+
+import functools
+import sys
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+from .errors import HomlEdgeError
+
+MAGICS = ("quantize", "qat", "prune", "cluster", "export", "compare", "gpu")
+
+
+def _usage_errors(fn):
+    """Core errors become one-line UsageErrors (no traceback in the notebook)."""
+
+    @functools.wraps(fn)
+    def wrapper(self, line):
+        try:
+            return fn(self, line)
+        except HomlEdgeError as e:
+            raise UsageError(str(e)) from None
+
+    return wrapper
+
+
+@magics_class
+class EdgeMagics(Magics):
+    # ------------------------------------------------------------------------------------------- helpers
+    def _get(self, expr: str, what: str = "value"):
+        """Evaluate a name (or a simple expression such as ``x_test[:100]``) in the user's namespace."""
+        expr = expr.strip()
+        try:
+            return self.shell.ev(expr)
+        except NameError as e:
+            raise UsageError(f"{what} {expr!r} is not defined in this notebook ({e})") from None
+        except Exception as e:
+            raise UsageError(f"cannot evaluate {what} {expr!r}: {type(e).__name__}: {e}") from None
+
+    def _bind(self, name, value):
+        if name:
+            if not name.isidentifier():
+                raise UsageError(f"-o takes a variable name, got {name!r}")
+            self.shell.user_ns[name] = value
+
+    def _show(self, obj):
+        from IPython.display import display
+
+        display(obj)
+
+    def _model(self, expr):
+        from . import _tf
+
+        m = self._get(expr, "model")
+        _tf.check_model(m)
+        return m
+
+    def _pair(self, exprs, what):
+        x, y = (self._get(e, what) for e in exprs)
+        return x, y
+
+    # ------------------------------------------------------------------------------------------- magics
+    @magic_arguments()
+    @argument("model", help="a tf.keras model in your namespace")
+    @argument("--mode", default="int8", help="float32 | dynamic | float16 | int8 | int8-io | int16x8 (default int8)")
+    @argument("--data", help="calibration inputs for int8/int8-io/int16x8, e.g. x_train[:200]")
+    @argument("--eval", nargs=2, metavar=("X", "Y"), help="measure accuracy and latency on these test arrays")
+    @argument("--save", metavar="PATH", help="also write the .tflite file (refuses to overwrite without --force)")
+    @argument("--force", action="store_true", help="allow --save to replace an existing file")
+    @argument("-o", "--output", metavar="NAME", help="bind the resulting LiteModel to this name")
+    @line_magic
+    @_usage_errors
+    def quantize(self, line):
+        """Convert a Keras model to .tflite with post-training quantization (LiteRT runs the result).
+
+        Example: %quantize model --mode int8 --data x_train[:200] --eval x_test y_test -o lite
+        """
+        import pandas as pd
+
+        from . import convert, report
+
+        args = parse_argstring(self.quantize, line)
+        model = self._model(args.model)
+        data = self._get(args.data, "calibration data") if args.data else None
+        lite = convert.quantize(model, args.mode, data=data)
+        row = {"mode": lite.meta["mode"], "size_bytes": lite.size, "gzip_bytes": lite.gzip_size,
+               "cached": lite.meta["cached"]}
+        if args.eval:
+            x, y = self._pair(args.eval, "evaluation data")
+            row.update(report.measure(lite, x, y))
+        if args.save:
+            row["saved_to"] = str(lite.save(args.save, overwrite=args.force))
+        self._show(pd.DataFrame([row], index=[lite.name]))
+        self._bind(args.output, lite)
+        return None if args.output else lite
+
+    @magic_arguments()
+    @argument("model")
+    @argument("--train", nargs=2, metavar=("X", "Y"), required=True, help="training arrays")
+    @argument("--epochs", type=int, default=2)
+    @argument("--preserve", choices=["sparsity", "clusters", "both"],
+              help="collaborative optimization: keep the zeros (PQAT) and/or the clusters (CQAT) of the model")
+    @argument("--unsupported-float", action="store_true", help="keep layers TF-MOT cannot quantize in float")
+    @argument("-o", "--output", metavar="NAME")
+    @line_magic
+    @_usage_errors
+    def qat(self, line):
+        """Quantization-aware training (fake-quant ops, then fine-tuning); convert the result with --mode int8.
+
+        Example: %qat model --train x_train y_train --epochs 2 -o qat_model
+        """
+        from . import training
+
+        args = parse_argstring(self.qat, line)
+        model = self._model(args.model)
+        result = training.quantize_aware(model, self._pair(args.train, "training data"), epochs=args.epochs,
+                                         preserve=args.preserve,
+                                         unsupported="float" if args.unsupported_float else "error")
+        self._bind(args.output, result)
+        return None if args.output else result
+
+    @magic_arguments()
+    @argument("model")
+    @argument("--train", nargs=2, metavar=("X", "Y"), required=True)
+    @argument("--sparsity", type=float, default=0.8, help="fraction of zeros to reach (default 0.8)")
+    @argument("--structure", help="M:N structured sparsity such as 2:4")
+    @argument("--schedule", choices=["polynomial", "constant"], default="polynomial")
+    @argument("--epochs", type=int, default=2)
+    @argument("--layers", help="regex of layer names to prune (default: all prunable)")
+    @argument("-o", "--output", metavar="NAME")
+    @line_magic
+    @_usage_errors
+    def prune(self, line):
+        """Magnitude pruning with fine-tuning; shows the sparsity reached per layer.
+
+        Example: %prune model --train x_train y_train --sparsity 0.8 -o pruned
+        """
+        from . import training
+
+        args = parse_argstring(self.prune, line)
+        model = self._model(args.model)
+        result = training.prune(model, self._pair(args.train, "training data"), sparsity=args.sparsity,
+                                structure=args.structure, schedule=args.schedule, epochs=args.epochs,
+                                layers=args.layers)
+        self._show(training.sparsity_report(result))
+        self._bind(args.output, result)
+        return None if args.output else result
+
+    @magic_arguments()
+    @argument("model")
+    @argument("--train", nargs=2, metavar=("X", "Y"), required=True)
+    @argument("--clusters", type=int, default=16)
+    @argument("--init", choices=["kmeans++", "linear", "random", "density"], default="kmeans++")
+    @argument("--preserve-sparsity", action="store_true")
+    @argument("--epochs", type=int, default=1)
+    @argument("-o", "--output", metavar="NAME")
+    @line_magic
+    @_usage_errors
+    def cluster(self, line):
+        """Weight clustering: each kernel keeps at most --clusters distinct values.
+
+        Example: %cluster model --train x_train y_train --clusters 16 -o clustered
+        """
+        import pandas as pd
+
+        from . import training
+
+        args = parse_argstring(self.cluster, line)
+        model = self._model(args.model)
+        result = training.cluster(model, self._pair(args.train, "training data"), clusters=args.clusters,
+                                  init=args.init, preserve_sparsity=args.preserve_sparsity, epochs=args.epochs)
+        self._show(pd.Series(training.unique_weights(result), name="unique values").to_frame())
+        self._bind(args.output, result)
+        return None if args.output else result
+
+    @magic_arguments()
+    @argument("model", help="a Keras model (for --tfjs/--tflite) or a LiteModel (for --c/--tflite)")
+    @argument("--tfjs", metavar="DIR", help="write the TF.js Layers format into DIR")
+    @argument("--page", action="store_true", help="with --tfjs: add the offline web page (PWA)")
+    @argument("--quantize", choices=["float16", "uint8", "uint16"], help="with --tfjs: weight storage type")
+    @argument("--tfjs-url", help="with --page: URL or local tf.min.js the page loads (default: the CDN)")
+    @argument("--c", metavar="PATH", help="write a TFLite Micro C array (model_data.cc + .h)")
+    @argument("--tflite", metavar="PATH", help="write the .tflite file (a Keras model is converted to float32)")
+    @argument("--force", action="store_true", help="replace existing output")
+    @line_magic
+    @_usage_errors
+    def export(self, line):
+        """Export to the browser (--tfjs DIR [--page]), a microcontroller (--c PATH) or a file (--tflite PATH).
+
+        Example: %export model --tfjs web/ --page
+        """
+        import pandas as pd
+
+        from . import convert, export
+        from .lite import LiteModel
+
+        args = parse_argstring(self.export, line)
+        targets = [t for t in (args.tfjs, args.c, args.tflite) if t]
+        if len(targets) != 1:
+            raise UsageError("give exactly one of --tfjs DIR, --c PATH, --tflite PATH")
+        obj = self._get(args.model, "model")
+        if args.tfjs:
+            result = export.export_tfjs(obj, args.tfjs, quantize=args.quantize, page=args.page,
+                                        tfjs_url=args.tfjs_url, overwrite=args.force)
+            self._show(pd.Series(result.files, name="bytes").to_frame())
+            return result
+        if not isinstance(obj, LiteModel):
+            if args.c:
+                raise UsageError("--c needs a LiteModel: convert first, e.g. %quantize model --mode int8-io "
+                                 "--data x_train[:200] -o lite")
+            obj = convert.quantize(self._model(args.model), "float32")
+        if args.c:
+            result = export.export_c_array(obj, args.c, overwrite=args.force)
+            print(f"wrote {result['source']} and {result['header']}: {result['flash_bytes']:,} bytes of flash")
+            return None
+        path = obj.save(args.tflite, overwrite=args.force)
+        print(f"wrote {path} ({obj.size:,} bytes)")
+
+    @magic_arguments()
+    @argument("names", nargs="+", help="models or LiteModels in your namespace; the first is the baseline")
+    @argument("--eval", nargs=2, metavar=("X", "Y"), required=True)
+    @argument("--plot", action="store_true", help="also draw size against accuracy")
+    @argument("--threads", type=int, default=1)
+    @argument("-o", "--output", metavar="NAME", help="bind the table (a DataFrame) to this name")
+    @line_magic
+    @_usage_errors
+    def compare(self, line):
+        """Size, gzip size, accuracy and latency of several variants, with ratios against the first.
+
+        Example: %compare model lite_f32 lite_int8 --eval x_test y_test --plot
+        """
+        from . import report
+
+        args = parse_argstring(self.compare, line)
+        variants = {n: self._get(n, "model") for n in args.names}
+        x, y = self._pair(args.eval, "evaluation data")
+        table = report.compare(variants, x, y, threads=args.threads)
+        self._show(table)
+        if args.plot:
+            import matplotlib.pyplot as plt
+
+            fig = report.plot_tradeoff(table)
+            self._show(fig)
+            plt.close(fig)
+        self._bind(args.output, table)
+
+    @magic_arguments()
+    @argument("--growth", action="store_true", help="allocate GPU memory on demand")
+    @argument("--no-growth", action="store_true", help="turn memory growth off")
+    @argument("--limit", type=int, metavar="MB", help="one logical device per GPU with this much memory")
+    @argument("--split", metavar="MB,MB", help="split GPU 0 into logical devices of these sizes")
+    @argument("--visible", metavar="IDS", help="GPUs this process may see, e.g. 0 or 0,1 (before TensorFlow loads)")
+    @argument("--cpu-split", type=int, metavar="N", help="split the CPU into N logical devices")
+    @line_magic
+    @_usage_errors
+    def gpu(self, line):
+        """Without options: GPUs, logical devices and memory. With options: configure them (first cell!).
+
+        Example: %gpu --growth
+        """
+        import pandas as pd
+
+        from . import gpu
+
+        args = parse_argstring(self.gpu, line)
+        if args.growth and args.no_growth:
+            raise UsageError("give --growth or --no-growth, not both")
+        growth = True if args.growth else (False if args.no_growth else None)
+        if any(v is not None for v in (growth, args.limit, args.split, args.visible, args.cpu_split)):
+            result = gpu.configure(memory_growth=growth, memory_limit_mb=args.limit, split=args.split,
+                                   visible=args.visible, cpu_split=args.cpu_split)
+            for a in result["applied"]:
+                print("applied:", a)
+            for n in result["notes"]:
+                print("note:", n)
+            return None
+        info = gpu.devices()
+        print(info["summary"])
+        if info["gpus"]:
+            self._show(pd.DataFrame(info["gpus"]))
+        if info["logical"]:
+            print("logical devices:", ", ".join(info["logical"]))
+
+
+def load_ipython_extension(ipython):
+    from . import _tf
+
+    _tf.prepare_environment()
+    if "tensorflow" in sys.modules:
+        try:
+            _tf.tf()
+        except HomlEdgeError as e:
+            print(f"homl-edge: {e}", file=sys.stderr)
+    ipython.register_magics(EdgeMagics)
+
+
+def unload_ipython_extension(ipython):
+    line_magics = ipython.magics_manager.magics["line"]
+    for name in MAGICS:
+        fn = line_magics.get(name)
+        if fn is not None and getattr(fn, "__self__", None).__class__.__name__ == "EdgeMagics":
+            del line_magics[name]
+    ipython.magics_manager.registry.pop("EdgeMagics", None)

@@ -1,0 +1,37 @@
+"""Small reference models built from scratch (``weights=None``): nothing is downloaded."""
+from __future__ import annotations
+
+from . import _tf
+
+
+def digits_cnn(conv_filters: int = 32, dense_units: int = 128, seed: int | None = 0, compile: bool = True):
+    """The chapters' reference model for the 8x8 digits: Conv2D -> BatchNorm -> ReLU -> Dense -> softmax.
+
+    The convolution has no fused activation, so that quantization-aware training can fold the batch norm
+    (TF-MOT accepts Conv2D -> BatchNormalization -> ReLU, not Conv2D(relu) -> BatchNormalization).
+    """
+    k = _tf.keras()
+    if seed is not None:
+        k.utils.set_random_seed(seed)
+    model = k.Sequential([
+        k.layers.Input(shape=(8, 8, 1), name="image"),
+        k.layers.Conv2D(conv_filters, 3, name="conv"),
+        k.layers.BatchNormalization(name="bn"),
+        k.layers.ReLU(name="relu"),
+        k.layers.Flatten(name="flatten"),
+        k.layers.Dense(dense_units, activation="relu", name="dense"),
+        k.layers.Dense(10, activation="softmax", name="classifier"),
+    ], name="digits_cnn")
+    if compile:
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def trained_digits_cnn(epochs: int = 5, seed: int = 0, **kwargs):
+    """``digits_cnn`` trained on the bundled digits (about 2 s on a laptop CPU); returns (model, data)."""
+    from .datasets import digits
+
+    (x, y), (xt, yt) = digits()
+    model = digits_cnn(seed=seed, **kwargs)
+    model.fit(x, y, epochs=epochs, batch_size=32, verbose=0)
+    return model, ((x, y), (xt, yt))
