@@ -7,6 +7,7 @@ fast.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -27,7 +28,36 @@ def prepare_environment() -> None:
     """Set the variables TensorFlow reads at import time (no import happens here)."""
     if "tensorflow" not in sys.modules:
         os.environ["TF_USE_LEGACY_KERAS"] = "1"
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # hides the CUDA-plugin noise of a CPU-only machine
+
+
+@contextlib.contextmanager
+def quiet():
+    """Silence the converter's C++ chatter (it writes to file descriptors 1 and 2) and its Python warnings."""
+    import sys
+    import tempfile
+    import warnings
+
+    for s in (sys.stdout, sys.stderr):
+        try:
+            s.flush()
+        except Exception:
+            pass
+    saved = []
+    with tempfile.TemporaryFile() as sink, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            for fd in (1, 2):
+                saved.append((fd, os.dup(fd)))
+                os.dup2(sink.fileno(), fd)
+        except OSError:  # no real file descriptors (an unusual embedding): just run
+            pass
+        try:
+            yield
+        finally:
+            for fd, copy in saved:
+                os.dup2(copy, fd)
+                os.close(copy)
 
 
 def tf():
@@ -35,8 +65,9 @@ def tf():
     if "tf" in _state:
         return _state["tf"]
     prepare_environment()
-    import tensorflow
-    import tf_keras
+    with quiet():  # TensorFlow's C++ start-up chatter (CUDA plugins on a CPU machine) goes to fd 2
+        import tensorflow
+        import tf_keras
 
     try:
         legacy = tensorflow.keras.Model is tf_keras.Model

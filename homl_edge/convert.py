@@ -16,7 +16,6 @@ mode            what is stored / computed                            needs calib
 from __future__ import annotations
 
 import collections
-import contextlib
 import hashlib
 import os
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from . import _tf
+from ._tf import quiet
 from .errors import HomlEdgeError
 from .lite import LiteModel
 
@@ -220,35 +220,6 @@ def _remember(key, content):
 
 
 # ----------------------------------------------------------------------------------------------- conversion
-@contextlib.contextmanager
-def quiet():
-    """Silence the converter's C++ chatter (it writes to file descriptors 1 and 2) and its Python warnings."""
-    import sys
-    import tempfile
-    import warnings
-
-    for s in (sys.stdout, sys.stderr):
-        try:
-            s.flush()
-        except Exception:
-            pass
-    saved = []
-    with tempfile.TemporaryFile() as sink, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            for fd in (1, 2):
-                saved.append((fd, os.dup(fd)))
-                os.dup2(sink.fileno(), fd)
-        except OSError:  # no real file descriptors (an unusual embedding): just run
-            pass
-        try:
-            yield
-        finally:
-            for fd, copy in saved:
-                os.dup2(copy, fd)
-                os.close(copy)
-
-
 def converter_for(model, mode: str, calib=None):
     """The ``tf.lite.TFLiteConverter`` set up for ``mode``: the plain TensorFlow recipe, shown in the chapters."""
     tf = _tf.tf()

@@ -96,7 +96,7 @@ def _convert_tfjs(model, folder: Path, quantize):
     qmap = {quantize: True} if quantize else None
     import warnings
 
-    from .convert import quiet
+    from ._tf import quiet
 
     with quiet(), warnings.catch_warnings():
         warnings.simplefilter("ignore")

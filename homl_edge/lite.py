@@ -363,7 +363,10 @@ def atomic_write(path, data: bytes, overwrite: bool = False) -> Path:
         raise HomlEdgeError(f"the folder {parent} does not exist: create it first")
     if not os.access(parent, os.W_OK):
         raise HomlEdgeError(f"cannot write into {parent}: permission denied")
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=parent)
+    except OSError as e:
+        raise HomlEdgeError(f"cannot write into {parent}: {e.strerror or e}") from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -1,0 +1,204 @@
+"""``homl-edge``: the command-line face of the same core. ``homl-edge --help``, ``homl-edge COMMAND --help``.
+
+Bad input prints one line (``homl-edge: error: ...``) and exits with status 2. Keras model files are loaded in
+safe mode: a Lambda layer's Python code in an untrusted file is refused, never run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import HomlEdgeError
+
+
+def _load_npy(path, what):
+    import numpy as np
+
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise HomlEdgeError(f"no {what} file at {p}")
+    try:
+        return np.load(p, allow_pickle=False)
+    except Exception as e:
+        raise HomlEdgeError(f"cannot read {what} {p.name} as a .npy array ({type(e).__name__}: {e})") from None
+
+
+def _load_model(path):
+    from . import _tf
+    from .lite import load_lite
+
+    if str(path).endswith(".tflite"):
+        return load_lite(path)
+    return _tf.load_keras(path)
+
+
+def cmd_quantize(a):
+    from . import convert
+
+    model = _load_model(a.model)
+    data = _load_npy(a.calib, "calibration") if a.calib else None
+    lite = convert.quantize(model, a.mode, data=data)
+    path = lite.save(a.output, overwrite=a.force)
+    print(f"wrote {path}: {lite.size:,} bytes ({lite.gzip_size:,} gzipped), mode {lite.meta['mode']}")
+
+
+def cmd_inspect(a):
+    from .lite import load_lite
+
+    lite = load_lite(a.model)
+    if a.json:
+        print(json.dumps({"path": str(a.model), "size": lite.size, "gzip_size": lite.gzip_size,
+                          "ops": dict(lite.ops), "inputs": _io(lite.input_details),
+                          "outputs": _io(lite.output_details), "tensors": lite.tensors()}, default=str, indent=1))
+        return
+    lite.summary()
+    quant = lite.quantization()
+    print(f"  tensors: {len(lite.tensors())}, quantized: {len(quant)}")
+    for t in quant[:a.max_tensors]:
+        scale = t["scale"] if not t["per_channel"] else f"per-channel ({len(t['scale'])} scales)"
+        print(f"    {t['name'][:48]:48} {t['dtype']:6} {str(t['shape']):>16} scale={scale} zp={t['zero_point'] if not t['per_channel'] else '...'}")
+
+
+def _io(details):
+    return [{"name": d["name"], "shape": [int(s) for s in d["shape"]], "dtype": str(d["dtype"].__name__),
+             "quantization": list(d["quantization"])} for d in details]
+
+
+def cmd_export_tfjs(a):
+    from . import export
+
+    model = _load_model(a.model)
+    result = export.export_tfjs(model, a.output, quantize=a.quantize, page=a.page, tfjs_url=a.tfjs_url,
+                                overwrite=a.force)
+    print(f"wrote {result.path}: {len(result.files)} files, weights {result.weights_bytes:,} bytes")
+
+
+def cmd_export_c(a):
+    from . import export
+
+    r = export.export_c_array(a.model, a.output, variable=a.variable, overwrite=a.force)
+    print(f"wrote {r['source']} and {r['header']}: {r['flash_bytes']:,} bytes of flash ({r['variable']})")
+
+
+def cmd_compare(a):
+    from . import report
+
+    x, y = _load_npy(a.x, "x"), _load_npy(a.y, "y")
+    variants = {Path(m).name: _load_model(m) for m in a.models}
+    table = report.compare(variants, x, y, threads=a.threads)
+    if a.csv:
+        print(table.to_csv(), end="")
+    else:
+        import pandas as pd
+
+        with pd.option_context("display.width", 200, "display.max_columns", 20):
+            print(table.to_string(float_format=lambda v: f"{v:.4g}"))
+
+
+def cmd_prune(a):
+    from . import training
+
+    model = _load_model(a.model)
+    x, y = _load_npy(a.x, "x"), _load_npy(a.y, "y")
+    pruned = training.prune(model, (x, y), sparsity=a.sparsity, structure=a.structure, epochs=a.epochs,
+                            progress=not a.quiet)
+    out = Path(a.output).expanduser()
+    if out.exists() and not a.force:
+        raise HomlEdgeError(f"{out} exists already; pass --force to replace it")
+    if out.suffix not in (".keras", ".h5"):
+        raise HomlEdgeError(f"{out.name}: the pruned model is a Keras model; give a .keras or .h5 file name")
+    pruned.save(out)
+    print(training.sparsity_report(pruned).to_string(index=False))
+    print(f"wrote {out}")
+
+
+def cmd_gpu(a):
+    from . import gpu
+
+    info = gpu.devices()
+    print(info["summary"])
+    for g in info["gpus"]:
+        print("  " + ", ".join(f"{k}={v}" for k, v in g.items()))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="homl-edge", description="Make TensorFlow models small and fast for the edge.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__import__('homl_edge').__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    q = sub.add_parser("quantize", help="convert a .keras/.h5 model to .tflite with post-training quantization")
+    q.add_argument("model", help=".keras or .h5 model file (loaded in safe mode)")
+    q.add_argument("--mode", default="int8", help="float32 | dynamic | float16 | int8 | int8-io | int16x8")
+    q.add_argument("--calib", metavar="NPY", help="calibration inputs (.npy) for the int8/int16x8 modes")
+    q.add_argument("-o", "--output", required=True, metavar="TFLITE", help="output .tflite file")
+    q.add_argument("--force", action="store_true", help="replace an existing output file")
+    q.set_defaults(func=cmd_quantize)
+
+    i = sub.add_parser("inspect", help="ops, tensors, quantization and size of a .tflite file")
+    i.add_argument("model")
+    i.add_argument("--json", action="store_true", help="machine-readable output")
+    i.add_argument("--max-tensors", type=int, default=20, help="quantized tensors to list (default 20)")
+    i.set_defaults(func=cmd_inspect)
+
+    t = sub.add_parser("export-tfjs", help="write the TF.js Layers format (and an offline web page)")
+    t.add_argument("model", help=".keras or .h5 model file")
+    t.add_argument("output", help="output folder")
+    t.add_argument("--quantize", choices=["float16", "uint8", "uint16"])
+    t.add_argument("--page", action="store_true", help="add the web page (PWA: works offline once visited)")
+    t.add_argument("--tfjs-url", help="URL or local tf.min.js for the page (default: the CDN)")
+    t.add_argument("--force", action="store_true")
+    t.set_defaults(func=cmd_export_tfjs)
+
+    c = sub.add_parser("export-c", help="write a .tflite as a TFLite Micro C array (.cc + .h)")
+    c.add_argument("model", help=".tflite file")
+    c.add_argument("-o", "--output", default="model_data.cc", help="output .cc file (default model_data.cc)")
+    c.add_argument("--variable", default="g_model", help="C name of the array (default g_model)")
+    c.add_argument("--force", action="store_true")
+    c.set_defaults(func=cmd_export_c)
+
+    m = sub.add_parser("compare", help="size, gzip size, accuracy and latency of several models")
+    m.add_argument("models", nargs="+", help=".tflite, .keras or .h5 files; the first is the baseline")
+    m.add_argument("--x", required=True, metavar="NPY", help="test inputs (.npy)")
+    m.add_argument("--y", required=True, metavar="NPY", help="test labels (.npy)")
+    m.add_argument("--threads", type=int, default=1)
+    m.add_argument("--csv", action="store_true", help="CSV output")
+    m.set_defaults(func=cmd_compare)
+
+    r = sub.add_parser("prune", help="magnitude pruning with fine-tuning; writes a Keras model")
+    r.add_argument("model")
+    r.add_argument("--x", required=True, metavar="NPY")
+    r.add_argument("--y", required=True, metavar="NPY")
+    r.add_argument("--sparsity", type=float, default=0.8)
+    r.add_argument("--structure", help="M:N structured sparsity such as 2:4")
+    r.add_argument("--epochs", type=int, default=2)
+    r.add_argument("-o", "--output", required=True, help="output .keras or .h5 file")
+    r.add_argument("--force", action="store_true")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.set_defaults(func=cmd_prune)
+
+    g = sub.add_parser("gpu", help="list GPUs (or say that there is none)")
+    g.set_defaults(func=cmd_gpu)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        args.func(args)
+    except HomlEdgeError as e:
+        print(f"homl-edge: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("homl-edge: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""Shared fixtures: the digits data and the reference CNN, trained once per test session."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+def pytest_configure(config):
+    # conversions are cached per test session, never in the user's home folder
+    os.environ.setdefault("HOML_EDGE_CACHE", str(ROOT / ".pytest_cache" / "homl-edge-cache"))
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+@pytest.fixture(scope="session")
+def digits():
+    import homl_edge as he
+
+    return he.datasets.digits()
+
+
+@pytest.fixture(scope="session")
+def trained(digits):
+    """The chapters' digits CNN, trained for 5 epochs (about 2 s)."""
+    import homl_edge as he
+
+    model, _ = he.models.trained_digits_cnn(epochs=5, seed=0)
+    return model
+
+
+@pytest.fixture(scope="session")
+def keras_accuracy(trained, digits):
+    (_, _), (xt, yt) = digits
+    return float(trained.evaluate(xt, yt, verbose=0)[1])
+
+
+@pytest.fixture(scope="session")
+def lite_f32(trained):
+    import homl_edge as he
+
+    return he.quantize(trained, "float32")
+
+
+@pytest.fixture(scope="session")
+def lite_int8io(trained, digits):
+    import homl_edge as he
+
+    (x, _), _ = digits
+    return he.quantize(trained, "int8-io", data=x[:200])
+
+
+@pytest.fixture(scope="session")
+def artifacts():
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+def run_py(code: str, env=None, timeout=300) -> subprocess.CompletedProcess:
+    """Run Python code in a fresh interpreter of this venv (for import-time and runtime-initialisation checks)."""
+    e = dict(os.environ)
+    e.update(env or {})
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, env=e,
+                          cwd=str(ROOT))
+
+
+def sha(path) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

@@ -1,0 +1,115 @@
+"""Post-training quantization: every mode, the acceptance numbers, calibration checks, the cache."""
+import time
+
+import numpy as np
+import pytest
+
+import homl_edge as he
+
+
+@pytest.fixture(scope="module")
+def all_modes(trained, digits):
+    (x, _), _ = digits
+    return {m: he.quantize(trained, m, data=x[:200]) for m in he.MODES}
+
+
+def test_every_mode_runs_in_litert(all_modes, digits, keras_accuracy):
+    (_, _), (xt, yt) = digits
+    for mode, lite in all_modes.items():
+        assert lite.meta["mode"] == mode
+        acc = lite.evaluate(xt, yt)
+        assert acc >= keras_accuracy - 0.01, (mode, acc, keras_accuracy)
+
+
+def test_int8_is_3_5x_smaller_within_one_point(all_modes, digits, keras_accuracy):
+    (_, _), (xt, yt) = digits
+    f32, i8 = all_modes["float32"], all_modes["int8"]
+    assert f32.size / i8.size >= 3.5, (f32.size, i8.size)
+    assert abs(i8.evaluate(xt, yt) - keras_accuracy) <= 0.01
+    assert all_modes["float16"].size < 0.6 * f32.size
+
+
+def test_integer_only_model_has_int8_io_and_no_float_ops(all_modes):
+    lite = all_modes["int8-io"]
+    assert lite.input_details[0]["dtype"] == np.int8 and lite.output_details[0]["dtype"] == np.int8
+    assert "QUANTIZE" not in lite.ops and "DEQUANTIZE" not in lite.ops
+    assert all(t["dtype"] != "float32" for t in lite.tensors())
+
+
+def test_int16x8_has_int16_activations(all_modes):
+    assert any(t["dtype"] == "int16" for t in all_modes["int16x8"].tensors())
+
+
+def test_second_call_is_cached_under_0_1_s(trained, digits):
+    (x, _), _ = digits
+    first = he.quantize(trained, "dynamic")
+    t0 = time.perf_counter()
+    second = he.quantize(trained, "dynamic")
+    assert time.perf_counter() - t0 < 0.1
+    assert second.meta["cached"] and second.content == first.content
+
+
+def test_cache_key_follows_weights_and_options(trained, digits):
+    from homl_edge import convert, training
+
+    (x, _), _ = digits
+    k1 = convert.cache_key(trained, "int8", x[:10])
+    assert k1 == convert.cache_key(trained, "int8", x[:10])
+    assert k1 != convert.cache_key(trained, "int8-io", x[:10])
+    assert k1 != convert.cache_key(trained, "int8", x[:11])
+    other = training.clone(trained)
+    w = other.get_weights()
+    w[0] = w[0] + 1e-3
+    other.set_weights(w)
+    assert k1 != convert.cache_key(other, "int8", x[:10])
+
+
+def test_model_passed_in_is_not_modified(trained, digits):
+    (x, _), _ = digits
+    before = [w.copy() for w in trained.get_weights()]
+    he.quantize(trained, "int8", data=x[:50], cache=False)
+    assert all(np.array_equal(a, b) for a, b in zip(before, trained.get_weights()))
+
+
+def test_calibration_accepts_array_dataset_and_generator(trained, digits):
+    import tensorflow as tf
+
+    (x, y), _ = digits
+    a = he.quantize(trained, "int8", data=x[:64], cache=False)
+    ds = he.quantize(trained, "int8", data=tf.data.Dataset.from_tensor_slices((x[:64], y[:64])).batch(16),
+                     cache=False)
+    gen = he.quantize(trained, "int8", data=(x[i:i + 8] for i in range(0, 64, 8)), cache=False)
+    assert a.content == ds.content == gen.content
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda x: x[:10, :4, :4], r"shape \(10, 4, 4, 1\); the model's input is a float32 array of shape \(n, 8, 8, 1\)"),
+    (lambda x: x[:10].astype(str), "dtype <U"),
+    (lambda x: np.where(np.arange(10)[:, None, None, None] == 3, np.nan, x[:10]), "NaN or infinite values in 1 of 10"),
+    (lambda x: x[:0], "is empty"),
+    (lambda x: iter([]), "is empty"),
+    (lambda x: "x_train", "must be an array"),
+])
+def test_bad_calibration_data_names_the_input_signature(trained, digits, make, message):
+    (x, _), _ = digits
+    with pytest.raises(he.HomlEdgeError, match=message):
+        he.quantize(trained, "int8", data=make(x), cache=False)
+
+
+def test_mode_errors(trained):
+    with pytest.raises(he.HomlEdgeError, match="unknown mode 'int9'"):
+        he.quantize(trained, "int9")
+    with pytest.raises(he.HomlEdgeError, match="needs calibration data"):
+        he.quantize(trained, "int8")
+
+
+def test_converter_recipe_is_the_plain_tensorflow_one(trained, digits):
+    import tensorflow as tf
+
+    from homl_edge import convert
+
+    (x, _), _ = digits
+    conv = convert.converter_for(trained, "int8-io", x[:4])
+    assert conv.optimizations == [tf.lite.Optimize.DEFAULT]
+    assert conv.inference_input_type == tf.int8 and conv.target_spec.supported_ops == {tf.lite.OpsSet.TFLITE_BUILTINS_INT8} or \
+        list(conv.target_spec.supported_ops) == [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]

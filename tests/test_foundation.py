@@ -1,0 +1,145 @@
+"""Issue 2: the package skeleton, the lock, the README commands, CI, Binder, the TensorFlow import."""
+import re
+import sys
+import tomllib
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, run_py
+
+
+def test_import_is_fast_and_does_not_load_tensorflow():
+    r = run_py("import time, sys; t = time.perf_counter(); import homl_edge as he; dt = time.perf_counter() - t;"
+               "print(dt, 'tensorflow' in sys.modules, 'ai_edge_litert' in sys.modules)")
+    assert r.returncode == 0, r.stderr
+    dt, tf_loaded, litert_loaded = r.stdout.split()
+    assert float(dt) < 1.0
+    assert tf_loaded == "False" and litert_loaded == "False"
+
+
+def test_tensorflow_is_set_up_for_keras_2():
+    r = run_py("import homl_edge as he; tf = he._tf.tf(); import tf_keras, os;"
+               "print(tf.keras.Model is tf_keras.Model, os.environ['TF_USE_LEGACY_KERAS'])")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["True", "1"]
+
+
+def test_clear_error_when_tensorflow_already_has_keras_3():
+    code = ("import os; os.environ['TF_USE_LEGACY_KERAS'] = '0'\n"
+            "import tensorflow as tf; tf.keras.Model\n"
+            "import homl_edge as he\n"
+            "try:\n    he._tf.tf()\nexcept he.HomlEdgeError as e:\n    print('ERR', e)\n")
+    r = run_py(code)
+    assert r.returncode == 0, r.stderr
+    assert "ERR TensorFlow was already imported with Keras 3" in r.stdout
+    assert "restart the kernel and run `%load_ext homl_edge`" in r.stdout
+
+
+def test_keras_3_model_is_refused_with_a_hint():
+    code = ("import homl_edge as he; he._tf.tf(); import keras\n"
+            "m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])\n"
+            "try:\n    he.quantize(m, 'float32')\nexcept he.HomlEdgeError as e:\n    print('ERR', e)\n")
+    r = run_py(code)
+    assert r.returncode == 0, r.stderr
+    assert "is a Keras 3 model" in r.stdout and "tf.keras" in r.stdout
+
+
+def test_digits_are_bundled_float32_nhwc():
+    import homl_edge as he
+
+    (x, y), (xt, yt) = he.datasets.digits()
+    assert x.shape == (1437, 8, 8, 1) and xt.shape == (360, 8, 8, 1)
+    assert x.dtype == np.float32 and 0.0 <= x.min() and x.max() <= 1.0
+    assert set(np.unique(y)) == set(range(10)) and len(y) == 1437
+    # the split is seeded: the same call gives the same split
+    (x2, _), _ = he.datasets.digits()
+    assert np.array_equal(x, x2)
+
+
+def test_load_ext_registers_magics_with_help_and_unload_removes_them():
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from homl_edge.magics import MAGICS
+
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "homl_edge")
+    line = ip.magics_manager.magics["line"]
+    for name in MAGICS:
+        assert name in line, name
+        doc = line[name].__doc__
+        assert doc and f"%{name}" in doc and "Example:" in doc, name
+    ip.run_line_magic("unload_ext", "homl_edge")
+    assert not any(name in ip.magics_manager.magics["line"] for name in MAGICS)
+
+
+def test_lock_is_fully_pinned_and_carries_the_stack():
+    lock = (ROOT / "binder/requirements.txt").read_text().splitlines()
+    pins = [l for l in lock if l.strip() and not l.startswith("#")]
+    assert len(pins) > 100
+    assert all(re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[^=\s]+", p) for p in pins), [p for p in pins if "==" not in p]
+    have = {p.split("==")[0].lower().replace("_", "-"): p.split("==")[1] for p in pins}
+    for name, version in {"tensorflow": "2.19.0", "tf-keras": "2.19.0", "tensorflow-model-optimization": "0.8.0",
+                          "tensorflowjs": "4.22.0", "ydf": "0.11.0", "ai-edge-litert": "2.3.0",
+                          "packaging": "23.2"}.items():
+        assert have.get(name) == version, name
+    for name in ("jupyterlab", "ipywidgets", "anywidget", "nbval", "scikit-learn", "matplotlib", "tqdm", "pytest",
+                 "playwright", "pandas"):
+        assert name in have, name
+    text = "\n".join(lock)
+    assert "# ydf>0.11.0 breaks `import tensorflowjs`" in text
+
+
+def test_installed_versions_match_the_lock():
+    from importlib.metadata import version
+
+    lock = (ROOT / "binder/requirements.txt").read_text().splitlines()
+    pins = dict(l.split("==") for l in lock if "==" in l and not l.startswith("#"))
+    for name in ("tensorflow", "tf_keras", "tensorflowjs", "ai-edge-litert", "jupyterlab", "numpy"):
+        assert version(name) == pins[name], name
+
+
+def test_pyproject_declares_package_extras_and_script():
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    proj = meta["project"]
+    assert meta["build-system"]["build-backend"] == "hatchling.build"
+    assert proj["name"] == "homl-edge" and proj["requires-python"] == ">=3.10"
+    assert {"test", "web"} <= set(proj["optional-dependencies"])
+    assert proj["scripts"]["homl-edge"] == "homl_edge.cli:main"
+    assert all(not re.search(r"==", d) or d.startswith("ydf") for d in proj["dependencies"])
+
+
+def test_readme_has_exactly_two_setup_commands_and_ci_runs_the_second():
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```(?:bash|sh|shell)\n(.*?)```", readme, flags=re.S)
+    commands = [l.strip() for b in blocks for l in b.splitlines() if l.strip().startswith("make ")]
+    assert commands == ["make lab", "make test"]
+    assert "mybinder.org/badge" in readme
+    ci = [l for l in (ROOT / ".ci/run").read_text().splitlines() if l.strip() and not l.startswith(("#", "set ", "cd "))]
+    assert ci == ["make test"]
+
+
+def test_make_install_is_idempotent():
+    import subprocess
+
+    r = subprocess.run(["make", "-n", "install"], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0
+    assert "pip install" not in r.stdout, "a second `make install` would reinstall: " + r.stdout
+
+
+def test_binder_installs_the_lock_and_the_package():
+    runtime = (ROOT / "binder/runtime.txt").read_text().strip()
+    assert runtime == "python-3.11"
+    post = (ROOT / "binder/postBuild").read_text()
+    assert "pip install" in post and "--no-deps" in post
+    assert (ROOT / "binder/postBuild").stat().st_mode & 0o111
+
+
+def test_cli_help_everywhere():
+    from homl_edge import cli
+
+    parser = cli.build_parser()
+    for cmd in ("quantize", "inspect", "export-tfjs", "export-c", "compare", "prune", "gpu"):
+        with pytest.raises(SystemExit) as e:
+            parser.parse_args([cmd, "--help"])
+        assert e.value.code == 0

