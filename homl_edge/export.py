@@ -89,10 +89,7 @@ export_tfjs.__doc__ = export_tfjs.__doc__.format(v=TFJS_VERSION)
 
 
 def _convert_tfjs(model, folder: Path, quantize):
-    try:
-        import tensorflowjs as tfjs
-    except ImportError as e:
-        raise HomlEdgeError(f"the TF.js converter is not installed ({e}); pip install 'homl-edge[web]'") from None
+    tfjs = _import_tfjs()
     qmap = {quantize: True} if quantize else None
     import warnings
 
@@ -101,6 +98,19 @@ def _convert_tfjs(model, folder: Path, quantize):
     with quiet(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         tfjs.converters.save_keras_model(model, str(folder), quantization_dtype_map=qmap)
+
+
+def _import_tfjs():
+    """The official converter; its import prints a tensorflow-decision-forests banner, which we keep out."""
+    import contextlib
+    import io
+
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            import tensorflowjs
+    except ImportError as e:
+        raise HomlEdgeError(f"the TF.js converter is not installed ({e}); pip install 'homl-edge[web]'") from None
+    return tensorflowjs
 
 
 def _write_page(model, folder: Path, quantize, tfjs_url, title, labels, samples):
@@ -158,8 +168,7 @@ def load_tfjs(path):
         p = p / "model.json"
     if not p.is_file():
         raise HomlEdgeError(f"no TF.js model.json at {p}")
-    import tensorflowjs as tfjs
-
+    tfjs = _import_tfjs()
     try:
         return tfjs.converters.load_keras_model(str(p))
     except Exception as e:

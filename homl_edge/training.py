@@ -21,8 +21,7 @@ PRESERVE = (None, "sparsity", "clusters", "both")
 # ----------------------------------------------------------------------------------------------- common parts
 def clone(model):
     """A copy of a Sequential or functional model with the same weights (the original stays untouched)."""
-    _tf.check_model(model)
-    if not _tf.is_functional(model):
+    if isinstance(model, _tf.keras().Model) and not _tf.is_functional(model):
         raise HomlEdgeError(f"{type(model).__name__} is a subclassed model: TF-MOT can only wrap Sequential and "
                             "functional models; rebuild it with tf.keras.Sequential or the functional API")
     k = _tf.keras()

@@ -78,7 +78,9 @@ def test_pqat_and_cqat_preserve_what_came_before(pruned, clustered, digits, kera
     cq = he.quantize_aware(clustered, (x, y), epochs=1, preserve="clusters", progress=False)
     clite = he.quantize(cq, "int8", data=x[:200])
     kernel = [t for t in clite.tensors() if t["dtype"] == "int8" and t["shape"] == (128, 1152)][0]
-    assert np.unique(clite.interpreter().get_tensor(kernel["index"])).size <= 16 * 1.5 or True
+    w = clite.interpreter().get_tensor(kernel["index"])
+    # CQAT kept the 16 centroids: per output channel (per-channel scales), at most 16 int8 levels are used
+    assert max(np.unique(row).size for row in w) <= 16
     assert clite.evaluate(xt, yt) >= keras_accuracy - 0.03
 
 

@@ -49,7 +49,7 @@
   pad.addEventListener('pointerdown', (e) => { drawing = true; ctx.beginPath(); ctx.moveTo(...pos(e)); });
   pad.addEventListener('pointermove', (e) => {
     if (!drawing) return;
-    ctx.lineWidth = pad.width / 9; ctx.lineCap = 'round'; ctx.strokeStyle = 'white';
+    ctx.lineWidth = pad.width / 6; ctx.lineCap = 'round'; ctx.strokeStyle = 'white';
     ctx.lineTo(...pos(e)); ctx.stroke();
   });
   window.addEventListener('pointerup', () => { if (drawing) { drawing = false; predictPad(); } });

@@ -1,0 +1,174 @@
+"""TF.js export checked by TF.js in Chromium; the C array checked by gcc; load_tfjs back into Keras."""
+import json
+import subprocess
+
+import numpy as np
+import pytest
+
+import homl_edge as he
+from browser import TFJS, chromium, serve
+from conftest import sha
+
+# Documented tolerances (max abs difference of the probabilities against Keras, 20 test digits). Measured here
+# with tfjs 4.22.0 on software WebGL: float32 3.6e-7, float16 weights 1.4e-4, uint8 (affine, per tensor) 3.3e-3.
+TOLERANCE = {None: 1e-4, "float16": 1e-3, "uint16": 1e-3, "uint8": 2e-2}
+
+
+@pytest.fixture(scope="module")
+def samples(digits):
+    (_, _), (xt, yt) = digits
+    return xt[:20], yt[:20]
+
+
+def page_predict(page, x):
+    return np.array(page.evaluate("async (xs) => await window.homl.predict(xs)", [s.ravel().tolist() for s in x]))
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("quantize", [None, "float16", "uint8"])
+def test_tfjs_export_predicts_like_keras_in_chromium(trained, samples, quantize, tmp_path, artifacts):
+    x, y = samples
+    out = he.export_tfjs(trained, tmp_path / "web", quantize=quantize, page=True, tfjs_url=str(TFJS),
+                         samples=(x, y))
+    manifest = json.loads((out.path / "model.json").read_text())
+    dtypes = {w.get("quantization", {}).get("dtype") for g in manifest["weightsManifest"] for w in g["weights"]}
+    assert dtypes == ({None} if quantize is None else {quantize})
+    keras_p = trained.predict(x, verbose=0)
+    with serve(out.path) as url, chromium() as browser:
+        page = browser.new_page()
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"{url}/index.html")
+        page.wait_for_function("window.homl !== undefined")
+        page.evaluate("async () => { await window.homl.ready; }")
+        probs = page_predict(page, x)
+        backend = page.evaluate("window.homl.backend()")
+        # a person's path: click the first sample, the answer appears
+        page.click("#samples canvas >> nth=0")
+        page.wait_for_function("document.querySelector('#answer').textContent.length > 0")
+        answer = page.text_content("#answer")
+        page.screenshot(path=str(artifacts / f"tfjs-page-{quantize or 'float32'}.png"), full_page=True)
+    assert not errors, errors
+    diff = np.abs(probs - keras_p).max()
+    assert diff < TOLERANCE[quantize], (quantize, diff, backend)
+    agree = (probs.argmax(1) == keras_p.argmax(1)).mean()
+    assert agree == 1.0 if quantize is None else agree >= 0.95
+    assert answer.split()[0] == str(int(keras_p[0].argmax()))
+    print(f"tfjs {quantize or 'float32'}: max abs diff {diff:.2e}, argmax agreement {agree:.0%}, backend {backend}")
+
+
+@pytest.mark.browser
+def test_page_keeps_predicting_offline(trained, samples, tmp_path, artifacts):
+    x, _ = samples
+    out = he.export_tfjs(trained, tmp_path / "web", page=True, tfjs_url=str(TFJS), samples=samples)
+    with serve(out.path) as url, chromium() as browser:
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(f"{url}/index.html")
+        page.wait_for_function("window.homl !== undefined")
+        assert page.evaluate("async () => { await window.homl.ready; return await window.homl.offlineReady; }")
+        online = page_predict(page, x)
+        page.wait_for_function("navigator.serviceWorker.controller !== null")
+        context.set_offline(True)
+        page.reload()
+        page.wait_for_function("window.homl !== undefined")
+        page.evaluate("async () => { await window.homl.ready; }")
+        offline = page_predict(page, x)
+        status = page.text_content("#status")
+        page.screenshot(path=str(artifacts / "tfjs-page-offline.png"))
+        context.close()
+    assert "offline" in status
+    assert np.array_equal(online, offline)
+
+
+@pytest.mark.browser
+def test_drawing_on_the_pad_gives_a_prediction(trained, tmp_path):
+    out = he.export_tfjs(trained, tmp_path / "web", page=True, tfjs_url=str(TFJS))
+    with serve(out.path) as url, chromium() as browser:
+        page = browser.new_page()
+        page.goto(f"{url}/index.html")
+        page.wait_for_function("window.homl !== undefined")
+        page.evaluate("async () => { await window.homl.ready; }")
+        box = page.locator("#pad").bounding_box()
+        cx = box["x"] + box["width"] / 2
+        page.mouse.move(cx, box["y"] + 20)
+        page.mouse.down()
+        for step in range(1, 11):  # a vertical stroke: a "1"
+            page.mouse.move(cx, box["y"] + 20 + step * (box["height"] - 40) / 10)
+        page.mouse.up()
+        page.wait_for_function("document.querySelector('#bars').children.length === 10")
+        small = page.evaluate("Array.from(document.querySelector('#small').getContext('2d')"
+                              ".getImageData(0, 0, 8, 8).data).filter((v, i) => i % 4 === 0)")
+    assert max(small) > 150 and min(small) == 0  # the stroke reached the 8x8 input, the background stayed black
+
+
+def test_tfjs_export_refuses_to_clobber(trained, tmp_path):
+    target = tmp_path / "web"
+    target.mkdir()
+    (target / "keep.txt").write_text("mine")
+    with pytest.raises(he.HomlEdgeError, match="not empty"):
+        he.export_tfjs(trained, target)
+    assert (target / "keep.txt").read_text() == "mine"
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(he.HomlEdgeError, match="is a file"):
+        he.export_tfjs(trained, f)
+    with pytest.raises(he.HomlEdgeError, match="quantize must be"):
+        he.export_tfjs(trained, tmp_path / "w2", quantize="int4")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "web"]  # nothing half-written
+
+
+def test_load_tfjs_round_trip(trained, samples, tmp_path):
+    x, _ = samples
+    out = he.export_tfjs(trained, tmp_path / "web")
+    back = he.load_tfjs(out.path)
+    assert np.abs(back.predict(x, verbose=0) - trained.predict(x, verbose=0)).max() < 1e-6
+
+
+C_MAIN = r"""
+#include <stdint.h>
+#include <stdio.h>
+#include "model_data.h"
+int main(int argc, char **argv) {
+  if ((uintptr_t)g_model % 16 != 0) { fprintf(stderr, "misaligned\n"); return 3; }
+  FILE *f = fopen(argv[1], "wb");
+  if (!f) return 2;
+  fwrite(g_model, 1, g_model_len, f);
+  fclose(f);
+  printf("%u\n", g_model_len);
+  return 0;
+}
+"""
+
+
+def test_c_array_compiles_and_gives_back_the_exact_bytes(lite_int8io, tmp_path):
+    r = he.export_c_array(lite_int8io, tmp_path / "model_data.cc")
+    assert r["flash_bytes"] == lite_int8io.size
+    src = r["source"].read_text()
+    assert "alignas(16) const unsigned char g_model[]" in src and f"g_model_len = {lite_int8io.size};" in src
+    (tmp_path / "main.c").write_text(C_MAIN)
+    build = subprocess.run(["gcc", "-O1", "-Wall", "-Werror", "-o", "prog", "main.c", "-x", "c++", "model_data.cc"],
+                           cwd=tmp_path, capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr
+    run = subprocess.run(["./prog", "back.tflite"], cwd=tmp_path, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert int(run.stdout) == lite_int8io.size
+    assert (tmp_path / "back.tflite").read_bytes() == lite_int8io.content
+    # flash: the object file's read-only data holds the whole model
+    subprocess.run(["gcc", "-c", "-x", "c++", "model_data.cc", "-o", "model_data.o"], cwd=tmp_path, check=True)
+    size = subprocess.run(["size", "-A", "model_data.o"], cwd=tmp_path, capture_output=True, text=True).stdout
+    rodata = sum(int(l.split()[1]) for l in size.splitlines() if l.startswith(".rodata"))
+    assert lite_int8io.size <= rodata < lite_int8io.size + 64
+
+
+def test_c_array_refuses_to_overwrite_and_bad_input(lite_int8io, trained, tmp_path):
+    p = tmp_path / "model_data.cc"
+    he.export_c_array(lite_int8io, p)
+    before = sha(p)
+    with pytest.raises(he.HomlEdgeError, match="exists already"):
+        he.export_c_array(lite_int8io, p)
+    assert sha(p) == before
+    with pytest.raises(he.HomlEdgeError, match="convert a Keras model first"):
+        he.export_c_array(trained, tmp_path / "k.cc")
+    with pytest.raises(he.HomlEdgeError, match=r"give a \.cc"):
+        he.export_c_array(lite_int8io, tmp_path / "m.txt")
