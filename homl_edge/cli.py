@@ -20,9 +20,14 @@ def _load_npy(path, what):
     if not p.is_file():
         raise HomlEdgeError(f"no {what} file at {p}")
     try:
-        return np.load(p, allow_pickle=False)
+        arr = np.load(p, allow_pickle=False)
     except Exception as e:
         raise HomlEdgeError(f"cannot read {what} {p.name} as a .npy array ({type(e).__name__}: {e})") from None
+    if not isinstance(arr, np.ndarray):  # np.load opens any zip (.npz, but also .keras) as an archive
+        arr.close()
+        raise HomlEdgeError(f"cannot read {what} {p.name} as a .npy array (it is a zip archive; save one array "
+                            "with numpy.save)")
+    return arr
 
 
 def _load_model(path):

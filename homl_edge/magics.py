@@ -97,7 +97,7 @@ class EdgeMagics(Magics):
             row.update(report.measure(lite, x, y))
         if args.save:
             row["saved_to"] = str(lite.save(args.save, overwrite=args.force))
-        self._show(pd.DataFrame([row], index=[lite.name]))
+        self._show(pd.DataFrame([row], index=[lite.name]).T)  # one variant: a vertical table reads best
         self._bind(args.output, lite)
         return None if args.output else lite
 
