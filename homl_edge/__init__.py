@@ -25,6 +25,9 @@ _LAZY = {
     "check_m_by_n": "training",
     "cluster": "training",
     "unique_weights": "training",
+    "optimize": "pipeline",
+    "TECHNIQUES": "pipeline",
+    "symmetric_quantize": "convert",
     "compare": "report",
     "measure": "report",
     "plot_tradeoff": "report",
@@ -36,7 +39,7 @@ _LAZY = {
     "WeightHistogram": "panels",
     "TradeoffExplorer": "panels",
 }
-_SUBMODULES = {"_tf", "datasets", "models", "gpu", "lite", "convert", "training", "report", "export", "cli", "magics", "panels", "errors"}
+_SUBMODULES = {"_tf", "datasets", "models", "gpu", "lite", "convert", "training", "pipeline", "report", "export", "cli", "magics", "panels", "errors"}
 
 __all__ = sorted(_LAZY) + sorted(_SUBMODULES - {"_tf", "cli", "magics"})
 

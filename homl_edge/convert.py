@@ -98,6 +98,23 @@ def quantize(model, mode: str = "int8", data=None, *, name: str | None = None, c
     return LiteModel(content, name=name, meta=meta, _trusted=True)
 
 
+def symmetric_quantize(w, bits: int = 8, axis: int | None = None):
+    """The symmetric mapping of the chapter: [-m, m] -> [-(2^(b-1)-1), 2^(b-1)-1], with 0.0 mapped to 0.
+
+    ``m`` is max |w| (per slice along ``axis``, as TFLite does per output channel). Returns ``(q, scale)`` with
+    ``w ~= q * scale``. For the chapter's example, weights in [-1.5, 0.8] give m = 1.5 and scale = 1.5 / 127.
+    """
+    w = np.asarray(w, dtype=np.float32)
+    levels = 2 ** (bits - 1) - 1
+    if axis is None:
+        m = float(np.abs(w).max())
+    else:
+        m = np.abs(w).max(axis=tuple(i for i in range(w.ndim) if i != axis % w.ndim), keepdims=True)
+    scale = np.where(np.asarray(m) > 0, np.asarray(m) / levels, 1.0)
+    q = np.clip(np.round(w / scale), -levels, levels).astype(np.int8 if bits <= 8 else np.int16)
+    return q, (float(scale) if axis is None else scale.ravel())
+
+
 # ----------------------------------------------------------------------------------------------- calibration
 def input_signature(model) -> tuple:
     shape = model.inputs[0].shape

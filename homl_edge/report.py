@@ -60,8 +60,6 @@ def compare(variants: dict, x, y, *, threads: int = 1, runs: int = 100):
     ``size_ratio`` and ``gzip_ratio`` say how many times smaller than the first row, ``speedup`` how many times
     faster (median latency), ``accuracy_delta`` the accuracy change in points of fraction (0.01 = 1 point).
     """
-    import pandas as pd
-
     if not isinstance(variants, dict) or not variants:
         raise HomlEdgeError("compare takes a dict of {name: model}, e.g. {'keras': model, 'int8': lite}")
     if len(x) != len(y):
@@ -71,6 +69,13 @@ def compare(variants: dict, x, y, *, threads: int = 1, runs: int = 100):
         row = {"variant": str(name)}
         row.update(measure(v, x, y, threads=threads, runs=runs))
         rows.append(row)
+    return table_from_rows(rows)
+
+
+def table_from_rows(rows: list[dict]):
+    """A comparison table from measured rows (dicts with a "variant" key): ratios against the first row."""
+    import pandas as pd
+
     df = pd.DataFrame(rows)
     first = df.iloc[0]
     df["size_ratio"] = first.size_bytes / df.size_bytes

@@ -1,0 +1,69 @@
+"""TradeoffExplorer: an anywidget scatter of variants; hovering shows one, clicking selects it back in Python."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import anywidget
+import traitlets
+
+from ..errors import HomlEdgeError
+
+_FIELDS = ("size_bytes", "gzip_bytes", "latency_median_ms", "accuracy")
+
+
+def _asset(name: str) -> str:
+    """Front-end sources: in the wheel under homl_edge/_widgets, in a checkout under widgets/."""
+    here = Path(__file__).resolve().parent.parent
+    for folder in (here / "_widgets", here.parent / "widgets"):
+        if (folder / name).is_file():
+            return (folder / name).read_text()
+    raise FileNotFoundError(f"widget asset {name} is missing from the installation")
+
+
+class TradeoffExplorer(anywidget.AnyWidget):
+    """Interactive size / latency / accuracy scatter of model variants.
+
+    ``TradeoffExplorer(table, variants=None)`` takes a table from :func:`homl_edge.compare` (or the
+    OptimizerPanel's) and, optionally, the dict of variants it measured, so that ``explorer.selected_variant``
+    returns the object you clicked. ``selected`` and ``hovered`` are synced traitlets: observe them.
+    """
+
+    _esm = _asset("tradeoff.js")
+    _css = _asset("tradeoff.css")
+    points = traitlets.List(traitlets.Dict()).tag(sync=True)
+    x = traitlets.Unicode("size_bytes").tag(sync=True)
+    y = traitlets.Unicode("accuracy").tag(sync=True)
+    hovered = traitlets.Unicode("").tag(sync=True)
+    selected = traitlets.Unicode("").tag(sync=True)
+
+    def __init__(self, table=None, variants: dict | None = None, x: str = "size_bytes", y: str = "accuracy",
+                 **kwargs):
+        for axis in (x, y):
+            if axis not in _FIELDS:
+                raise HomlEdgeError(f"axis must be one of {', '.join(_FIELDS)}, got {axis!r}")
+        super().__init__(x=x, y=y, **kwargs)
+        self.variants = dict(variants or {})
+        if table is not None:
+            self.update(table)
+
+    def update(self, table) -> None:
+        """Show the rows of a comparison table (index: variant names)."""
+        missing = [f for f in ("size_bytes", "latency_median_ms", "accuracy") if f not in table.columns]
+        if missing:
+            raise HomlEdgeError(f"the table lacks {', '.join(missing)}: make it with he.compare(...)")
+        rows = []
+        for name, row in table.iterrows():
+            rows.append({"name": str(name), **{f: float(row[f]) for f in _FIELDS if f in table.columns}})
+        self.points = rows
+
+    @traitlets.validate("selected")
+    def _valid_selection(self, proposal):
+        value = proposal["value"]
+        if value and value not in {p["name"] for p in self.points}:
+            raise traitlets.TraitError(f"no variant named {value!r}")
+        return value
+
+    @property
+    def selected_variant(self):
+        """The object behind the selected point (when ``variants`` was given), else None."""
+        return self.variants.get(self.selected)

@@ -1,0 +1,110 @@
+"""Panels through their Python state (the browser test renders them in JupyterLab)."""
+import numpy as np
+import pytest
+
+import homl_edge as he
+
+
+@pytest.fixture(scope="module")
+def panel(trained, digits):
+    (x, y), (xt, yt) = digits
+    return he.OptimizerPanel(trained, train=(x[:512], y[:512]), test=(xt, yt))
+
+
+def test_optimizer_panel_runs_and_keeps_history(panel, tmp_path):
+    entry = panel.run("quantize", "int8")
+    assert [h["name"] for h in panel.history] == ["float32 (baseline)", "quantize int8"]
+    assert entry["lite"].meta["mode"] == "int8"
+    panel.run("prune", "int8", sparsity=0.5, epochs=1)
+    table = panel.table()
+    assert list(table.index) == ["float32 (baseline)", "quantize int8", "prune int8 sparsity=0.5"]
+    assert table.loc["quantize int8", "size_ratio"] > 3.5
+    assert table.loc["prune int8 sparsity=0.5", "gzip_ratio"] > table.loc["quantize int8", "gzip_ratio"]
+    assert len(panel.explorer.points) == 3  # the explorer follows the runs
+    assert "prune int8 sparsity=0.5" in panel.table_out.value and panel.plot_out.value[:4] == b"\x89PNG"
+    folder = panel.save(tmp_path / "runs")
+    saved = sorted(p.name for p in folder.iterdir())
+    assert "runs.csv" in saved and sum(n.endswith(".tflite") for n in saved) == 3
+    assert he.load_lite(folder / "quantize_int8.tflite").content == panel.history[1]["lite"].content
+
+
+def test_optimizer_panel_buttons_call_the_same_path(panel):
+    n = len(panel.history)
+    panel.technique.value = "cluster"
+    assert panel.sparsity.disabled and not panel.clusters.disabled
+    panel.clusters.value = 8
+    panel.epochs.value = 1
+    panel.run_button.click()
+    assert len(panel.history) == n + 1
+    assert panel.history[-1]["settings"] == {"technique": "cluster", "mode": "int8", "clusters": 8, "epochs": 1}
+    assert "accuracy" in panel.status.value
+    panel.run_button.click()  # the same settings again: a distinct name, nothing lost
+    assert panel.history[-1]["name"].endswith("#2")
+
+
+def test_optimizer_panel_shows_errors_in_the_panel(trained, digits):
+    (x, y), (xt, yt) = digits
+    p = he.OptimizerPanel(trained, test=(xt, yt))  # no training data: only quantize is offered
+    assert p.technique.options == ("quantize",)
+    p.mode.value = "int8"
+    p.run_button.click()
+    assert "needs calibration data" in p.status.value and p.history == []
+    with pytest.raises(he.HomlEdgeError, match="needs test="):
+        he.OptimizerPanel(trained)
+
+
+def test_tradeoff_explorer_selection(trained, digits, lite_f32, lite_int8io):
+    (_, _), (xt, yt) = digits
+    variants = {"float32": lite_f32, "int8-io": lite_int8io}
+    table = he.compare(variants, xt, yt, runs=20)
+    ex = he.TradeoffExplorer(table, variants=variants)
+    assert [p["name"] for p in ex.points] == ["float32", "int8-io"]
+    assert ex.points[1]["size_bytes"] == lite_int8io.size
+    ex.selected = "int8-io"  # what a click in the browser does through the synced traitlet
+    assert ex.selected_variant is lite_int8io
+    import traitlets
+
+    with pytest.raises(traitlets.TraitError, match="no variant named"):
+        ex.selected = "nope"
+    with pytest.raises(he.HomlEdgeError, match="axis must be"):
+        he.TradeoffExplorer(table, x="colour")
+    assert "export default" in ex._esm and ".he-tradeoff" in ex._css
+
+
+def test_weight_histogram_levels(trained, digits):
+    (x, _), _ = digits
+    h = he.WeightHistogram(trained)
+    w, q, scale, source = h.levels("dense")
+    assert source == "symmetric per-tensor mapping"
+    assert q.max() == 127 or q.min() == -127  # the largest |w| maps to +-127
+    assert np.abs(q * scale - w).max() <= scale / 2 + 1e-7
+    lite = he.quantize(trained, "int8", data=x[:200])
+    h2 = he.WeightHistogram(trained, lite, layer="dense")
+    w, q, scale, source = h2.levels("dense")
+    assert source == "stored in the .tflite" and q.dtype == np.int8 and q.size == w.size
+    h2.layer.value = "classifier"
+    assert h2.figure is not None and h2.out.value[:4] == b"\x89PNG"
+    with pytest.raises(he.HomlEdgeError, match="no layer 'bn'"):
+        he.WeightHistogram(trained, layer="bn")
+
+
+def test_symmetric_mapping_of_the_chapter():
+    w = np.array([-1.5, -0.75, 0.0, 0.8])
+    q, scale = he.symmetric_quantize(w)
+    assert scale == pytest.approx(1.5 / 127)
+    assert q.tolist() == [-127, -64, 0, 68]
+
+
+def test_gpu_panel(capsys):
+    import tensorflow as tf
+
+    p = he.GpuPanel()
+    if not tf.config.list_physical_devices("GPU"):
+        assert "no GPU: running on CPU" in p.info.value
+    p.growth.value = True
+    p.apply_button.click()
+    assert "memory growth" in p.message.value or "memory_growth" in p.message.value
+    p.cpu_split.value = 4  # the runtime is up in this test process: shown as a message, not raised
+    p.growth.value = False
+    p.apply_button.click()
+    assert "cannot be changed in this kernel" in p.message.value
