@@ -43,7 +43,13 @@ def quiet():
             s.flush()
         except Exception:
             pass
+    import logging
+
     saved = []
+    loggers = [logging.getLogger(n) for n in ("tensorflow", "absl")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:  # "INFO:tensorflow:Assets written to ..." on every conversion
+        lg.setLevel(logging.ERROR)
     with tempfile.TemporaryFile() as sink, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -58,6 +64,8 @@ def quiet():
             for fd, copy in saved:
                 os.dup2(copy, fd)
                 os.close(copy)
+            for lg, level in zip(loggers, levels):
+                lg.setLevel(level)
 
 
 def tf():

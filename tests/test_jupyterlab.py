@@ -1,0 +1,125 @@
+"""JupyterLab itself renders the extension: %quantize, the OptimizerPanel and the TradeoffExplorer, in Chromium."""
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from browser import chromium
+
+pytestmark = pytest.mark.browser
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _cell(src):
+    return {"cell_type": "code", "metadata": {}, "source": src, "outputs": [], "execution_count": None}
+
+
+NOTEBOOK_CELLS = [
+    "%load_ext homl_edge\nimport homl_edge as he\nfrom pathlib import Path",
+    "model, ((x_train, y_train), (x_test, y_test)) = he.models.trained_digits_cnn(epochs=3)",
+    "%quantize model --mode int8 --data x_train[:200] --eval x_test y_test -o lite",
+    "panel = he.OptimizerPanel(model, train=(x_train[:256], y_train[:256]), test=(x_test, y_test))\npanel",
+    "variants = {'float32': he.quantize(model, 'float32'), 'int8': lite}\n"
+    "explorer = he.TradeoffExplorer(he.compare(variants, x_test, y_test, runs=20), variants=variants)\n"
+    "explorer.observe(lambda change: Path('selected.txt').write_text(change['new']), names='selected')\n"
+    "explorer",
+]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    root = tmp_path_factory.mktemp("lab")
+    nb = {"cells": [_cell(c) for c in NOTEBOOK_CELLS], "metadata": {"kernelspec": {
+        "name": "python3", "display_name": "Python 3", "language": "python"}}, "nbformat": 4, "nbformat_minor": 5}
+    (root / "ext.ipynb").write_text(json.dumps(nb))
+    port = _free_port()
+    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(root / ".cfg"), JUPYTER_RUNTIME_DIR=str(root / ".run"),
+               JUPYTER_DATA_DIR=str(root / ".data"), HOME=str(root), HOML_EDGE_CACHE="off")
+    proc = subprocess.Popen([sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1",
+                             f"--port={port}", "--IdentityProvider.token=", "--ServerApp.password=",
+                             f"--ServerApp.root_dir={root}", "--allow-root",
+                             "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=open(root / "lab.log", "w"))
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(f"{url}/api", timeout=2)
+            break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("JupyterLab did not answer on /api within 60 s: " + (root / "lab.log").read_text()[-2000:])
+    yield url, root
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def test_widgets_render_in_jupyterlab_and_a_click_reaches_python(lab, artifacts):
+    url, root = lab
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(90_000)
+        try:
+            quantize_table = _drive(page, url)
+        except Exception:
+            page.screenshot(path=str(artifacts / "jupyterlab-failure.png"), full_page=True)
+            raise
+        page.screenshot(path=str(artifacts / "jupyterlab-widgets.png"), full_page=True)
+        deadline = time.time() + 30
+        while not (root / "selected.txt").exists() and time.time() < deadline:
+            time.sleep(0.2)
+    assert (root / "selected.txt").read_text() == "int8"  # the click reached Python through the traitlet
+    assert "accuracy" in quantize_table and "int8" in quantize_table
+
+
+def _drive(page, url):
+    if True:
+        page.goto(f"{url}/lab/tree/ext.ipynb")
+        page.wait_for_selector(".jp-Notebook .jp-Cell", state="attached")
+        select = page.locator(".jp-Dialog button", has_text="Select")
+        try:  # JupyterLab may ask which kernel to start
+            select.wait_for(timeout=10_000)
+            select.click()
+        except Exception:
+            pass
+        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", state="attached")
+        page.get_by_role("menuitem", name="Run", exact=True).click()
+        page.get_by_text("Run All Cells", exact=True).click()
+        # %quantize printed its table; the panel and the explorer rendered as widgets
+        page.wait_for_selector(".jp-OutputArea-output table", state="attached")
+        page.wait_for_selector(".he-tradeoff svg .he-point", state="attached")
+        run_button = page.locator(".widget-button", has_text="Run").first
+        run_button.wait_for()
+        points = page.locator(".he-tradeoff .he-point")
+        assert points.count() == 2
+        names = sorted(points.nth(i).get_attribute("data-name") for i in range(2))
+        assert names == ["float32", "int8"]
+        page.locator(".he-tradeoff .he-point[data-name='int8'] circle").scroll_into_view_if_needed()
+        page.locator(".he-tradeoff .he-point[data-name='int8'] circle").hover()
+        # (the panel holds a second, still empty explorer in its tab: the cell's explorer is the last one)
+        page.wait_for_function("Array.from(document.querySelectorAll('.he-tradeoff-info')).pop()"
+                               ".textContent.startsWith('int8:')")
+        page.locator(".he-tradeoff .he-point[data-name='int8'] circle").click()
+        page.wait_for_selector(".he-tradeoff .he-selected[data-name='int8']", state="attached")
+        # the panel's Run button runs quantize in the kernel and fills the table
+        run_button.scroll_into_view_if_needed()
+        run_button.click()
+        page.wait_for_function("Array.from(document.querySelectorAll('.widget-html-content'))"
+                               ".some(e => e.textContent.includes('quantize int8'))")
+        return page.locator(".jp-OutputArea-output table").first.inner_text()
