@@ -39,7 +39,7 @@ _LAZY = {
     "WeightHistogram": "panels",
     "TradeoffExplorer": "panels",
 }
-_SUBMODULES = {"_tf", "datasets", "models", "gpu", "lite", "convert", "training", "pipeline", "report", "export", "cli", "magics", "panels", "errors"}
+_SUBMODULES = {"_tf", "browser", "datasets", "micro", "models", "gpu", "lite", "convert", "training", "pipeline", "report", "export", "cli", "magics", "panels", "errors"}
 
 __all__ = sorted(_LAZY) + sorted(_SUBMODULES - {"_tf", "cli", "magics"})
 

@@ -309,6 +309,17 @@ class LiteModel:
             print_fn(text)
         return text
 
+    def on_micro(self, x, y=None, **kwargs) -> dict:
+        """Run in TensorFlow Lite Micro (see :func:`homl_edge.micro.run`); with labels ``y``, also accuracy."""
+        from . import micro
+
+        report = micro.run(self, x, **kwargs)
+        if y is not None:
+            y = np.asarray(y)
+            y = y.argmax(-1) if y.ndim > 1 else y
+            report["accuracy"] = float((report["outputs"].argmax(-1) == y).mean())
+        return report
+
     def __repr__(self):
         mode = f", mode={self.meta['mode']!r}" if self.meta.get("mode") else ""
         return f"<LiteModel {self.name!r}: {self.size:,} bytes{mode}>"

@@ -172,3 +172,19 @@ def test_c_array_refuses_to_overwrite_and_bad_input(lite_int8io, trained, tmp_pa
         he.export_c_array(trained, tmp_path / "k.cc")
     with pytest.raises(he.HomlEdgeError, match=r"give a \.cc"):
         he.export_c_array(lite_int8io, tmp_path / "m.txt")
+
+
+@pytest.mark.browser
+def test_predict_in_browser_helper_works_inside_a_running_event_loop(trained, samples, tmp_path):
+    """The helper the browser chapter calls: it must work where an asyncio loop runs (a Jupyter kernel)."""
+    import asyncio
+
+    x, _ = samples
+    out = he.export_tfjs(trained, tmp_path / "web", page=True, tfjs_url=str(TFJS))
+
+    async def inside_loop():
+        return he.browser.predict_in_browser(out.path, x[:5])
+
+    result = asyncio.run(inside_loop())
+    assert np.abs(result["probs"] - trained.predict(x[:5], verbose=0)).max() < 1e-4
+    assert all(r.startswith("/") for r in result["requests"])  # only its own origin was asked for anything

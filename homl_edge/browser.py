@@ -1,0 +1,120 @@
+"""Check an export in a real browser: serve it on 127.0.0.1 and run it in headless Chromium (Playwright).
+
+Used by the browser chapter and the tests; it needs the ``playwright`` package and a Chromium binary (Debian's
+``/usr/bin/chromium``: Playwright's own browser download is not needed). Nothing leaves 127.0.0.1.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import http.server
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .errors import HomlEdgeError
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+def find_chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def end_headers(self):
+        self.send_header("Cache-Control", "no-store")
+        super().end_headers()
+
+
+@contextlib.contextmanager
+def serve(directory):
+    """Serve ``directory`` on 127.0.0.1 at a free port; yields the base URL."""
+    handler = functools.partial(_QuietHandler, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextlib.contextmanager
+def chromium(executable: str | None = None):
+    """A headless Chromium with a fresh profile; yields a Playwright ``Browser`` (sync API)."""
+    exe = executable or find_chromium()
+    if not exe:
+        raise HomlEdgeError("no Chromium found: install it (Debian: apt-get install chromium) or pass executable=")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def _in_thread(fn):
+    """Run ``fn`` in a fresh thread: Playwright's sync API refuses to run inside Jupyter's asyncio loop."""
+    box = {}
+
+    def target():
+        try:
+            box["value"] = fn()
+        except BaseException as e:  # re-raised in the caller's thread
+            box["error"] = e
+
+    t = threading.Thread(target=target)
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def predict_in_browser(folder, x, *, screenshot=None, executable: str | None = None, timeout_s: float = 120) -> dict:
+    """Open the web page of an export (``export_tfjs(..., page=True)``) in headless Chromium and predict ``x``.
+
+    Returns ``{"probs": array, "backend": "webgl" | "cpu" | ..., "seconds": float, "requests": [urls]}``.
+    The page must be able to load TF.js without the internet: export with ``tfjs_url=<local tf.min.js>``.
+    """
+    folder = Path(folder)
+    if not (folder / "index.html").is_file():
+        raise HomlEdgeError(f"{folder} has no index.html: export with page=True")
+    samples = [np.asarray(s, dtype=np.float32).ravel().tolist() for s in np.asarray(x)]
+
+    def run():
+        t0 = time.perf_counter()
+        with serve(folder) as url, chromium(executable) as browser:
+            page = browser.new_page()
+            page.set_default_timeout(timeout_s * 1000)
+            requests, errors = [], []
+            page.on("request", lambda r: requests.append(r.url))
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(f"{url}/index.html")
+            page.wait_for_function("window.homl !== undefined")
+            page.evaluate("async () => { await window.homl.ready; }")
+            probs = np.array(page.evaluate("async (xs) => await window.homl.predict(xs)", samples))
+            backend = page.evaluate("window.homl.backend()")
+            if screenshot:
+                page.screenshot(path=str(screenshot), full_page=True)
+        if errors:
+            raise HomlEdgeError(f"the page raised an error: {errors[0]}")
+        return {"probs": probs, "backend": backend, "seconds": time.perf_counter() - t0,
+                "requests": [r.replace(url, "") for r in requests]}
+
+    return _in_thread(run)

@@ -1,0 +1,55 @@
+"""TensorFlow Lite Micro: the real interpreter, the arena search, the board table, and safety."""
+import numpy as np
+import pytest
+
+import homl_edge as he
+from homl_edge.errors import InvalidModelFileError
+from test_lite import mutations
+
+
+def test_int8_model_runs_in_tflm_like_litert(lite_int8io, digits):
+    (_, _), (xt, yt) = digits
+    r = lite_int8io.on_micro(xt, yt)
+    assert r["n"] == 360 and r["flash_bytes"] == lite_int8io.size
+    assert r["argmax_agreement"] >= 0.99  # TFLM reference kernels vs LiteRT's XNNPACK kernels
+    assert r["bit_identical"] >= 0.5
+    assert abs(r["accuracy"] - lite_int8io.evaluate(xt, yt)) <= 0.01
+    print(f"TFLM: arena {r['arena_bytes']} B, argmax agreement {r['argmax_agreement']:.3f}, "
+          f"bit-identical {r['bit_identical']:.3f}, accuracy {r['accuracy']:.4f}")
+
+
+def test_smallest_arena_is_the_smallest(lite_int8io, digits):
+    (_, _), (xt, _) = digits
+    arena = lite_int8io.on_micro(xt[:2])["arena_bytes"]
+    assert 1024 < arena < 64 * 1024
+    ok = he.micro.run(lite_int8io, xt[:2], arena_size=arena, find_arena=False)
+    assert ok["argmax_agreement"] == 1.0
+    with pytest.raises(he.HomlEdgeError, match="could not run"):
+        he.micro.run(lite_int8io, xt[:2], arena_size=arena - 64, find_arena=False)
+
+
+def test_board_table(lite_int8io, digits):
+    t = he.micro.fits_on(lite_int8io.size, 6000)
+    assert not t.loc["Arduino Uno R3 (ATmega328P)", "fits"]
+    assert t.loc["Arduino Nano 33 BLE Sense (nRF52840)", "fits"]
+    assert t.loc["Raspberry Pi Pico (RP2040)", "model_flash_%"] == pytest.approx(100 * lite_int8io.size / 2**21)
+
+
+def test_300_corrupted_models_never_reach_tflm_unverified(lite_int8io, tmp_path):
+    counts = {"rejected_by_verifier": 0, "ran_in_tflm": 0, "tflm_error": 0}
+    path = tmp_path / "c.tflite"
+    for _, data in mutations(lite_int8io.content, 300, seed=99):
+        path.write_bytes(data)
+        try:
+            lite = he.load_lite(path)
+        except InvalidModelFileError:
+            counts["rejected_by_verifier"] += 1
+            continue
+        try:
+            lite.on_micro(np.zeros((1, 8, 8, 1), np.float32), find_arena=False)
+            counts["ran_in_tflm"] += 1
+        except he.HomlEdgeError as e:  # a crash of the TFLM child is reported, never felt here
+            assert "\n" not in str(e)
+            counts["tflm_error"] += 1
+    assert sum(counts.values()) == 300 and counts["rejected_by_verifier"] >= 150
+    print("corrupted models:", counts)
