@@ -18,6 +18,8 @@ _LAZY = {
     "MODES": "convert",
     "clear_cache": "convert",
     "load_keras": "_tf",
+    "tensorflow": "_tf",
+    "quiet": "_tf",
     "quantize_aware": "training",
     "prune": "training",
     "prune_sensitivity": "training",

@@ -89,6 +89,11 @@ def tf():
     return tensorflow
 
 
+def tensorflow():
+    """TensorFlow, imported quietly and set up for Keras 2: ``tf = he.tensorflow()``."""
+    return tf()
+
+
 def keras():
     """Return Keras 2 (the ``tf_keras`` package), the Keras that ``tf.keras`` means under homl-edge."""
     tf()

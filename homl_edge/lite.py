@@ -169,11 +169,7 @@ class LiteModel:
         """A LiteRT interpreter for this model (one per thread count, reused)."""
         key = threads or 0
         if key not in self._interpreters:
-            from ai_edge_litert.interpreter import Interpreter
-
-            interp = Interpreter(model_content=self._content, num_threads=threads)
-            interp.allocate_tensors()
-            self._interpreters[key] = interp
+            self._interpreters[key] = new_interpreter(self._content, threads)
         return self._interpreters[key]
 
     @property
@@ -220,10 +216,7 @@ class LiteModel:
         return np.concatenate(results, axis=0)
 
     def _predict_one_by_one(self, x):
-        from ai_edge_litert.interpreter import Interpreter
-
-        interp = Interpreter(model_content=self._content)
-        interp.allocate_tensors()
+        interp = new_interpreter(self._content)
         inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
         rows = []
         for sample in x:
@@ -251,10 +244,7 @@ class LiteModel:
 
     def benchmark(self, threads: int = 1, runs: int = 200, warmup: int = 20, min_time_s: float = 0.0) -> dict:
         """Latency of one single-sample ``invoke`` after warm-up: median and p90 in milliseconds."""
-        from ai_edge_litert.interpreter import Interpreter
-
-        interp = Interpreter(model_content=self._content, num_threads=threads)
-        interp.allocate_tensors()
+        interp = new_interpreter(self._content, threads)
         for d in interp.get_input_details():
             interp.set_tensor(d["index"], np.zeros(d["shape"], dtype=d["dtype"]))
         for _ in range(warmup):
@@ -340,6 +330,18 @@ def load_lite(path, name: str | None = None) -> LiteModel:
 
 
 # ----------------------------------------------------------------------------------------------- helpers
+def new_interpreter(content: bytes, threads: int | None = None):
+    """A LiteRT interpreter with its tensors allocated (for bytes already verified or made by the converter)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from ._tf import quiet
+
+    with quiet():  # LiteRT announces its XNNPACK delegate on the C stderr
+        interp = Interpreter(model_content=content, num_threads=threads)
+        interp.allocate_tensors()
+    return interp
+
+
 def quantize_array(x, detail) -> np.ndarray:
     """Float input to the tensor's dtype, with its scale/zero point when it is an integer tensor."""
     dtype = detail["dtype"]

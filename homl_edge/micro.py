@@ -76,10 +76,9 @@ def run(lite: LiteModel, x, *, arena_size: int | None = None, find_arena: bool =
 
 def _litert_raw(lite, q):
     """LiteRT's raw (still quantized) outputs for the same quantized inputs, one by one like TFLM."""
-    from ai_edge_litert.interpreter import Interpreter
+    from .lite import new_interpreter
 
-    interp = Interpreter(model_content=lite.content)
-    interp.allocate_tensors()
+    interp = new_interpreter(lite.content)
     inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
     rows = []
     for sample in q:

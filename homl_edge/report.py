@@ -15,6 +15,15 @@ COLUMNS = ["variant", "kind", "size_bytes", "gzip_bytes", "accuracy", "latency_m
            "size_ratio", "gzip_ratio", "speedup", "accuracy_delta"]
 
 
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process so far, in MB (what Binder's 1-2 GB limit is about)."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1024 if sys.platform != "darwin" else peak / 2**20
+
+
 def measure(variant, x, y, threads: int = 1, runs: int = 100) -> dict:
     """Size, gzip size, accuracy and single-sample latency of one variant (a LiteModel or a Keras model)."""
     if isinstance(variant, LiteModel):
