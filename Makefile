@@ -37,7 +37,7 @@ test: install browser-deps
 	$(PY) -m pytest $${PYTEST_ARGS:-}
 
 test-fast: install
-	$(PY) -m pytest -m "not browser and not notebook" $${PYTEST_ARGS:-}
+	$(PY) -m pytest tests -m "not browser" $${PYTEST_ARGS:-}
 
 notebooks: install
 	$(PY) scripts/run_notebooks.py

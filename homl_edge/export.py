@@ -88,6 +88,14 @@ def export_tfjs(model, out_dir, quantize: str | None = None, page: bool = False,
 export_tfjs.__doc__ = export_tfjs.__doc__.format(v=TFJS_VERSION)
 
 
+def local_tfjs() -> Path | None:
+    """A local ``tf.min.js`` if one is installed: ``$HOML_EDGE_TFJS``, or this checkout's ``web/node_modules``."""
+    env = os.environ.get("HOML_EDGE_TFJS")
+    candidates = [Path(env)] if env else []
+    candidates.append(Path(__file__).resolve().parent.parent / "web/node_modules/@tensorflow/tfjs/dist/tf.min.js")
+    return next((p for p in candidates if p.is_file()), None)
+
+
 def _convert_tfjs(model, folder: Path, quantize):
     tfjs = _import_tfjs()
     qmap = {quantize: True} if quantize else None

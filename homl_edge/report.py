@@ -116,3 +116,21 @@ def plot_tradeoff(table, ax=None, x: str = "size_bytes", y: str = "accuracy", an
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def choose(table, *, max_bytes: int | None = None, max_latency_ms: float | None = None,
+           max_accuracy_drop: float | None = None, by: str = "size_bytes") -> str:
+    """The name of the best variant that meets every budget (smallest ``by`` first); raises if none does.
+
+    ``max_accuracy_drop`` is measured against the first row (e.g. 0.01 for one point).
+    """
+    ok = table.copy()
+    if max_bytes is not None:
+        ok = ok[ok.size_bytes <= max_bytes]
+    if max_latency_ms is not None:
+        ok = ok[ok.latency_median_ms <= max_latency_ms]
+    if max_accuracy_drop is not None:
+        ok = ok[table.iloc[0].accuracy - ok.accuracy <= max_accuracy_drop + 1e-12]
+    if ok.empty:
+        raise HomlEdgeError("no variant meets every budget: relax one, or try another technique")
+    return str(ok.sort_values(by).index[0])

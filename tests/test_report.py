@@ -34,3 +34,12 @@ def test_compare_errors(digits, lite_f32):
         he.compare([lite_f32], xt, yt)
     with pytest.raises(he.HomlEdgeError, match="360 samples but y has 3"):
         he.compare({"a": lite_f32}, xt, yt[:3])
+
+
+def test_choose_respects_every_budget(digits, lite_f32, lite_int8io):
+    (_, _), (xt, yt) = digits
+    t = he.compare({"float32": lite_f32, "int8-io": lite_int8io}, xt, yt, runs=20)
+    assert he.report.choose(t, max_accuracy_drop=0.02) == "int8-io"
+    assert he.report.choose(t, max_bytes=lite_f32.size, by="latency_median_ms") in ("float32", "int8-io")
+    with pytest.raises(he.HomlEdgeError, match="no variant meets every budget"):
+        he.report.choose(t, max_bytes=1000)
