@@ -30,6 +30,8 @@ _LAZY = {
     "optimize": "pipeline",
     "TECHNIQUES": "pipeline",
     "symmetric_quantize": "convert",
+    "quantization_error": "precision",
+    "autoquantize": "precision",
     "compare": "report",
     "measure": "report",
     "plot_tradeoff": "report",
@@ -41,7 +43,7 @@ _LAZY = {
     "WeightHistogram": "panels",
     "TradeoffExplorer": "panels",
 }
-_SUBMODULES = {"_tf", "browser", "datasets", "micro", "models", "gpu", "lite", "convert", "training", "pipeline", "report", "export", "cli", "magics", "panels", "errors"}
+_SUBMODULES = {"_tf", "browser", "datasets", "micro", "models", "gpu", "lite", "convert", "training", "pipeline", "precision", "report", "export", "cli", "magics", "panels", "errors"}
 
 __all__ = sorted(_LAZY) + sorted(_SUBMODULES - {"_tf", "cli", "magics"})
 

@@ -44,7 +44,13 @@ def cmd_quantize(a):
 
     model = _load_model(a.model)
     data = _load_npy(a.calib, "calibration") if a.calib else None
-    lite = convert.quantize(model, a.mode, data=data)
+    precision = None
+    if a.precision:
+        pairs = [p.rsplit("=", 1) for p in a.precision.split(",")]
+        if any(len(p) != 2 for p in pairs):
+            raise HomlEdgeError("--precision takes REGEX=PRECISION pairs such as dense.*=int4,conv=int8")
+        precision = {r.strip(): p.strip() for r, p in pairs}
+    lite = convert.quantize(model, a.mode, data=data, precision=precision)
     path = lite.save(a.output, overwrite=a.force)
     print(f"wrote {path}: {lite.size:,} bytes ({lite.gzip_size:,} gzipped), mode {lite.meta['mode']}")
 
@@ -119,6 +125,20 @@ def cmd_prune(a):
     print(f"wrote {out}")
 
 
+def cmd_micro(a):
+    from . import micro
+    from .lite import load_lite
+
+    lite = load_lite(a.model)
+    x = _load_npy(a.data, "data")
+    y = _load_npy(a.labels, "labels") if a.labels else None
+    r = lite.on_micro(x, y)
+    print(f"TensorFlow Lite Micro ran {r['n']} inputs: argmax equal to LiteRT on {r['argmax_agreement']:.1%}, "
+          f"bit-identical on {r['bit_identical']:.1%}" + (f", accuracy {r['accuracy']:.2%}" if "accuracy" in r else ""))
+    print(f"flash {r['flash_bytes']:,} bytes, smallest tensor arena {r['arena_bytes']:,} bytes")
+    print(micro.fits_on(r["flash_bytes"], r["arena_bytes"]).to_string(float_format=lambda v: f"{v:.1f}"))
+
+
 def cmd_gpu(a):
     from . import gpu
 
@@ -135,7 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("quantize", help="convert a .keras/.h5 model to .tflite with post-training quantization")
     q.add_argument("model", help=".keras or .h5 model file (loaded in safe mode)")
-    q.add_argument("--mode", default="int8", help="float32 | dynamic | float16 | int8 | int8-io | int16x8")
+    q.add_argument("--mode", default="int8", help="float32 | dynamic | float16 | int8 | int8-io | int16x8 | int4")
+    q.add_argument("--precision", metavar="REGEX=P,...", help="with --mode int4: per-layer float/int8/int4")
     q.add_argument("--calib", metavar="NPY", help="calibration inputs (.npy) for the int8/int16x8 modes")
     q.add_argument("-o", "--output", required=True, metavar="TFLITE", help="output .tflite file")
     q.add_argument("--force", action="store_true", help="replace an existing output file")
@@ -182,6 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--force", action="store_true")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=cmd_prune)
+
+    mc = sub.add_parser("micro", help="run a .tflite in TensorFlow Lite Micro: agreement, arena, boards")
+    mc.add_argument("model", help=".tflite file (int8-io for microcontrollers)")
+    mc.add_argument("--data", required=True, metavar="NPY", help="inputs (.npy)")
+    mc.add_argument("--labels", metavar="NPY", help="labels (.npy) for the accuracy")
+    mc.set_defaults(func=cmd_micro)
 
     g = sub.add_parser("gpu", help="list GPUs (or say that there is none)")
     g.set_defaults(func=cmd_gpu)

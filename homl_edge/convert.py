@@ -11,13 +11,21 @@ mode            what is stored / computed                            needs calib
 ``int8``        int8 weights and activations, float input/output      yes
 ``int8-io``     integer only, int8 input and output (Edge TPU, MCU)   yes
 ``int16x8``     int16 activations, int8 weights                        yes
+``int4``        4-bit weights, float activations (ai-edge-quantizer)  no
 ==============  ==================================================  ===========================
+
+``int4`` goes past the 4x limit of int8 weights: Google's ai-edge-quantizer rewrites the float ``.tflite`` with
+4-bit weights (per channel, or per block of 32/64/128 with ``granularity="block32"``...). ``precision=`` then
+overrides it per layer: ``{"dense.*": "int4", "conv.*": "int8", "classifier": "float"}`` (regexes searched in the
+TFLite op names, which contain the Keras layer names; the last matching entry wins).
 """
 from __future__ import annotations
 
 import collections
 import hashlib
+import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -28,7 +36,10 @@ from ._tf import quiet
 from .errors import HomlEdgeError
 from .lite import LiteModel
 
-MODES = ("float32", "dynamic", "float16", "int8", "int8-io", "int16x8")
+MODES = ("float32", "dynamic", "float16", "int8", "int8-io", "int16x8", "int4")
+PRECISIONS = ("float", "int8", "int4")
+GRANULARITIES = {"channel": "CHANNELWISE", "block32": "BLOCKWISE_32", "block64": "BLOCKWISE_64",
+                 "block128": "BLOCKWISE_128"}
 CALIBRATED = {"int8", "int8-io", "int16x8"}
 _ALIASES = {"float": "float32", "fp32": "float32", "none": "float32", "dynamic-range": "dynamic", "drq": "dynamic",
             "fp16": "float16", "full-int8": "int8", "int8_io": "int8-io", "integer": "int8-io", "16x8": "int16x8",
@@ -66,7 +77,8 @@ def clear_cache() -> None:
 
 
 def quantize(model, mode: str = "int8", data=None, *, name: str | None = None, cache: bool = True,
-             max_samples: int = MAX_CALIBRATION) -> LiteModel:
+             max_samples: int = MAX_CALIBRATION, precision: dict | None = None,
+             granularity: str = "channel") -> LiteModel:
     """Convert a tf.keras ``model`` to a :class:`~homl_edge.lite.LiteModel` with the given ``mode``.
 
     ``data`` is the representative dataset for the calibrated modes: an array of inputs (batch first), a
@@ -78,6 +90,9 @@ def quantize(model, mode: str = "int8", data=None, *, name: str | None = None, c
         model = _tf.load_keras(model)
     _tf.check_model(model)
     mode = normalize_mode(mode)
+    if precision is not None or mode == "int4":
+        return quantize_mixed(model, precision or {}, base=("int4" if mode == "int4" else None), name=name,
+                              cache=cache, granularity=granularity, mode=mode)
     calib = None
     if mode in CALIBRATED:
         if data is None:
@@ -113,6 +128,70 @@ def symmetric_quantize(w, bits: int = 8, axis: int | None = None):
     scale = np.where(np.asarray(m) > 0, np.asarray(m) / levels, 1.0)
     q = np.clip(np.round(w / scale), -levels, levels).astype(np.int8 if bits <= 8 else np.int16)
     return q, (float(scale) if axis is None else scale.ravel())
+
+
+def quantize_mixed(model, precision: dict, base: str | None = "int4", *, name=None, cache=True,
+                   granularity="channel", mode=None) -> LiteModel:
+    """Per-layer weight precision with ai-edge-quantizer: ``precision`` maps regexes to float / int8 / int4.
+
+    ``base`` is the precision of every layer that no regex matches (``"int4"``, ``"int8"`` or ``"float"``).
+    """
+    if mode not in (None, "int4"):
+        raise HomlEdgeError(f"per-layer precision works with mode 'int4' (ai-edge-quantizer), not {mode!r}")
+    base = base or "int4"
+    if granularity not in GRANULARITIES:
+        raise HomlEdgeError(f"granularity must be one of {', '.join(GRANULARITIES)}, got {granularity!r}")
+    entries = [(".*", base)] + list((precision or {}).items())
+    for regex, prec in entries:
+        if prec not in PRECISIONS:
+            raise HomlEdgeError(f"precision for {regex!r} must be one of {', '.join(PRECISIONS)}, got {prec!r}")
+        try:
+            re.compile(regex)
+        except re.error as e:
+            raise HomlEdgeError(f"{regex!r} is not a valid regex ({e})") from None
+    float_lite = quantize(model, "float32", cache=cache)
+    recipe_key = json.dumps([entries, granularity])
+    key = cache_key(model, "aeq", None, extra=recipe_key) if cache else None
+    t0 = time.perf_counter()
+    content = _cache_get(key) if key else None
+    cached = content is not None
+    if content is None:
+        content = _aeq(float_lite.content, entries, granularity)
+        if key:
+            _cache_put(key, content)
+    label = name or f"{model.name}-{base}" + ("-mixed" if precision else "")
+    meta = {"mode": "int4" if base == "int4" and not precision else "mixed", "precision": dict(entries),
+            "granularity": granularity, "source": model.name, "cached": cached,
+            "seconds": time.perf_counter() - t0}
+    return LiteModel(content, name=label, meta=meta, _trusted=True)
+
+
+def _aeq(float_bytes: bytes, entries, granularity: str) -> bytes:
+    """Run Google's ai-edge-quantizer with dynamic (weights-only storage) recipes, one entry per regex."""
+    import contextlib
+    import io
+
+    try:
+        from ai_edge_quantizer import algorithm_manager, qtyping, quantizer, recipe_manager
+    except ImportError as e:
+        raise HomlEdgeError(f"int4 needs ai-edge-quantizer ({e}); pip install 'homl-edge[micro]'") from None
+    rm = recipe_manager.RecipeManager()
+    for regex, prec in entries:
+        op = qtyping.TFLOperationName.ALL_SUPPORTED
+        if prec == "float":
+            rm.add_quantization_config(regex=regex, operation_name=op,
+                                       algorithm_key=algorithm_manager.AlgorithmName.NO_QUANTIZE)
+        else:
+            rm.add_dynamic_config(regex=regex, operation_name=op, num_bits=4 if prec == "int4" else 8,
+                                  granularity=getattr(qtyping.QuantGranularity, GRANULARITIES[granularity]))
+    q = quantizer.Quantizer(float_bytes)
+    q.load_quantization_recipe(rm.get_quantization_recipe())
+    try:
+        with quiet(), contextlib.redirect_stdout(io.StringIO()):
+            return bytes(q.quantize().quantized_model)
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise HomlEdgeError(f"ai-edge-quantizer failed: {first[:300]}") from None
 
 
 # ----------------------------------------------------------------------------------------------- calibration

@@ -15,7 +15,20 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 
 from .errors import HomlEdgeError
 
-MAGICS = ("quantize", "qat", "prune", "cluster", "export", "compare", "gpu")
+MAGICS = ("quantize", "qat", "prune", "cluster", "export", "compare", "gpu", "autoquantize", "micro")
+
+
+def parse_precision(text: str | None) -> dict | None:
+    """'dense.*=int4,conv=int8,classifier=float' -> {"dense.*": "int4", ...}"""
+    if not text:
+        return None
+    out = {}
+    for part in text.split(","):
+        if "=" not in part:
+            raise UsageError(f"--precision takes REGEX=PRECISION pairs such as dense.*=int4,conv=int8; got {part!r}")
+        regex, prec = part.rsplit("=", 1)
+        out[regex.strip()] = prec.strip()
+    return out
 
 
 def _usage_errors(fn):
@@ -69,7 +82,10 @@ class EdgeMagics(Magics):
     # ------------------------------------------------------------------------------------------- magics
     @magic_arguments()
     @argument("model", help="a tf.keras model in your namespace")
-    @argument("--mode", default="int8", help="float32 | dynamic | float16 | int8 | int8-io | int16x8 (default int8)")
+    @argument("--mode", default="int8",
+              help="float32 | dynamic | float16 | int8 | int8-io | int16x8 | int4 (default int8)")
+    @argument("--precision", metavar="REGEX=P,...", help="with --mode int4: per-layer float/int8/int4, e.g. conv=int8")
+    @argument("--granularity", default="channel", help="with --mode int4: channel | block32 | block64 | block128")
     @argument("--data", help="calibration inputs for int8/int8-io/int16x8, e.g. x_train[:200]")
     @argument("--eval", nargs=2, metavar=("X", "Y"), help="measure accuracy and latency on these test arrays")
     @argument("--save", metavar="PATH", help="also write the .tflite file (refuses to overwrite without --force)")
@@ -89,7 +105,8 @@ class EdgeMagics(Magics):
         args = parse_argstring(self.quantize, line)
         model = self._model(args.model)
         data = self._get(args.data, "calibration data") if args.data else None
-        lite = convert.quantize(model, args.mode, data=data)
+        lite = convert.quantize(model, args.mode, data=data, precision=parse_precision(args.precision),
+                                granularity=args.granularity)
         row = {"mode": lite.meta["mode"], "size_bytes": lite.size, "gzip_bytes": lite.gzip_size,
                "cached": lite.meta["cached"]}
         if args.eval:
@@ -287,6 +304,67 @@ class EdgeMagics(Magics):
             self._show(pd.DataFrame(info["gpus"]))
         if info["logical"]:
             print("logical devices:", ", ".join(info["logical"]))
+
+    @magic_arguments()
+    @argument("model", help="a tf.keras model in your namespace")
+    @argument("--data", required=True, help="calibration inputs, e.g. x_train[:200]")
+    @argument("--eval", nargs=2, metavar=("X", "Y"), required=True, help="test arrays for the accuracy budget")
+    @argument("--max-drop", type=float, default=0.01, help="accuracy budget, e.g. 0.01 for one point (default)")
+    @argument("--plot", action="store_true", help="draw every variant tried and the Pareto front")
+    @argument("-o", "--output", metavar="NAME", help="bind the result (.lite, .recipe, .tried) to this name")
+    @line_magic
+    @_usage_errors
+    def autoquantize(self, line):
+        """Search the smallest per-layer float/int8/int4 mix whose accuracy drop stays within --max-drop.
+
+        Example: %autoquantize model --data x_train[:200] --eval x_test y_test --max-drop 0.01 -o best
+        """
+        from . import precision
+
+        args = parse_argstring(self.autoquantize, line)
+        model = self._model(args.model)
+        result = precision.autoquantize(model, self._get(args.data, "calibration data"),
+                                        self._pair(args.eval, "evaluation data"), max_drop=args.max_drop)
+        self._show(result.tried.drop(columns=["recipe"]))
+        print(f"chosen: {result.recipe} -> {result.lite.size:,} bytes ({result.size_ratio:.1f}x smaller than "
+              f"float32)" + "".join(f"; {n}" for n in result.notes))
+        if args.plot:
+            import matplotlib.pyplot as plt
+
+            fig = result.plot()
+            self._show(fig)
+            plt.close(fig)
+        self._bind(args.output, result)
+        return None if args.output else result
+
+    @magic_arguments()
+    @argument("model", help="a LiteModel in your namespace (convert with %%quantize --mode int8-io first)")
+    @argument("--eval", nargs=2, metavar=("X", "Y"), required=True, help="test arrays")
+    @argument("--boards", action="store_true", help="also show which boards the model and its arena fit on")
+    @argument("-o", "--output", metavar="NAME", help="bind the report (a dict) to this name")
+    @line_magic
+    @_usage_errors
+    def micro(self, line):
+        """Run a .tflite model in TensorFlow Lite Micro: accuracy, agreement with LiteRT, arena and flash bytes.
+
+        Example: %micro lite --eval x_test y_test --boards
+        """
+        import pandas as pd
+
+        from . import micro
+        from .lite import LiteModel
+
+        args = parse_argstring(self.micro, line)
+        lite = self._get(args.model, "model")
+        if not isinstance(lite, LiteModel):
+            raise UsageError(f"{args.model} is not a LiteModel: convert it first, e.g. %quantize {args.model} "
+                             "--mode int8-io --data x_train[:200] -o lite")
+        x, y = self._pair(args.eval, "evaluation data")
+        report = lite.on_micro(x, y)
+        self._show(pd.Series({k: v for k, v in report.items() if k != "outputs"}, name=lite.name).to_frame())
+        if args.boards:
+            self._show(micro.fits_on(report["flash_bytes"], report["arena_bytes"]))
+        self._bind(args.output, report)
 
 
 def load_ipython_extension(ipython):

@@ -16,10 +16,21 @@ COLUMNS = ["variant", "kind", "size_bytes", "gzip_bytes", "accuracy", "latency_m
 
 
 def peak_memory_mb() -> float:
-    """Peak resident memory of this process so far, in MB (what Binder's 1-2 GB limit is about)."""
+    """Peak resident memory of this process so far, in MB (what Binder's 1-2 GB limit is about).
+
+    On Linux this is VmHWM of /proc/self/status: getrusage's ru_maxrss survives fork and execve, so a kernel
+    started by a large process (a test runner) would report its parent's peak.
+    """
     import resource
     import sys
 
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 1024 if sys.platform != "darwin" else peak / 2**20
 

@@ -139,7 +139,7 @@ def test_cli_help_everywhere():
     from homl_edge import cli
 
     parser = cli.build_parser()
-    for cmd in ("quantize", "inspect", "export-tfjs", "export-c", "compare", "prune", "gpu"):
+    for cmd in ("quantize", "inspect", "export-tfjs", "export-c", "compare", "prune", "micro", "gpu"):
         with pytest.raises(SystemExit) as e:
             parser.parse_args([cmd, "--help"])
         assert e.value.code == 0

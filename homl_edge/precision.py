@@ -1,0 +1,235 @@
+"""Past int8: a per-layer quantization debugger and a search for the smallest per-layer precision mix.
+
+:func:`quantization_error` runs the float Keras model and the quantized ``.tflite`` side by side and measures, for
+every layer, how far the quantized activations are from the float ones (SNR in dB, RMSE relative to the float
+range). :func:`autoquantize` uses per-layer sensitivity to choose float / int8 / int4 weights per layer, converting
+with ai-edge-quantizer, and returns the smallest model within an accuracy budget, with every variant it tried.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _tf, convert
+from .errors import HomlEdgeError
+from .lite import LiteModel, dequantize_array, quantize_array
+from .training import kernel_of
+
+SNR_ADVICE_DB = 25.0  # below this, a layer's quantization noise is more than ~5% of its signal
+
+
+def _layer_of(tensor_name: str, names: set) -> str | None:
+    """The Keras layer whose output a TFLite tensor is: the first op of a fused name chain names it."""
+    first = tensor_name.split(";")[0]
+    for part in first.split("/"):
+        if part in names:
+            return part
+    return None
+
+
+def _activation_included(layer, tensor_name: str, is_output: bool) -> bool:
+    """A Dense/Conv with a softmax (or another activation TFLite keeps as a separate op) is compared at the op that
+    applies it, not at the pre-activation tensor that carries the layer's name."""
+    act = getattr(getattr(layer, "activation", None), "__name__", "linear")
+    if act in ("linear", None) or is_output:
+        return True
+    return act.lower() in tensor_name.lower()
+
+
+def quantization_error(model, lite: LiteModel, data, max_samples: int = 200):
+    """Per layer: SNR (dB) and RMSE of the quantized model's activations against the float model's.
+
+    Returns a DataFrame sorted worst first, with a column ``advice`` naming the layers to keep in higher
+    precision (SNR under {db} dB); when none is under, the worst layer is named as such.
+    """
+    import pandas as pd
+    from ai_edge_litert.interpreter import Interpreter
+
+    _tf.check_model(model)
+    k = _tf.keras()
+    x = convert.calibration_array(model, data, max_samples=max_samples)
+    layers = [l for l in model.layers if type(l).__name__ not in ("InputLayer", "Flatten", "Reshape", "Dropout")]
+    probe = k.Model(model.inputs, [l.output for l in layers])
+    float_outs = dict(zip([l.name for l in layers], probe.predict(x, verbose=0, batch_size=256)))
+    names = set(float_outs)
+    with _tf.quiet():  # LiteRT warns that preserving all tensors is for debugging: it is, here
+        interp = Interpreter(model_content=lite.content, experimental_preserve_all_tensors=True)
+    inp = interp.get_input_details()[0]
+    interp.resize_tensor_input(inp["index"], [len(x), *inp["shape"][1:]], strict=False)
+    interp.allocate_tensors()
+    inp = interp.get_input_details()[0]
+    interp.set_tensor(inp["index"], quantize_array(x, inp))
+    interp.invoke()
+    details = {d["index"]: d for d in interp.get_tensor_details()}
+    by_name = {l.name: l for l in layers}
+    graph_outputs = {int(d["index"]) for d in interp.get_output_details()}
+    rows, seen = [], set()
+    for op in interp._get_ops_details():
+        for idx in op["outputs"]:
+            d = details.get(int(idx))
+            if d is None:
+                continue
+            layer = layers[-1].name if int(idx) in graph_outputs else _layer_of(d["name"], names)
+            if layer is None or layer in seen or not _activation_included(by_name[layer], d["name"], int(idx) in
+                                                                          graph_outputs):
+                continue
+            ref = float_outs[layer]
+            got = interp.get_tensor(int(idx))
+            if got.size != ref.size:
+                continue
+            got = dequantize_array(got, {"dtype": got.dtype, "quantization": d["quantization"]}).reshape(ref.shape)
+            err = got - ref
+            signal = float((ref ** 2).mean())
+            noise = float((err ** 2).mean())
+            rng = float(ref.max() - ref.min()) or 1.0
+            rows.append({"layer": layer, "op": op["op_name"], "dtype": np.dtype(d["dtype"]).name,
+                         "snr_db": 10 * np.log10(signal / noise) if noise > 0 else np.inf,
+                         "rmse": noise ** 0.5, "relative_rmse": noise ** 0.5 / rng})
+            seen.add(layer)
+    if not rows:
+        raise HomlEdgeError("no layer of the model could be matched to a tensor of the .tflite model: "
+                            "was it converted from this model?")
+    df = pd.DataFrame(rows).sort_values("snr_db").reset_index(drop=True)
+    df["advice"] = ""
+    weak = df.snr_db < SNR_ADVICE_DB
+    df.loc[weak, "advice"] = "keep in higher precision"
+    if not weak.any():
+        df.loc[0, "advice"] = f"worst layer, but above {SNR_ADVICE_DB:.0f} dB: fine as it is"
+    return df
+
+
+quantization_error.__doc__ = quantization_error.__doc__.format(db=SNR_ADVICE_DB)
+
+
+def plot_quantization_error(table, ax=None):
+    """Horizontal bars of SNR per layer (worst at the top); the advice threshold as a dashed line."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6, 0.4 * len(table) + 1.2))
+    else:
+        fig = ax.figure
+    colors = ["#d1242f" if a.startswith("keep") else "#1f6feb" for a in table.advice]
+    snr = table.snr_db.replace(np.inf, 100.0)
+    ax.barh(table.layer[::-1], snr[::-1], color=colors[::-1])
+    ax.axvline(SNR_ADVICE_DB, color="gray", ls="--", label=f"{SNR_ADVICE_DB:.0f} dB")
+    ax.set_xlabel("SNR of the quantized activations (dB, higher is better)")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+@dataclass
+class AutoQuantResult:
+    """What :func:`autoquantize` found: the model, its per-layer recipe, and every variant it tried."""
+
+    lite: LiteModel
+    recipe: dict
+    tried: object  # pandas DataFrame
+    baseline_accuracy: float
+    float_bytes: int
+    notes: list = field(default_factory=list)
+
+    @property
+    def size_ratio(self) -> float:
+        return self.float_bytes / self.lite.size
+
+    def plot(self, ax=None):
+        """Size against accuracy of every variant tried, the Pareto front, and the choice."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            fig, ax = plt.subplots(figsize=(6, 4))
+        else:
+            fig = ax.figure
+        t = self.tried
+        ax.scatter(t.size_bytes / 1024, t.accuracy * 100, c="#8c959f", label="tried")
+        front = pareto_front(t)
+        ax.plot(front.size_bytes / 1024, front.accuracy * 100, "-o", color="#1f6feb", label="Pareto front")
+        ax.scatter([self.lite.size / 1024], [t.loc[t.chosen, "accuracy"].iloc[0] * 100], s=200,
+                   facecolors="none", edgecolors="#d1242f", linewidths=2, label="chosen")
+        ax.axhline((self.baseline_accuracy - t.attrs.get("max_drop", 0)) * 100, color="#d1242f", ls="--", lw=1,
+                   label="accuracy budget")
+        ax.set_xlabel("size (KiB)")
+        ax.set_ylabel("accuracy (%)")
+        ax.legend()
+        fig.tight_layout()
+        return fig
+
+
+def pareto_front(table):
+    """Rows not beaten by a smaller-and-at-least-as-accurate row (sorted by size)."""
+    t = table.sort_values(["size_bytes", "accuracy"], ascending=[True, False])
+    best, keep = -np.inf, []
+    for i, row in t.iterrows():
+        if row.accuracy > best:
+            keep.append(i)
+            best = row.accuracy
+    return t.loc[keep]
+
+
+def autoquantize(model, data, test, max_drop: float = 0.01, *, max_variants: int = 12, progress: bool = True,
+                 granularity: str = "channel") -> AutoQuantResult:
+    """The smallest per-layer mix of float / int8 / int4 weights whose test accuracy drop stays within ``max_drop``.
+
+    1. measure each layer's sensitivity: accuracy with only that layer in int4;
+    2. start from all layers in int4; while over budget, raise the most sensitive layer still in int4 to int8,
+       then (if needed) to float, re-measuring each step;
+    3. stop at the first mix within budget (at most ``max_variants`` conversions).
+    ``data`` are calibration inputs (kept for the API's symmetry with ``quantize``; weight-only precision needs no
+    calibration), ``test=(x, y)`` the accuracy check.
+    """
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    _tf.check_model(model)
+    convert.calibration_array(model, data)  # same input checks as quantize
+    xt, yt = test
+    float_lite = convert.quantize(model, "float32")
+    base_acc = float_lite.evaluate(xt, yt)
+    layers = [l.name for l in model.layers if kernel_of(l) is not None]
+    if not layers:
+        raise HomlEdgeError("the model has no layer with weights to quantize")
+    tried = []
+    bar = tqdm(total=min(max_variants, 2 * len(layers) + len(layers) + 1), desc="autoquantize", unit="variant",
+               disable=not progress)
+
+    def variant(recipe: dict, label: str):
+        precision = {f"/{name}/": p for name, p in recipe.items()}
+        lite = convert.quantize_mixed(model, precision, base="float", granularity=granularity,
+                                      name=f"{model.name}-{label}")
+        acc = lite.evaluate(xt, yt)
+        tried.append({"variant": label, "size_bytes": lite.size, "accuracy": acc, "drop": base_acc - acc,
+                      "recipe": dict(recipe), "lite": lite})
+        bar.update(1)
+        return lite, acc
+
+    sensitivity = {}
+    for name in layers:
+        if len(tried) >= max_variants - 1:
+            break
+        _, acc = variant({name: "int4"}, f"only {name} int4")
+        sensitivity[name] = base_acc - acc
+    recipe = {name: "int4" for name in layers}
+    lite, acc = variant(recipe, "all int4")
+    order = sorted(layers, key=lambda n: -sensitivity.get(n, 0.0))
+    steps = [(n, "int8") for n in order] + [(n, "float") for n in order]
+    for name, prec in steps:
+        if base_acc - acc <= max_drop or len(tried) >= max_variants:
+            break
+        recipe = {**recipe, name: prec}
+        lite, acc = variant(recipe, ", ".join(f"{n}:{p}" for n, p in recipe.items() if p != "int4") or "all int4")
+    bar.close()
+    table = pd.DataFrame([{k: v for k, v in t.items() if k != "lite"} for t in tried]).set_index("variant")
+    within = [t for t in tried if t["drop"] <= max_drop + 1e-12]
+    notes = []
+    if within:
+        best = min(within, key=lambda t: t["size_bytes"])
+    else:
+        best = max(tried, key=lambda t: t["accuracy"])
+        notes.append(f"no variant stayed within {max_drop:.2%}; returning the most accurate one")
+    table["chosen"] = table.index == best["variant"]
+    table.attrs["max_drop"] = max_drop
+    return AutoQuantResult(lite=best["lite"], recipe=best["recipe"], tried=table, baseline_accuracy=base_acc,
+                           float_bytes=float_lite.size, notes=notes)

@@ -1,0 +1,144 @@
+"""Hostile inputs against the public API, the magics and the CLI (issue 8).
+
+Every case must give a clear one-line error, leave its input files byte-identical, write no partial output and
+keep this process alive. The counts are printed (pytest -s) for the record.
+"""
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+from IPython.core.error import UsageError
+
+import homl_edge as he
+from homl_edge import _tf, cli
+from homl_edge.errors import InvalidModelFileError
+from conftest import sha
+from test_lite import mutations
+
+
+def test_1000_fuzzed_tflite_files(lite_int8io, lite_f32, tmp_path):
+    """A seeded fuzzer: truncations, bit flips, overwrites and random tails of two real models."""
+    counts = {"rejected": 0, "accepted_and_ran": 0}
+    path = tmp_path / "fuzz.tflite"
+    seeds = [(lite_int8io.content, 7), (lite_f32.content, 8)]
+    for content, seed in seeds:
+        for _, data in mutations(content, 500, seed=seed):
+            path.write_bytes(data)
+            before = sha(path)
+            try:
+                lite = he.load_lite(path)
+            except InvalidModelFileError as e:
+                counts["rejected"] += 1
+                assert "\n" not in str(e) and len(str(e)) < 600
+            else:
+                lite.predict(np.zeros((2, 8, 8, 1), np.float32))
+                counts["accepted_and_ran"] += 1
+            assert sha(path) == before
+    assert sum(counts.values()) == 1000 and counts["rejected"] >= 500
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fuzz.tflite"]
+    print("fuzzed .tflite files:", counts)
+
+
+def test_random_bytes_through_the_cli(tmp_path, capsys):
+    rng = random.Random(5)
+    for i in range(30):
+        p = tmp_path / f"r{i}.tflite"
+        p.write_bytes(rng.randbytes(rng.randrange(0, 5000)))
+        assert cli.main(["inspect", str(p)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("homl-edge: error:") and "\n" not in err
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+def test_lambda_layer_refused_in_safe_mode_everywhere(tmp_path, suffix, capsys):
+    k = _tf.keras()
+    marker = tmp_path / "pwned"
+    m = k.Sequential([k.Input((4,)), k.layers.Lambda(lambda t: t + float(__import__("os").path.exists("x")),
+                                                     name="code"), k.layers.Dense(2)])
+    path = tmp_path / f"m{suffix}"
+    m.save(path)
+    before = sha(path)
+    with pytest.raises(he.HomlEdgeError, match="Lambda"):
+        he.load_keras(path)
+    with pytest.raises(he.HomlEdgeError, match="Lambda"):
+        he.quantize(path, "float32")
+    assert cli.main(["export-tfjs", str(path), str(tmp_path / "web")]) == 2
+    assert "safe mode" in capsys.readouterr().err
+    assert sha(path) == before and not (tmp_path / "web").exists() and not marker.exists()
+
+
+@pytest.mark.parametrize("name, make", [
+    ("wrong shape", lambda x: x[:20, :, :6]),
+    ("wrong rank", lambda x: x[:20, :, :, 0]),
+    ("strings", lambda x: np.array([["a"] * 64] * 3)),
+    ("NaN", lambda x: np.full((5, 8, 8, 1), np.nan, np.float32)),
+    ("inf", lambda x: np.concatenate([x[:4], np.full((1, 8, 8, 1), np.inf, np.float32)])),
+    ("empty", lambda x: x[:0]),
+    ("empty generator", lambda x: (s for s in [])),
+    ("object array", lambda x: np.array([None, 1], dtype=object)),
+])
+def test_bad_calibration_data(trained, digits, name, make):
+    (x, _), _ = digits
+    with pytest.raises(he.HomlEdgeError) as e:
+        he.quantize(trained, "int8", data=make(x), cache=False)
+    assert "\n" not in str(e.value) and "(n, 8, 8, 1)" in str(e.value), (name, str(e.value))
+
+
+def test_subclassed_model_for_qat_and_pruning(digits):
+    k = _tf.keras()
+    (x, y), _ = digits
+
+    class Sub(k.Model):
+        def __init__(self):
+            super().__init__()
+            self.d = k.layers.Dense(10)
+
+        def call(self, t):
+            return self.d(k.layers.Flatten()(t))
+
+    s = Sub()
+    s(x[:1])
+    for fn in (he.quantize_aware, he.prune, he.cluster):
+        with pytest.raises(he.HomlEdgeError, match="subclassed model.*Sequential or the functional API"):
+            fn(s, (x, y))
+
+
+@pytest.mark.parametrize("kind", ["exists", "directory", "missing_folder", "unwritable"])
+def test_output_paths(lite_f32, trained, tmp_path, kind):
+    target = {"exists": tmp_path / "out.tflite", "directory": tmp_path / "dir",
+              "missing_folder": tmp_path / "no" / "out.tflite", "unwritable": Path("/proc/1/out.tflite")}[kind]
+    if kind == "exists":
+        target.write_bytes(b"keep me")
+    if kind == "directory":
+        target.mkdir()
+    before = sorted(os.listdir(tmp_path))
+    with pytest.raises(he.HomlEdgeError) as e:
+        lite_f32.save(target)
+    assert "\n" not in str(e.value)
+    if kind == "exists":
+        assert target.read_bytes() == b"keep me"
+    assert sorted(os.listdir(tmp_path)) == before  # no partial file, no temporary file
+    # the same through the C exporter and the magic
+    c_target = target.with_suffix(".cc") if kind != "directory" else target
+    with pytest.raises(he.HomlEdgeError):
+        he.export_c_array(lite_f32, c_target) if kind != "exists" else (
+            c_target.write_text("x"), he.export_c_array(lite_f32, c_target))
+    from IPython.core.interactiveshell import InteractiveShell
+
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "homl_edge")
+    ip.user_ns["hostile_lite"] = lite_f32
+    with pytest.raises(UsageError):
+        ip.run_line_magic("export", f"hostile_lite --tflite {target}")
+
+
+def test_gpu_settings_after_initialisation_are_clear_errors():
+    import tensorflow as tf
+
+    tf.constant(1.0) + 1  # the runtime is up in this test process
+    for kwargs, setting in [({"cpu_split": 7}, "the CPU split"), ({"visible": "0"}, "CUDA_VISIBLE_DEVICES")]:
+        with pytest.raises(he.HomlEdgeError, match=setting) as e:
+            he.gpu.configure(**kwargs)
+        assert "\n" not in str(e.value)
