@@ -18,14 +18,13 @@ def check(data: bytes) -> dict:
         interp.allocate_tensors()
     except Exception as e:  # LiteRT's verifier or allocator said no
         return {"ok": False, "error": _first_line(e)}
-    note = None
     try:
         for d in interp.get_input_details():
             interp.set_tensor(d["index"], np.zeros(d["shape"], dtype=d["dtype"]))
         interp.invoke()
-    except Exception as e:  # a model that allocates but cannot run on zeros is still reported
-        note = f"allocates but failed to run on zeros: {_first_line(e)}"
-    return {"ok": True, "inputs": len(interp.get_input_details()), "note": note}
+    except Exception as e:  # it allocates but cannot run (e.g. an operand that lacks data): not usable
+        return {"ok": False, "error": f"it loads but cannot run: {_first_line(e)}"}
+    return {"ok": True, "inputs": len(interp.get_input_details())}
 
 
 def _first_line(e: BaseException) -> str:

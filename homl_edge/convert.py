@@ -221,7 +221,7 @@ def calibration_array(model, data, max_samples: int = MAX_CALIBRATION) -> np.nda
     if bad.any():
         n = int(bad.reshape(len(x), -1).any(axis=1).sum())
         raise HomlEdgeError(f"calibration data has NaN or infinite values in {n} of {len(x)} samples: "
-                            "clean or drop them (they would break the int8 ranges)")
+                            f"clean or drop them (they would break the int8 ranges); the model's input is a {want}")
     return x[:max_samples]
 
 

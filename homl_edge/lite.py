@@ -211,7 +211,11 @@ class LiteModel:
                     return self._predict_one_by_one(x)
                 inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
             interp.set_tensor(inp["index"], quantize_array(chunk, inp))
-            interp.invoke()
+            try:
+                interp.invoke()
+            except (RuntimeError, ValueError) as e:
+                raise HomlEdgeError(f"LiteRT could not run {self.name}: {str(e).strip().splitlines()[0][:300]}") \
+                    from None
             results.append(dequantize_array(interp.get_tensor(out["index"]), out))
         return np.concatenate(results, axis=0)
 
