@@ -24,6 +24,8 @@ _LAZY = {
     "prune": "training",
     "prune_sensitivity": "training",
     "sparsity_report": "training",
+    "prune_channels": "structured",
+    "prune_report": "structured",
     "check_m_by_n": "training",
     "cluster": "training",
     "unique_weights": "training",
@@ -43,7 +45,7 @@ _LAZY = {
     "WeightHistogram": "panels",
     "TradeoffExplorer": "panels",
 }
-_SUBMODULES = {"_tf", "browser", "datasets", "micro", "models", "gpu", "lite", "convert", "training", "pipeline", "precision", "report", "export", "cli", "magics", "panels", "errors"}
+_SUBMODULES = {"_tf", "browser", "datasets", "micro", "models", "gpu", "lite", "convert", "training", "structured", "pipeline", "precision", "report", "export", "cli", "magics", "panels", "errors"}
 
 __all__ = sorted(_LAZY) + sorted(_SUBMODULES - {"_tf", "cli", "magics"})
 

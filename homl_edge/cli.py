@@ -113,15 +113,23 @@ def cmd_prune(a):
 
     model = _load_model(a.model)
     x, y = _load_npy(a.x, "x"), _load_npy(a.y, "y")
-    pruned = training.prune(model, (x, y), sparsity=a.sparsity, structure=a.structure, epochs=a.epochs,
-                            progress=not a.quiet)
+    if a.channels is not None:
+        from . import structured
+
+        pruned, table = structured.prune_channels(model, (x, y), ratio=a.channels, epochs=a.epochs,
+                                                  criterion="taylor" if a.criterion == "taylor" else "l1",
+                                                  progress=not a.quiet)
+    else:
+        pruned = training.prune(model, (x, y), sparsity=a.sparsity, structure=a.structure, epochs=a.epochs,
+                                progress=not a.quiet, criterion=a.criterion)
+        table = training.sparsity_report(pruned)
     out = Path(a.output).expanduser()
     if out.exists() and not a.force:
         raise HomlEdgeError(f"{out} exists already; pass --force to replace it")
     if out.suffix not in (".keras", ".h5"):
         raise HomlEdgeError(f"{out.name}: the pruned model is a Keras model; give a .keras or .h5 file name")
     pruned.save(out)
-    print(training.sparsity_report(pruned).to_string(index=False))
+    print(table.to_string(index=False))
     print(f"wrote {out}")
 
 
@@ -192,12 +200,14 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--csv", action="store_true", help="CSV output")
     m.set_defaults(func=cmd_compare)
 
-    r = sub.add_parser("prune", help="magnitude pruning with fine-tuning; writes a Keras model")
+    r = sub.add_parser("prune", help="pruning (magnitude, taylor, l1, or whole channels) with fine-tuning")
     r.add_argument("model")
     r.add_argument("--x", required=True, metavar="NPY")
     r.add_argument("--y", required=True, metavar="NPY")
     r.add_argument("--sparsity", type=float, default=0.8)
     r.add_argument("--structure", help="M:N structured sparsity such as 2:4")
+    r.add_argument("--criterion", choices=["magnitude", "taylor", "l1"], default="magnitude")
+    r.add_argument("--channels", type=float, metavar="RATIO", help="remove this fraction of filters/units instead")
     r.add_argument("--epochs", type=int, default=2)
     r.add_argument("-o", "--output", required=True, help="output .keras or .h5 file")
     r.add_argument("--force", action="store_true")

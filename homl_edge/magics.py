@@ -147,6 +147,10 @@ class EdgeMagics(Magics):
     @argument("model")
     @argument("--train", nargs=2, metavar=("X", "Y"), required=True)
     @argument("--sparsity", type=float, default=0.8, help="fraction of zeros to reach (default 0.8)")
+    @argument("--criterion", choices=["magnitude", "taylor", "l1"], default="magnitude",
+              help="which weights go: smallest |w| (TF-MOT), smallest |w*dL/dw| (taylor), or L1 then magnitude")
+    @argument("--channels", type=float, metavar="RATIO",
+              help="remove this fraction of whole filters/units instead (a narrower, faster model)")
     @argument("--structure", help="M:N structured sparsity such as 2:4")
     @argument("--schedule", choices=["polynomial", "constant"], default="polynomial")
     @argument("--epochs", type=int, default=2)
@@ -155,18 +159,27 @@ class EdgeMagics(Magics):
     @line_magic
     @_usage_errors
     def prune(self, line):
-        """Magnitude pruning with fine-tuning; shows the sparsity reached per layer.
+        """Pruning with fine-tuning (magnitude, taylor or l1), or channel pruning (--channels); shows the result.
 
-        Example: %prune model --train x_train y_train --sparsity 0.8 -o pruned
+        Example: %prune model --train x_train y_train --sparsity 0.8 --criterion taylor -o pruned
         """
         from . import training
 
         args = parse_argstring(self.prune, line)
         model = self._model(args.model)
-        result = training.prune(model, self._pair(args.train, "training data"), sparsity=args.sparsity,
-                                structure=args.structure, schedule=args.schedule, epochs=args.epochs,
-                                layers=args.layers)
-        self._show(training.sparsity_report(result))
+        train = self._pair(args.train, "training data")
+        if args.channels is not None:
+            from . import structured
+
+            result, table = structured.prune_channels(model, train, ratio=args.channels,
+                                                      criterion="taylor" if args.criterion == "taylor" else "l1",
+                                                      epochs=args.epochs)
+            self._show(table)
+        else:
+            result = training.prune(model, train, sparsity=args.sparsity, structure=args.structure,
+                                    schedule=args.schedule, epochs=args.epochs, layers=args.layers,
+                                    criterion=args.criterion)
+            self._show(training.sparsity_report(result))
         self._bind(args.output, result)
         return None if args.output else result
 

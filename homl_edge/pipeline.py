@@ -6,7 +6,8 @@ import time
 from . import convert, training
 from .errors import HomlEdgeError
 
-TECHNIQUES = ("quantize", "prune", "cluster", "qat", "prune+qat", "cluster+qat")
+TECHNIQUES = ("quantize", "prune", "prune-taylor", "prune-l1", "channels", "cluster", "qat", "prune+qat",
+              "cluster+qat")
 
 
 def optimize(model, technique: str = "quantize", *, train=None, data=None, mode: str = "int8",
@@ -15,7 +16,8 @@ def optimize(model, technique: str = "quantize", *, train=None, data=None, mode:
     """Apply ``technique`` to ``model`` and convert the result with ``mode``; returns ``(keras_model, lite)``.
 
     ``quantize``: post-training quantization only. ``prune`` / ``cluster`` / ``qat``: fine-tune with that
-    technique first. ``prune+qat`` and ``cluster+qat`` chain the technique with sparsity- or cluster-preserving
+    technique first; ``prune-taylor`` / ``prune-l1`` use those criteria; ``channels`` removes the fraction
+    ``sparsity`` of whole filters/units (a narrower, faster model). ``prune+qat`` and ``cluster+qat`` chain the technique with sparsity- or cluster-preserving
     QAT (collaborative optimization). ``train=(x, y)`` is needed for every technique but ``quantize``;
     ``data`` (calibration inputs) for the int8/int16x8 modes.
     """
@@ -28,6 +30,13 @@ def optimize(model, technique: str = "quantize", *, train=None, data=None, mode:
     if technique in ("prune", "prune+qat"):
         keras_model = training.prune(model, train, sparsity=sparsity, structure=structure, epochs=epochs,
                                      progress=progress)
+    elif technique in ("prune-taylor", "prune-l1"):
+        keras_model = training.prune(model, train, sparsity=sparsity, epochs=epochs, progress=progress,
+                                     criterion=technique.split("-")[1])
+    elif technique == "channels":
+        from . import structured
+
+        keras_model, _ = structured.prune_channels(model, train, ratio=sparsity, epochs=epochs, progress=progress)
     elif technique in ("cluster", "cluster+qat"):
         keras_model = training.cluster(model, train, clusters=clusters, epochs=max(1, epochs // 2),
                                        progress=progress)

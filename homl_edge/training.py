@@ -296,8 +296,13 @@ def _prunable(layer) -> bool:
 
 def prune(model, train, sparsity: float = 0.8, *, structure: str | None = None, schedule: str = "polynomial",
           epochs: int = 2, batch_size: int = 32, learning_rate: float = 1e-3, layers: str | None = None,
-          strategy=None, progress: bool = True):
-    """Magnitude pruning (TF-MOT ``prune_low_magnitude``) with fine-tuning; returns the stripped model.
+          strategy=None, progress: bool = True, criterion: str = "magnitude"):
+    """Pruning with fine-tuning; returns an ordinary (stripped) Keras model.
+
+    ``criterion="magnitude"`` is TF-MOT's ``prune_low_magnitude``; ``"taylor"`` (sensitivity) masks the weights
+    with the smallest |w * dL/dw| over a few batches; ``"l1"`` fine-tunes with an L1 penalty first, then prunes by
+    magnitude (``he.structured.prune_report(model)`` says how much the penalty alone produced). The two masked
+    criteria hold their mask with a callback during fine-tuning and hit the sparsity exactly per layer.
 
     ``schedule`` is ``"polynomial"`` (sparsity grows from 0 to ``sparsity`` over the first 3/4 of training) or
     ``"constant"``. ``structure="2:4"`` keeps at most 2 non-zeros in every block of 4 weights (Conv2D and Dense
@@ -311,7 +316,18 @@ def prune(model, train, sparsity: float = 0.8, *, structure: str | None = None, 
         raise HomlEdgeError(f"schedule must be one of {PRUNE_SCHEDULES}, got {schedule!r}")
     if int(epochs) < 1:
         raise HomlEdgeError("epochs must be at least 1")
+    from . import structured
+
+    if criterion not in structured.CRITERIA:
+        raise HomlEdgeError(f"criterion must be one of {', '.join(structured.CRITERIA)}, got {criterion!r}")
     m_by_n = _parse_structure(structure)
+    if criterion != "magnitude":
+        if structure or layers:
+            raise HomlEdgeError(f"criterion {criterion!r} prunes every Dense/Conv kernel, unstructured: "
+                                "structure= and layers= go with the magnitude criterion")
+        return structured.masked_prune(model, train, float(sparsity), criterion, epochs=int(epochs),
+                                       batch_size=batch_size, learning_rate=learning_rate, progress=progress,
+                                       strategy=strategy)
     clone(model)  # refuses subclassed models before any work
     mot = _tf.tfmot()
     sp = mot.sparsity.keras

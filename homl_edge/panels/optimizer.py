@@ -124,14 +124,14 @@ class OptimizerPanel(W.VBox):
 
     def _sync_controls(self):
         t = self.technique.value
-        self.sparsity.disabled = "prune" not in t
+        self.sparsity.disabled = "prune" not in t and t != "channels"
         self.clusters.disabled = "cluster" not in t
         self.epochs.disabled = t == "quantize"
 
     def _settings(self):
         t = self.technique.value
         s = {}
-        if "prune" in t:
+        if "prune" in t or t == "channels":
             s["sparsity"] = round(self.sparsity.value, 2)
         if "cluster" in t:
             s["clusters"] = self.clusters.value

@@ -1,0 +1,138 @@
+"""Issue 11: taylor and L1 criteria, channel pruning that rebuilds a narrower, faster model."""
+import numpy as np
+import pytest
+from IPython.core.error import UsageError
+
+import homl_edge as he
+from homl_edge import _tf, cli
+
+
+@pytest.mark.parametrize("criterion", ["magnitude", "taylor", "l1"])
+def test_criteria_hit_the_sparsity_per_layer(trained, digits, keras_accuracy, lite_f32, criterion):
+    (x, y), (xt, yt) = digits
+    p = he.prune(trained, (x, y), sparsity=0.8, epochs=3, criterion=criterion, progress=False)
+    report = he.sparsity_report(p)
+    assert (abs(report.sparsity - 0.8) <= 0.01).all(), report
+    lite = he.quantize(p, "int8", data=x[:200])
+    assert lite.evaluate(xt, yt) >= keras_accuracy - 0.04
+    assert lite_f32.gzip_size / lite.gzip_size >= 10
+    assert type(p.layers[0]).__name__ == "Conv2D" and not any("prune" in l.name for l in p.layers)  # stripped
+    if criterion == "l1":
+        r = he.prune_report(p)
+        assert r["near_zero_after_l1"] > r["near_zero_before_l1"]  # what the penalty alone did
+
+
+def test_taylor_masks_by_saliency_not_magnitude(trained, digits):
+    from homl_edge import structured
+
+    (x, y), _ = digits
+    work = he.training.clone(trained)
+    he.training.compile_like(work, trained, y)
+    taylor = structured._saliency(work, (x, y), "taylor")
+    magnitude = structured._saliency(work, (x, y), "magnitude")
+    mt = structured._masks(taylor, 0.8)["dense"]
+    mm = structured._masks(magnitude, 0.8)["dense"]
+    assert mt.mean() == pytest.approx(0.2, abs=1e-4)
+    assert (mt != mm).mean() > 0.05  # a different set of weights survives
+
+
+def test_channel_slicing_is_exact_on_dead_channels(trained, digits):
+    """Kill half of the conv filters and dense units by hand: the narrowed model must predict exactly the same."""
+    (x, y), (xt, _) = digits
+    m = he.training.clone(trained)
+    conv, bn, dense = m.get_layer("conv"), m.get_layer("bn"), m.get_layer("dense")
+    kw, kb = conv.get_weights()
+    dead = np.arange(0, 32, 2)
+    kw[..., dead] = 0
+    kb[dead] = 0
+    conv.set_weights([kw, kb])
+    gamma, beta, mean, var = bn.get_weights()
+    beta[dead], mean[dead] = 0, 0
+    bn.set_weights([gamma, beta, mean, var])
+    dw, db = dense.get_weights()
+    dw[:, 64:], db[64:] = 0, 0
+    dense.set_weights([dw, db])
+    he.training.compile_like(m, trained, y)
+    narrow, table = he.prune_channels(m, (x, y), ratio=0.5, epochs=0, progress=False)
+    t = table.set_index("layer")
+    assert (t.loc["conv", "before"], t.loc["conv", "after"]) == (32, 16)
+    assert (t.loc["dense", "before"], t.loc["dense", "after"]) == (128, 64)
+    assert "model's output" in t.loc["classifier", "note"]
+    assert narrow.get_layer("bn").get_weights()[0].shape == (16,)
+    assert narrow.get_layer("dense").get_weights()[0].shape == (6 * 6 * 16, 64)
+    assert np.abs(narrow.predict(xt, verbose=0) - m.predict(xt, verbose=0)).max() < 1e-5
+
+
+def test_channel_pruning_makes_a_faster_smaller_model():
+    m = he.models.wide_convnet()
+    rng = np.random.default_rng(0)
+    x, y = rng.random((96, 32, 32, 3), dtype=np.float32), rng.integers(0, 10, 96)
+    narrow, table = he.prune_channels(m, (x, y), ratio=0.5, epochs=1, progress=False)
+    a, b = he.quantize(m, "float32"), he.quantize(narrow, "float32")
+    size_ratio = a.size / b.size
+    # latency ratio in one run, interleaved medians (this machine is noisy)
+    la, lb = [], []
+    for _ in range(3):
+        la.append(a.benchmark(runs=100, warmup=10)["median_ms"])
+        lb.append(b.benchmark(runs=100, warmup=10)["median_ms"])
+    speedup = np.median(la) / np.median(lb)
+    print(f"channel pruning 0.5: {size_ratio:.2f}x smaller, {speedup:.2f}x faster")
+    assert size_ratio >= 3.0 and speedup >= 2.5
+
+
+def test_channel_pruning_on_digits_keeps_accuracy(trained, digits, keras_accuracy):
+    (x, y), (xt, yt) = digits
+    narrow, _ = he.prune_channels(trained, (x, y), ratio=0.5, epochs=2, progress=False)
+    assert narrow.evaluate(xt, yt, verbose=0)[1] >= keras_accuracy - 0.02
+
+
+def test_residual_add_is_left_alone_with_a_reason(digits):
+    k = _tf.keras()
+    (x, y), _ = digits
+    inp = k.Input((8, 8, 1))
+    a = k.layers.Conv2D(8, 3, padding="same", name="a")(inp)
+    b = k.layers.Conv2D(8, 3, padding="same", name="b")(a)
+    s = k.layers.Add(name="add")([a, b])
+    c = k.layers.Conv2D(16, 3, name="c")(s)
+    out = k.layers.Dense(10, activation="softmax", name="out")(k.layers.Flatten()(c))
+    m = k.Model(inp, out)
+    m.compile("adam", "sparse_categorical_crossentropy")
+    narrow, table = he.prune_channels(m, (x[:128], y[:128]), ratio=0.5, epochs=1, progress=False)
+    t = table.set_index("layer")
+    assert t.loc["a", "after"] == 8 and "residual" in t.loc["a", "note"]
+    assert t.loc["b", "after"] == 8 and t.loc["c", "after"] == 8
+
+
+def test_errors(trained, digits):
+    (x, y), _ = digits
+    with pytest.raises(he.HomlEdgeError, match="criterion must be one of"):
+        he.prune(trained, (x, y), criterion="random")
+    with pytest.raises(he.HomlEdgeError, match="ratio must be between 0 and 1"):
+        he.prune_channels(trained, (x, y), ratio=1.0)
+    with pytest.raises(he.HomlEdgeError, match="structure= and layers= go with the magnitude"):
+        he.prune(trained, (x, y), criterion="taylor", structure="2:4")
+
+
+def test_faces(trained, digits, tmp_path, capsys):
+    from IPython.core.interactiveshell import InteractiveShell
+
+    (x, y), (xt, yt) = digits
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "homl_edge")
+    ip.user_ns.update(model=trained, sx=x[:256], sy=y[:256])
+    ip.run_line_magic("prune", "model --train sx sy --sparsity 0.5 --criterion taylor --epochs 1 -o tp")
+    assert he.prune_report(ip.user_ns["tp"])["criterion"] == "taylor"
+    ip.run_line_magic("prune", "model --train sx sy --channels 0.5 --epochs 1 -o cp")
+    assert ip.user_ns["cp"].get_layer("conv").filters == 16
+    with pytest.raises(UsageError, match="invalid choice"):
+        ip.run_line_magic("prune", "model --train sx sy --criterion random")
+    trained.save(tmp_path / "m.keras")
+    np.save(tmp_path / "x.npy", x[:256])
+    np.save(tmp_path / "y.npy", y[:256])
+    assert cli.main(["prune", str(tmp_path / "m.keras"), "--x", str(tmp_path / "x.npy"), "--y", str(tmp_path / "y.npy"),
+                     "--channels", "0.5", "--epochs", "1", "--quiet", "-o", str(tmp_path / "c.keras")]) == 0
+    assert "before" in capsys.readouterr().out
+    panel = he.OptimizerPanel(trained, train=(x[:256], y[:256]), test=(xt, yt))
+    assert {"prune-taylor", "prune-l1", "channels"} <= set(panel.technique.options)
+    entry = panel.run("channels", "float32", sparsity=0.5, epochs=1)
+    assert panel.table().loc[entry["name"], "size_ratio"] > 3
