@@ -118,3 +118,51 @@ def predict_in_browser(folder, x, *, screenshot=None, executable: str | None = N
                 "requests": [r.replace(url, "") for r in requests]}
 
     return _in_thread(run)
+
+
+def finetune_in_browser(folder, x, y, *, options: dict | None = None, screenshot=None,
+                        executable: str | None = None, timeout_s: float = 180) -> dict:
+    """Fine-tune a ``trainable=True`` export inside headless Chromium with the page's own function and defaults.
+
+    Measures the page's accuracy on ``(x, y)`` before and after, reloads the page to check that the fine-tuned
+    model comes back from IndexedDB, and records every request the page made. Returns a dict with
+    ``accuracy_before``, ``accuracy_after``, ``seconds``, ``loss``, ``source_after_reload``, ``probs_after``,
+    ``probs_after_reload`` and ``requests`` (paths on the page's own origin; anything else is listed in full).
+    """
+    folder = Path(folder)
+    if not (folder / "index.html").is_file():
+        raise HomlEdgeError(f"{folder} has no index.html: export with page=True, trainable=True")
+    samples = [np.asarray(s, dtype=np.float32).ravel().tolist() for s in np.asarray(x)]
+    labels = [int(v) for v in np.asarray(y)]
+
+    def run():
+        with serve(folder) as url, chromium(executable) as browser:
+            context = browser.new_context()
+            page = context.new_page()
+            page.set_default_timeout(timeout_s * 1000)
+            requests = []
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto(f"{url}/index.html")
+            page.wait_for_function("window.homl !== undefined")
+            page.evaluate("async () => { await window.homl.ready; }")
+            if not page.evaluate("window.homl.config.trainable"):
+                raise HomlEdgeError("this export has no fine-tuning: export with trainable=True")
+            before = page.evaluate("async ([xs, ys]) => await window.homl.accuracy(xs, ys)", [samples, labels])
+            result = page.evaluate("async ([xs, ys, o]) => await window.homl.fineTune(xs, ys, o)",
+                                   [samples, labels, options or {}])
+            after = page.evaluate("async ([xs, ys]) => await window.homl.accuracy(xs, ys)", [samples, labels])
+            probs_after = page.evaluate("async (xs) => await window.homl.predict(xs)", samples)
+            if screenshot:
+                page.screenshot(path=str(screenshot), full_page=True)
+            page.reload()
+            page.wait_for_function("window.homl !== undefined")
+            page.evaluate("async () => { await window.homl.ready; }")
+            source = page.evaluate("window.homl.source()")
+            probs_reload = page.evaluate("async (xs) => await window.homl.predict(xs)", samples)
+            context.close()
+        own = [r[len(url):] if r.startswith(url) else r for r in requests]
+        return {"accuracy_before": before, "accuracy_after": after, "seconds": result["seconds"],
+                "loss": result["loss"], "source_after_reload": source, "probs_after": np.array(probs_after),
+                "probs_after_reload": np.array(probs_reload), "requests": own}
+
+    return _in_thread(run)

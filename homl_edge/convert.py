@@ -106,6 +106,7 @@ def quantize(model, mode: str = "int8", data=None, *, name: str | None = None, c
     cached = content is not None
     if content is None:
         content = _convert(model, mode, calib)
+        _check_runs(content, mode)
         if key:
             _cache_put(key, content)
     meta = {"mode": mode, "source": model.name, "cached": cached, "seconds": time.perf_counter() - t0,
@@ -339,6 +340,18 @@ def converter_for(model, mode: str, calib=None):
         conv.target_spec.supported_ops = [
             tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
     return conv
+
+
+def _check_runs(content: bytes, mode: str) -> None:
+    """The converter can emit a model that LiteRT then refuses to prepare: say so at conversion time."""
+    from .lite import new_interpreter
+
+    try:
+        new_interpreter(content)
+    except HomlEdgeError as e:
+        hint = (" (LiteRT's 16x8 kernels reject layers whose scales would overflow, e.g. some depthwise "
+                "convolutions: use mode 'int8' for this model)" if mode == "int16x8" else "")
+        raise HomlEdgeError(f"mode {mode!r} produced a model that {str(e)[0].lower()}{str(e)[1:]}{hint}") from None
 
 
 def _convert(model, mode, calib) -> bytes:

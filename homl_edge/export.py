@@ -45,8 +45,8 @@ class TfjsExport:
 
 
 def export_tfjs(model, out_dir, quantize: str | None = None, page: bool = False, *, tfjs_url: str | None = None,
-                title: str = "homl-edge: digit recognizer", labels=None, samples=None, overwrite: bool = False
-                ) -> TfjsExport:
+                title: str = "homl-edge: digit recognizer", labels=None, samples=None, overwrite: bool = False,
+                trainable: bool = False) -> TfjsExport:
     """Write ``model`` in the TF.js Layers format (``model.json`` + weight shards) with the official converter.
 
     ``quantize`` stores the weights as ``"float16"``, ``"uint8"`` or ``"uint16"`` (affine) instead of float32.
@@ -54,6 +54,9 @@ def export_tfjs(model, out_dir, quantize: str | None = None, page: bool = False,
     manifest and a service worker that make it work offline once visited. ``tfjs_url`` is where the page finds
     TensorFlow.js: a URL (default: the jsDelivr CDN, version {v}) or a local ``tf.min.js`` file, which is copied
     into the folder so the export is self-contained. ``samples=(x, y)`` puts up to 20 clickable examples in the page.
+    ``trainable=True`` (with ``page=True``) adds in-browser fine-tuning: a person labels drawings, the page trains
+    the last layer with ``model.fit`` of TF.js, keeps the result in IndexedDB (reloaded on the next visit) and can
+    download it (``downloads://``); :func:`load_tfjs` brings such a download back to Keras. Nothing is uploaded.
     The folder is written next to its final place and renamed at the end: an error leaves nothing half-written.
     """
     _tf.check_model(model)
@@ -73,8 +76,10 @@ def export_tfjs(model, out_dir, quantize: str | None = None, page: bool = False,
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
     try:
         _convert_tfjs(model, tmp, quantize)
+        if trainable and not page:
+            raise HomlEdgeError("trainable=True adds fine-tuning to the web page: pass page=True too")
         if page:
-            _write_page(model, tmp, quantize, tfjs_url, title, labels, samples)
+            _write_page(model, tmp, quantize, tfjs_url, title, labels, samples, trainable)
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)
@@ -121,7 +126,7 @@ def _import_tfjs():
     return tensorflowjs
 
 
-def _write_page(model, folder: Path, quantize, tfjs_url, title, labels, samples):
+def _write_page(model, folder: Path, quantize, tfjs_url, title, labels, samples, trainable=False):
     shape = [int(d) if d is not None else 1 for d in model.inputs[0].shape[1:]]
     if len(shape) == 2:
         shape = shape + [1]
@@ -146,7 +151,9 @@ def _write_page(model, folder: Path, quantize, tfjs_url, title, labels, samples)
     elif not re.match(r"^(https?:)?//|^/", str(tfjs_url)):
         raise HomlEdgeError(f"tfjs_url {tfjs_url!r} is neither a URL (https://..., /path/tf.min.js) nor an "
                             "existing tf.min.js file")
-    config = {"inputShape": shape, "labels": labels, "quantize": quantize, "samples": sample_list, "title": title}
+    model_key = hashlib.sha256((folder / "model.json").read_bytes()).hexdigest()[:16]
+    config = {"inputShape": shape, "labels": labels, "quantize": quantize, "samples": sample_list, "title": title,
+              "trainable": bool(trainable), "modelKey": model_key}
     esc = title.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     html = ((src / "index.html").read_text().replace("{{TITLE}}", esc).replace("{{TFJS_URL}}", tfjs_url)
             .replace("{{W}}", str(shape[1])).replace("{{H}}", str(shape[0])))

@@ -340,9 +340,13 @@ def new_interpreter(content: bytes, threads: int | None = None):
 
     from ._tf import quiet
 
-    with quiet():  # LiteRT announces its XNNPACK delegate on the C stderr
-        interp = Interpreter(model_content=content, num_threads=threads)
-        interp.allocate_tensors()
+    try:
+        with quiet():  # LiteRT announces its XNNPACK delegate on the C stderr
+            interp = Interpreter(model_content=content, num_threads=threads)
+            interp.allocate_tensors()
+    except (RuntimeError, ValueError) as e:
+        text = " ".join(str(e).split())
+        raise HomlEdgeError(f"LiteRT cannot prepare this model: {text[:300]}") from None
     return interp
 
 
