@@ -34,17 +34,15 @@ def prepare_environment() -> None:
 @contextlib.contextmanager
 def quiet():
     """Silence the converter's C++ chatter (it writes to file descriptors 1 and 2) and its Python warnings."""
-    import sys
+    import logging
     import tempfile
     import warnings
 
-    for s in (sys.stdout, sys.stderr):
+    for stream in (sys.stdout, sys.stderr):
         try:
-            s.flush()
+            stream.flush()
         except Exception:
             pass
-    import logging
-
     saved = []
     loggers = [logging.getLogger(n) for n in ("tensorflow", "absl")]
     levels = [lg.level for lg in loggers]

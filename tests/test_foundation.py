@@ -143,3 +143,18 @@ def test_cli_help_everywhere():
         with pytest.raises(SystemExit) as e:
             parser.parse_args([cmd, "--help"])
         assert e.value.code == 0
+
+
+def test_wheel_ships_the_widget_sources_and_the_web_app(tmp_path):
+    import subprocess
+    import zipfile
+
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
+                        str(tmp_path), str(ROOT)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    wheel = next(tmp_path.glob("homl_edge-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for name in ("homl_edge/_widgets/tradeoff.js", "homl_edge/_widgets/tradeoff.css", "homl_edge/webapp/app.js",
+                 "homl_edge/webapp/sw.js", "homl_edge/webapp/index.html"):
+        assert name in names, name
+    assert any(n.endswith("entry_points.txt") for n in names)
