@@ -351,7 +351,8 @@ def _check_runs(content: bytes, mode: str) -> None:
     except HomlEdgeError as e:
         hint = (" (LiteRT's 16x8 kernels reject layers whose scales would overflow, e.g. some depthwise "
                 "convolutions: use mode 'int8' for this model)" if mode == "int16x8" else "")
-        raise HomlEdgeError(f"mode {mode!r} produced a model that {str(e)[0].lower()}{str(e)[1:]}{hint}") from None
+        detail = str(e).split(": ", 1)[-1]
+        raise HomlEdgeError(f"mode {mode!r} produced a model that LiteRT cannot prepare: {detail}{hint}") from None
 
 
 def _convert(model, mode, calib) -> bytes:
