@@ -17,10 +17,10 @@ def construct(data, arena):
         return runtime.Interpreter.from_bytes(data, arena_size=int(arena))
 
 
-def _silence_fd2():
-    """TFLM reports allocation failures on the C stderr: keep them out of the caller's output."""
-    null = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(null, 2)
+def _capture_fd2(path):
+    """TFLM reports its errors (a missing op kernel, a too-small arena) on the C stderr: keep them in a file."""
+    fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(fd, 2)
 
 
 def smallest_arena(data, sample, hi):
@@ -53,7 +53,7 @@ def main(folder):
     folder = Path(folder)
     job = json.loads((folder / "job.json").read_text())
     data = (folder / "model.tflite").read_bytes()
-    _silence_fd2()
+    _capture_fd2(folder / "stderr.txt")
     result = {}
     try:
         x = np.load(folder / "x.npy")

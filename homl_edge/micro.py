@@ -61,7 +61,8 @@ def run(lite: LiteModel, x, *, arena_size: int | None = None, find_arena: bool =
             raise HomlEdgeError(f"TensorFlow Lite Micro crashed on {lite.name} ({how}) {tail[0][:200]}".strip())
         result = json.loads((folder / "result.json").read_text())
         if not result.get("ok"):
-            raise HomlEdgeError(_explain(result.get("error", "unknown error"), lite))
+            log = (folder / "stderr.txt").read_text(errors="replace") if (folder / "stderr.txt").exists() else ""
+            raise HomlEdgeError(_explain(result.get("error", "unknown error"), lite, log))
         raw = np.load(folder / "y.npy")
     outputs = dequantize_array(raw, out)
     ref_raw = _litert_raw(lite, q)
@@ -88,12 +89,31 @@ def _litert_raw(lite, q):
     return np.stack(rows)
 
 
-def _explain(error: str, lite: LiteModel) -> str:
-    ops = sorted(lite.ops)
-    if "Didn't find op" in error or "not supported" in error.lower() or "Failed to get registration" in error:
-        return (f"TensorFlow Lite Micro cannot run {lite.name}: {error} (the model's ops: {', '.join(ops)}; "
-                "TFLM has fewer kernels than LiteRT: replace the layer that produced it, or convert with int8-io)")
+def _explain(error: str, lite: LiteModel, log: str = "") -> str:
+    import re
+
+    missing = re.search(r"Didn't find op for builtin opcode '(\w+)'", log) or \
+        re.search(r"Didn't find op for builtin opcode '(\w+)'", error)
+    if missing:
+        op = missing.group(1)
+        layers = sorted({_layer_name(t) for t in _op_outputs(lite, op)} - {""})
+        where = f" (from layer {', '.join(repr(l) for l in layers)})" if layers else ""
+        return (f"TensorFlow Lite Micro has no kernel for {op}{where}: TFLM has fewer kernels than LiteRT; "
+                "replace that layer with ops TFLM supports")
     return f"TensorFlow Lite Micro could not run {lite.name}: {error}"
+
+
+def _op_outputs(lite: LiteModel, op_name: str) -> list[str]:
+    interp = lite.interpreter()
+    names = {d["index"]: d["name"] for d in interp.get_tensor_details()}
+    return [names.get(int(i), "") for op in interp._get_ops_details() if op["op_name"] == op_name
+            for i in op["outputs"]]
+
+
+def _layer_name(tensor_name: str) -> str:
+    """'model/topk/TopKV2;...' -> 'topk': the Keras layer that produced a TFLite tensor."""
+    parts = tensor_name.split(";")[0].split("/")
+    return parts[1] if len(parts) > 2 else (parts[0] if parts else "")
 
 
 def fits_on(flash_bytes: int, arena_bytes: int, boards: dict | None = None):

@@ -53,3 +53,15 @@ def test_300_corrupted_models_never_reach_tflm_unverified(lite_int8io, tmp_path)
             counts["tflm_error"] += 1
     assert sum(counts.values()) == 300 and counts["rejected_by_verifier"] >= 150
     print("corrupted models:", counts)
+
+
+def test_missing_tflm_kernel_names_the_op_and_the_layer():
+    tf = he.tensorflow()
+    k = tf.keras
+    inp = k.Input((8, 8, 1))
+    top = k.layers.Lambda(lambda v: tf.math.top_k(v, k=10).values, name="topk")(k.layers.Flatten()(inp))
+    m = k.Model(inp, k.layers.Dense(10, name="out")(top))
+    lite = he.quantize(m, "float32")
+    assert lite.ops["TOPK_V2"] == 1  # LiteRT runs it
+    with pytest.raises(he.HomlEdgeError, match=r"no kernel for TOPK_V2 \(from layer 'topk'\)"):
+        lite.on_micro(np.zeros((1, 8, 8, 1), np.float32))
