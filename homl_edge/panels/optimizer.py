@@ -48,6 +48,7 @@ class OptimizerPanel(W.VBox):
         self.run_button = W.Button(description="Run", button_style="primary", icon="play")
         self.progress = W.IntProgress(value=0, min=0, max=3, description="idle")
         self.status = W.HTML()
+        self.training_log = W.Output()  # the training progress bars (tqdm) of a run started with the button land here
         self.table_out = W.HTML("<i>press Run: every result is measured and listed here</i>")
         self.plot_out = W.Image(format="png")
         self.folder = W.Text(value="homl-edge-runs", description="save to")
@@ -59,7 +60,7 @@ class OptimizerPanel(W.VBox):
         self._sync_controls()
         super().__init__([
             W.HBox([self.technique, self.mode]), W.HBox([self.sparsity, self.clusters, self.epochs]),
-            W.HBox([self.run_button, self.progress]), self.status,
+            W.HBox([self.run_button, self.progress]), self.status, self.training_log,
             W.Tab(children=[self.table_out, self.plot_out, self.explorer], titles=["table", "plot", "explorer"]),
             W.HBox([self.folder, self.save_button])])
 
@@ -143,7 +144,9 @@ class OptimizerPanel(W.VBox):
         self.run_button.disabled = True
         self.status.value = ""
         try:
-            entry = self.run(self.technique.value, self.mode.value, **self._settings())
+            self.training_log.clear_output()
+            with self.training_log:
+                entry = self.run(self.technique.value, self.mode.value, **self._settings())
             r = entry["row"]
             self.status.value = html.escape(f"{entry['name']}: {r['size_bytes']:,} bytes, "
                                             f"{100 * r['accuracy']:.2f}% accuracy, {r['latency_median_ms']:.3g} ms")
