@@ -30,8 +30,11 @@ install: $(STAMP)
 browser-deps:
 	@bash scripts/install-browser-deps.sh
 
+# root (a container, a CI machine) must say --allow-root to Jupyter; everyone else does not need it
+ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
+
 lab: install
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ip=$${LAB_IP:-127.0.0.1} --port=$(PORT) $${LAB_ARGS:-}
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ip=$${LAB_IP:-127.0.0.1} --port=$(PORT) $(ROOT_FLAG) $${LAB_ARGS:-}
 
 test: install browser-deps
 	$(PY) -m pytest $${PYTEST_ARGS:-}

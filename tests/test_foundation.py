@@ -1,4 +1,5 @@
 """Issue 2: the package skeleton, the lock, the README commands, CI, Binder, the TensorFlow import."""
+import os
 import re
 import sys
 import tomllib
@@ -158,3 +159,36 @@ def test_wheel_ships_the_widget_sources_and_the_web_app(tmp_path):
                  "homl_edge/webapp/sw.js", "homl_edge/webapp/index.html"):
         assert name in names, name
     assert any(n.endswith("entry_points.txt") for n in names)
+
+
+def test_make_lab_starts_jupyterlab_on_the_notebooks(tmp_path):
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, LAB_ARGS="--no-browser", JUPYTER_RUNTIME_DIR=str(tmp_path / "rt"),
+               JUPYTER_CONFIG_DIR=str(tmp_path / "cfg"))
+    proc = subprocess.Popen(["make", "lab", f"PORT={port}"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        body, deadline = None, time.time() + 60
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/api", timeout=2).read().decode()
+                break
+            except OSError:
+                time.sleep(0.5)
+        assert body is not None, proc.stderr.read()[-2000:] if proc.poll() is not None else "no answer in 60 s"
+        assert '"version"' in body
+        try:  # the notebooks are served behind the token: without it, 403 (the server is up and guarded)
+            status = urllib.request.urlopen(f"http://127.0.0.1:{port}/api/contents", timeout=5).status
+        except urllib.error.HTTPError as e:
+            status = e.code
+        assert status in (200, 403)
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=20)
