@@ -43,6 +43,9 @@ def test_optimizer_panel_buttons_call_the_same_path(panel):
 
 
 def test_optimizer_panel_shows_errors_in_the_panel(trained, digits):
+    from IPython.core.interactiveshell import InteractiveShell
+
+    InteractiveShell.instance()  # as in a notebook: an Output widget then captures exceptions raised inside it
     (x, y), (xt, yt) = digits
     p = he.OptimizerPanel(trained, test=(xt, yt))  # no training data: only quantize is offered
     assert p.technique.options == ("quantize",)

@@ -143,17 +143,22 @@ class OptimizerPanel(W.VBox):
     def _run_from_controls(self):
         self.run_button.disabled = True
         self.status.value = ""
+        entry, error = None, None
         try:
             self.training_log.clear_output()
-            with self.training_log:
-                entry = self.run(self.technique.value, self.mode.value, **self._settings())
-            r = entry["row"]
-            self.status.value = html.escape(f"{entry['name']}: {r['size_bytes']:,} bytes, "
-                                            f"{100 * r['accuracy']:.2f}% accuracy, {r['latency_median_ms']:.3g} ms")
-        except HomlEdgeError as e:
-            self.status.value = f"<span style='color:#d1242f'>{html.escape(str(e))}</span>"
+            with self.training_log:  # (an Output widget would swallow an exception raised inside it: catch here)
+                try:
+                    entry = self.run(self.technique.value, self.mode.value, **self._settings())
+                except HomlEdgeError as e:
+                    error = e
         finally:
             self.run_button.disabled = False
+        if error is not None:
+            self.status.value = f"<span style='color:#d1242f'>{html.escape(str(error))}</span>"
+            return
+        r = entry["row"]
+        self.status.value = html.escape(f"{entry['name']}: {r['size_bytes']:,} bytes, "
+                                        f"{100 * r['accuracy']:.2f}% accuracy, {r['latency_median_ms']:.3g} ms")
 
     def _save_from_controls(self):
         try:
