@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from .errors import HomlEdgeError
+from .errors import HomlEdgeError, first_line
 
 _state: dict = {}
 
@@ -148,13 +148,13 @@ def load_keras(path, safe_mode: bool = True):
     except HomlEdgeError:
         raise
     except ValueError as e:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        msg = first_line(e)
         if "safe_mode" in str(e) or "Lambda" in str(e) or "unsafe" in str(e).lower():
             raise HomlEdgeError(f"{p.name} contains Python code (a Lambda layer) and safe mode refuses to load it; "
                                 "pass safe_mode=False only if you trust the file") from None
         raise HomlEdgeError(f"cannot load {p.name}: {msg}") from None
     except Exception as e:  # h5py/OSError/... on a corrupt file
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         raise HomlEdgeError(f"cannot load {p.name} ({type(e).__name__}: {first[:200]})") from None
 
 

@@ -33,7 +33,7 @@ import numpy as np
 
 from . import _tf
 from ._tf import quiet
-from .errors import HomlEdgeError
+from .errors import HomlEdgeError, first_line
 from .lite import LiteModel
 
 MODES = ("float32", "dynamic", "float16", "int8", "int8-io", "int16x8", "int4")
@@ -191,7 +191,7 @@ def _aeq(float_bytes: bytes, entries, granularity: str) -> bytes:
         with quiet(), contextlib.redirect_stdout(io.StringIO()):
             return bytes(q.quantize().quantized_model)
     except Exception as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         raise HomlEdgeError(f"ai-edge-quantizer failed: {first[:300]}") from None
 
 

@@ -11,3 +11,9 @@ class InvalidModelFileError(HomlEdgeError):
 
 class GpuConfigError(HomlEdgeError):
     """A GPU setting that cannot be applied (usually: TensorFlow's runtime is already initialised)."""
+
+
+def first_line(e: BaseException) -> str:
+    """The first line of an exception's message (or its type name), for a one-line error of our own."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from . import _tf
-from .errors import HomlEdgeError
+from .errors import HomlEdgeError, first_line
 from .lite import LiteModel, atomic_write
 
 TFJS_VERSION = "4.22.0"
@@ -187,7 +187,7 @@ def load_tfjs(path):
     try:
         return tfjs.converters.load_keras_model(str(p))
     except Exception as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         raise HomlEdgeError(f"cannot load the TF.js model {p}: {first[:200]}") from None
 
 

@@ -11,7 +11,7 @@ import re
 import numpy as np
 
 from . import _tf
-from .errors import HomlEdgeError
+from .errors import HomlEdgeError, first_line
 
 PRUNE_SCHEDULES = ("polynomial", "constant")
 CLUSTER_INITS = {"kmeans++": "KMEANS_PLUS_PLUS", "linear": "LINEAR", "random": "RANDOM", "density": "DENSITY_BASED"}
@@ -268,7 +268,7 @@ def quantize_aware(model, train, epochs: int = 2, *, batch_size: int = 32, learn
     try:
         qat = _build_in(strategy, build)
     except (ValueError, RuntimeError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         raise HomlEdgeError(f"TF-MOT could not prepare the model for QAT: {first[:300]}") from None
     _fit(qat, model, train, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
          progress=progress, desc="QAT" + (f" (preserve {preserve})" if preserve else ""), strategy=strategy)
