@@ -7,36 +7,42 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: F401
 
 # public name -> module that defines it (imported on first use, so that `import homl_edge` stays light)
 _LAZY = {
     "HomlEdgeError": "errors",
     "LiteModel": "lite",
+    "MicroRun": "lite",
     "load_lite": "lite",
-    "quantize": "convert",
-    "MODES": "convert",
-    "clear_cache": "convert",
-    "load_keras": "_tf",
+    "quantize": "quantization",
+    "requantize": "quantization",
+    "parse_precision": "quantization",
+    "MODES": "quantization",
+    "clear_cache": "quantization",
+    "symmetric_quantize": "quantization",
+    "load_keras": "_keras",
+    "save_keras": "_keras",
+    "to_legacy": "_keras",
     "tensorflow": "_tf",
     "quiet": "_tf",
-    "quantize_aware": "training",
-    "prune": "training",
-    "prune_sensitivity": "training",
-    "sparsity_report": "training",
-    "prune_channels": "structured",
-    "prune_report": "structured",
-    "check_m_by_n": "training",
-    "cluster": "training",
-    "unique_weights": "training",
+    "quantize_aware": "qat",
+    "prune": "sparsity",
+    "prune_channels": "sparsity",
+    "prune_report": "sparsity",
+    "prune_sensitivity": "sparsity",
+    "sparsity_report": "sparsity",
+    "check_m_by_n": "sparsity",
+    "cluster": "clustering",
+    "unique_weights": "clustering",
     "optimize": "pipeline",
     "TECHNIQUES": "pipeline",
-    "symmetric_quantize": "convert",
     "quantization_error": "precision",
     "autoquantize": "precision",
     "compare": "report",
     "measure": "report",
-    "plot_tradeoff": "report",
+    "Table": "report",
+    "plot_tradeoff": "plots",
     "export_tfjs": "export",
     "export_c_array": "export",
     "load_tfjs": "export",
@@ -45,9 +51,27 @@ _LAZY = {
     "WeightHistogram": "panels",
     "TradeoffExplorer": "panels",
 }
-_SUBMODULES = {"_tf", "browser", "datasets", "micro", "models", "gpu", "lite", "convert", "training", "structured", "pipeline", "precision", "report", "export", "cli", "magics", "panels", "errors"}
+_SUBMODULES = {"_tf", "_keras", "browser", "datasets", "micro", "models", "gpu", "lite", "quantization", "training",
+               "qat", "sparsity", "clustering", "pipeline", "precision", "report", "plots", "export", "cli", "magics",
+               "panels", "errors"}
 
-__all__ = sorted(_LAZY) + sorted(_SUBMODULES - {"_tf", "cli", "magics"})
+__all__ = sorted(_LAZY) + sorted(_SUBMODULES - {"_tf", "_keras", "cli", "magics"})
+
+
+def _tqdm(total, desc):
+    """The progress bar behind ``progress=True`` in every long core call: tqdm (a widget in Jupyter)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="step", leave=True)
+
+
+def _install_progress():
+    from . import _progress
+
+    _progress.install(_tqdm)
+
+
+_install_progress()
 
 
 def __getattr__(name: str):
@@ -66,7 +90,7 @@ def __dir__():
 
 
 def load_ipython_extension(ipython):
-    """Called by ``%load_ext homl_edge``: prepare TensorFlow for Keras 2 and register the magics."""
+    """Called by ``%load_ext homl_edge``: register the magics (works before or after TensorFlow was imported)."""
     from . import magics
 
     magics.load_ipython_extension(ipython)

@@ -1,9 +1,7 @@
-"""The one place that imports TensorFlow.
+"""The one place that imports TensorFlow (quietly, and only when a function needs it).
 
-The Model Optimization Toolkit and the TF.js converter only work with Keras 2 (the ``tf_keras`` package), so
-``TF_USE_LEGACY_KERAS=1`` must be set before TensorFlow decides which Keras ``tf.keras`` is. Every other module
-calls :func:`tf` / :func:`keras` instead of importing TensorFlow at module level, which keeps ``import homl_edge``
-fast.
+Every other module calls :func:`tf` instead of importing TensorFlow at module level, which keeps
+``import homl_edge`` fast. Which Keras is which is :mod:`homl_edge._keras`'s business.
 """
 from __future__ import annotations
 
@@ -12,16 +10,11 @@ import os
 import sys
 from pathlib import Path
 
-from .errors import HomlEdgeError, first_line
 
 _state: dict = {}
 
-RESTART_HINT = ("restart the kernel and run `%load_ext homl_edge` (or `import homl_edge; homl_edge._tf.tf()`) "
-                "before importing TensorFlow or Keras")
-
-
-class KerasVersionError(HomlEdgeError):
-    """TensorFlow was already set up with Keras 3 in this process."""
+RESTART_HINT = ("restart the kernel and run `%load_ext homl_edge` before importing "
+                "tensorflow_model_optimization")
 
 
 def prepare_environment() -> None:
@@ -67,118 +60,34 @@ def quiet():
 
 
 def tf():
-    """Return the ``tensorflow`` module, set up for Keras 2 (``tf.keras`` is ``tf_keras``)."""
+    """Return the ``tensorflow`` module, imported quietly.
+
+    When homl-edge comes first, ``TF_USE_LEGACY_KERAS=1`` makes ``tf.keras`` mean Keras 2 (``tf_keras``), as the
+    chapters expect. When TensorFlow (or Keras 3) was imported first, ``tf.keras`` stays Keras 3 and nothing needs
+    a restart: homl-edge itself always names its Keras (:mod:`homl_edge._keras`), and translates between the two.
+    """
     if "tf" in _state:
         return _state["tf"]
     prepare_environment()
     with quiet():  # TensorFlow's C++ start-up chatter (CUDA plugins on a CPU machine) goes to fd 2
         import tensorflow
-        import tf_keras
-
-    try:
-        legacy = tensorflow.keras.Model is tf_keras.Model
-    except Exception:  # pragma: no cover - a broken Keras install
-        legacy = False
-    if not legacy:
-        raise KerasVersionError(
-            "TensorFlow was already imported with Keras 3 in this process, but homl-edge needs Keras 2 (tf_keras): "
-            + RESTART_HINT)
+        os.environ["TF_USE_LEGACY_KERAS"] = "1"  # for TF-MOT, imported later (it reads this at its import)
+        import tf_keras  # noqa: F401
     _state["tf"] = tensorflow
     return tensorflow
 
 
 def tensorflow():
-    """TensorFlow, imported quietly and set up for Keras 2: ``tf = he.tensorflow()``."""
+    """TensorFlow, imported quietly: ``tf = he.tensorflow()``."""
     return tf()
 
 
-def keras():
-    """Return Keras 2 (the ``tf_keras`` package), the Keras that ``tf.keras`` means under homl-edge."""
-    tf()
+def keras_is_legacy() -> bool:
+    """True when ``tf.keras`` means Keras 2 in this process (homl-edge was loaded before TensorFlow)."""
+    t = tf()
     import tf_keras
 
-    return tf_keras
-
-
-def tfmot():
-    tf()
-    import tensorflow_model_optimization
-
-    return tensorflow_model_optimization
-
-
-def check_model(model, what: str = "model"):
-    """Raise a clear error unless ``model`` is a Keras 2 (tf.keras) model with known input shapes."""
-    k = keras()
-    if isinstance(model, k.Model):
-        if not model.built or not getattr(model, "inputs", None):
-            raise HomlEdgeError(f"the {what} has no known input shape: build it first "
-                                "(give the first layer `input_shape=...` or call the model once on a batch)")
-        return model
-    mod = type(model).__module__
-    if mod.startswith("keras"):
-        raise HomlEdgeError(
-            f"the {what} is a Keras 3 model ({type(model).__name__} from `keras`); homl-edge needs tf.keras "
-            "(Keras 2): build it with `tf.keras` after `import homl_edge`, or load the file with he.load_keras(path)")
-    raise HomlEdgeError(f"the {what} must be a tf.keras model, got {type(model).__name__}")
-
-
-def is_functional(model) -> bool:
-    """True for Sequential and functional models; False for subclassed ones (which tfmot cannot wrap)."""
-    return bool(getattr(model, "_is_graph_network", False)) or isinstance(model, keras().Sequential)
-
-
-def load_keras(path, safe_mode: bool = True):
-    """Load a ``.keras`` or ``.h5`` model file with Keras 2, in safe mode by default.
-
-    Safe mode refuses to deserialise Python code (a ``Lambda`` layer's bytecode), so that an untrusted model file
-    cannot run arbitrary code. Pass ``safe_mode=False`` only for files you wrote yourself.
-    """
-    p = Path(path).expanduser()
-    if not p.exists():
-        raise HomlEdgeError(f"no model file at {p}: check the path")
-    if p.suffix not in (".keras", ".h5", ".hdf5") and not p.is_dir():
-        raise HomlEdgeError(f"{p.name}: expected a .keras or .h5 model file or a SavedModel folder")
-    k = keras()
     try:
-        if p.suffix in (".h5", ".hdf5"):
-            _refuse_h5_lambda(p, safe_mode)
-            return k.models.load_model(p, compile=True)
-        return k.models.load_model(p, safe_mode=safe_mode, compile=True)
-    except HomlEdgeError:
-        raise
-    except ValueError as e:
-        msg = first_line(e)
-        if "safe_mode" in str(e) or "Lambda" in str(e) or "unsafe" in str(e).lower():
-            raise HomlEdgeError(f"{p.name} contains Python code (a Lambda layer) and safe mode refuses to load it; "
-                                "pass safe_mode=False only if you trust the file") from None
-        raise HomlEdgeError(f"cannot load {p.name}: {msg}") from None
-    except Exception as e:  # h5py/OSError/... on a corrupt file
-        first = first_line(e)
-        raise HomlEdgeError(f"cannot load {p.name} ({type(e).__name__}: {first[:200]})") from None
-
-
-def _refuse_h5_lambda(path: Path, safe_mode: bool) -> None:
-    """tf_keras loads a Lambda layer from HDF5 without a safe-mode check: check the stored config ourselves."""
-    if not safe_mode:
-        return
-    import json
-
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as f:
-            cfg = f.attrs.get("model_config")
-    except OSError as e:
-        raise HomlEdgeError(f"cannot load {path.name}: not a readable HDF5 file ({e})") from None
-    if cfg is None:
-        return
-    if isinstance(cfg, bytes):
-        cfg = cfg.decode()
-    if '"Lambda"' in cfg or "'Lambda'" in cfg:
-        try:
-            names = [l["config"]["name"] for l in json.loads(cfg)["config"]["layers"] if l["class_name"] == "Lambda"]
-        except Exception:
-            names = ["?"]
-        raise HomlEdgeError(f"{path.name} contains Python code in Lambda layer(s) {', '.join(names)} and safe mode "
-                            "refuses to load it; pass safe_mode=False only if you trust the file")
+        return t.keras.Model is tf_keras.Model
+    except Exception:  # pragma: no cover - a broken Keras install
+        return False

@@ -31,26 +31,31 @@ def _load_npy(path, what):
 
 
 def _load_model(path):
-    from . import _tf
+    from . import _keras
     from .lite import load_lite
 
     if str(path).endswith(".tflite"):
         return load_lite(path)
-    return _tf.load_keras(path)
+    return _keras.load_keras(path)
+
+
+# core errors speak of function parameters; here they become this command line's options
+_FLAGS = (("pass overwrite=True", "pass --force"), ("overwrite=True", "--force"), ("pass data=", "pass --calib "),
+          ("data=...", "--calib NPY"))
+
+
+def _as_options(message: str) -> str:
+    for a, b in _FLAGS:
+        message = message.replace(a, b)
+    return message
 
 
 def cmd_quantize(a):
-    from . import convert
+    from . import quantization
 
     model = _load_model(a.model)
     data = _load_npy(a.calib, "calibration") if a.calib else None
-    precision = None
-    if a.precision:
-        pairs = [p.rsplit("=", 1) for p in a.precision.split(",")]
-        if any(len(p) != 2 for p in pairs):
-            raise HomlEdgeError("--precision takes REGEX=PRECISION pairs such as dense.*=int4,conv=int8")
-        precision = {r.strip(): p.strip() for r, p in pairs}
-    lite = convert.quantize(model, a.mode, data=data, precision=precision)
+    lite = quantization.quantize(model, a.mode, data=data, precision=a.precision, granularity=a.granularity)
     path = lite.save(a.output, overwrite=a.force)
     print(f"wrote {path}: {lite.size:,} bytes ({lite.gzip_size:,} gzipped), mode {lite.meta['mode']}")
 
@@ -105,31 +110,26 @@ def cmd_compare(a):
         import pandas as pd
 
         with pd.option_context("display.width", 200, "display.max_columns", 20):
-            print(table.to_string(float_format=lambda v: f"{v:.4g}"))
+            print(table.to_frame().to_string(float_format=lambda v: f"{v:.4g}"))
 
 
 def cmd_prune(a):
-    from . import training
+    from . import _keras, sparsity
 
-    model = _load_model(a.model)
-    x, y = _load_npy(a.x, "x"), _load_npy(a.y, "y")
-    if a.channels is not None:
-        from . import structured
-
-        pruned, table = structured.prune_channels(model, (x, y), ratio=a.channels, epochs=a.epochs,
-                                                  criterion="taylor" if a.criterion == "taylor" else "l1",
-                                                  progress=not a.quiet)
-    else:
-        pruned = training.prune(model, (x, y), sparsity=a.sparsity, structure=a.structure, epochs=a.epochs,
-                                progress=not a.quiet, criterion=a.criterion)
-        table = training.sparsity_report(pruned)
     out = Path(a.output).expanduser()
-    if out.exists() and not a.force:
-        raise HomlEdgeError(f"{out} exists already; pass --force to replace it")
     if out.suffix not in (".keras", ".h5"):
         raise HomlEdgeError(f"{out.name}: the pruned model is a Keras model; give a .keras or .h5 file name")
-    pruned.save(out)
-    print(table.to_string(index=False))
+    if out.exists() and not a.force:
+        raise HomlEdgeError(f"{out} exists already; pass --force to replace it")
+    model = _load_model(a.model)
+    x, y = _load_npy(a.x, "x"), _load_npy(a.y, "y")
+    pruned = sparsity.prune(model, (x, y), sparsity=a.sparsity, criterion=a.criterion, structure=a.structure,
+                            channels=a.channels, schedule=a.schedule, epochs=a.epochs, layers=a.layers,
+                            progress=not a.quiet)
+    report = sparsity.prune_report(pruned) or {}
+    table = report["channels"] if "channels" in report else sparsity.sparsity_report(pruned)
+    _keras.save_keras(pruned, out, overwrite=a.force)  # a temporary file, then a rename: all or nothing
+    print(table.to_frame().to_string())
     print(f"wrote {out}")
 
 
@@ -140,11 +140,11 @@ def cmd_micro(a):
     lite = load_lite(a.model)
     x = _load_npy(a.data, "data")
     y = _load_npy(a.labels, "labels") if a.labels else None
-    r = lite.on_micro(x, y)
+    r = lite.on_micro(x, y, arena_size=a.arena)
     print(f"TensorFlow Lite Micro ran {r['n']} inputs: argmax equal to LiteRT on {r['argmax_agreement']:.1%}, "
-          f"bit-identical on {r['bit_identical']:.1%}" + (f", accuracy {r['accuracy']:.2%}" if "accuracy" in r else ""))
+          f"bit-identical on {r['bit_identical']:.1%}" + (f", accuracy {r['accuracy']:.2%}" if r.accuracy is not None else ""))
     print(f"flash {r['flash_bytes']:,} bytes, smallest tensor arena {r['arena_bytes']:,} bytes")
-    print(micro.fits_on(r["flash_bytes"], r["arena_bytes"]).to_string(float_format=lambda v: f"{v:.1f}"))
+    print(micro.fits_on(r.flash_bytes, r.arena_bytes).to_frame().to_string(float_format=lambda v: f"{v:.1f}"))
 
 
 def cmd_gpu(a):
@@ -161,10 +161,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"%(prog)s {__import__('homl_edge').__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    q = sub.add_parser("quantize", help="convert a .keras/.h5 model to .tflite with post-training quantization")
-    q.add_argument("model", help=".keras or .h5 model file (loaded in safe mode)")
+    q = sub.add_parser("quantize", help="convert a model to .tflite with post-training quantization, or "
+                                        "re-quantize a float .tflite")
+    q.add_argument("model", help=".keras/.h5 file (either Keras, loaded in safe mode), a SavedModel folder, or a "
+                                 "float .tflite (modes dynamic, int4, int8 with --calib)")
     q.add_argument("--mode", default="int8", help="float32 | dynamic | float16 | int8 | int8-io | int16x8 | int4")
     q.add_argument("--precision", metavar="REGEX=P,...", help="with --mode int4: per-layer float/int8/int4")
+    q.add_argument("--granularity", default="channel", help="with --mode int4: channel | block32 | block64 | "
+                                                              "block128")
     q.add_argument("--calib", metavar="NPY", help="calibration inputs (.npy) for the int8/int16x8 modes")
     q.add_argument("-o", "--output", required=True, metavar="TFLITE", help="output .tflite file")
     q.add_argument("--force", action="store_true", help="replace an existing output file")
@@ -207,7 +211,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--sparsity", type=float, default=0.8)
     r.add_argument("--structure", help="M:N structured sparsity such as 2:4")
     r.add_argument("--criterion", choices=["magnitude", "taylor", "l1"], default="magnitude")
-    r.add_argument("--channels", type=float, metavar="RATIO", help="remove this fraction of filters/units instead")
+    r.add_argument("--channels", type=float, metavar="RATIO",
+                   help="remove this fraction of filters/units instead, ranked by --criterion magnitude or taylor")
+    r.add_argument("--schedule", choices=["polynomial", "constant"], default="polynomial")
+    r.add_argument("--layers", help="regex of layer names to prune (default: all prunable)")
     r.add_argument("--epochs", type=int, default=2)
     r.add_argument("-o", "--output", required=True, help="output .keras or .h5 file")
     r.add_argument("--force", action="store_true")
@@ -218,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     mc.add_argument("model", help=".tflite file (int8-io for microcontrollers)")
     mc.add_argument("--data", required=True, metavar="NPY", help="inputs (.npy)")
     mc.add_argument("--labels", metavar="NPY", help="labels (.npy) for the accuracy")
+    mc.add_argument("--arena", type=int, metavar="BYTES", help="tensor arena size (default: searched)")
     mc.set_defaults(func=cmd_micro)
 
     g = sub.add_parser("gpu", help="list GPUs (or say that there is none)")
@@ -234,7 +242,7 @@ def main(argv=None) -> int:
     try:
         args.func(args)
     except HomlEdgeError as e:
-        print(f"homl-edge: error: {e}", file=sys.stderr)
+        print(f"homl-edge: error: {_as_options(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("homl-edge: interrupted", file=sys.stderr)

@@ -3,27 +3,26 @@
 This module never imports TensorFlow: LiteRT (``ai_edge_litert``) alone runs, measures and inspects a model.
 Bytes from outside (a file, a buffer) are checked first by a cheap in-process test of the FlatBuffer header and
 then in a child process that builds the interpreter, so a malformed model gives a clear error and never crashes
-the kernel.
+the kernel. Models made elsewhere are taken as they are: a fixed batch (often 1) is run sample by sample, several
+inputs are given as a dict or a list, several outputs come back as a dict by name. ``on_micro`` runs the same
+bytes in TensorFlow Lite Micro (in the child as well) and says which of its three usual failures happened.
 """
 from __future__ import annotations
 
-import atexit
 import collections
 import gzip
 import hashlib
 import json
 import os
 import struct
-import subprocess
-import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
-from .errors import HomlEdgeError, InvalidModelFileError
+from . import _sandbox
+from .errors import HomlEdgeError, InvalidModelFileError, first_line
 
 _INT_TYPES = (np.int8, np.uint8, np.int16)
 
@@ -49,75 +48,13 @@ def check_header(data: bytes, name: str = "model") -> None:
                                     f"{n}-byte buffer (truncated or damaged file)")
 
 
-class _Checker:
-    """A long-lived child process running :mod:`homl_edge._litecheck`; restarted after it dies."""
-
-    def __init__(self):
-        self._proc = None
-        self._lock = threading.Lock()
-
-    def _start(self):
-        env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="3")
-        self._proc = subprocess.Popen([sys.executable, "-m", "homl_edge._litecheck"], stdin=subprocess.PIPE,
-                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
-                                      cwd=str(Path(__file__).resolve().parent.parent))
-
-    def check(self, data: bytes, timeout: float = 120.0) -> dict:
-        with self._lock:
-            if self._proc is None or self._proc.poll() is not None:
-                self._start()
-            proc = self._proc
-            try:
-                proc.stdin.write(struct.pack("<Q", len(data)) + bytes(data))
-                proc.stdin.flush()
-                line = _readline(proc.stdout, timeout)
-            except (BrokenPipeError, OSError):
-                line = b""
-            if line:
-                return json.loads(line)
-            # the child died (or hung) on these bytes
-            try:
-                proc.kill()
-            except OSError:
-                pass
-            code = proc.wait()
-            self._proc = None
-            how = f"signal {-code}" if code and code < 0 else f"exit code {code}"
-            return {"ok": False, "crashed": True, "error": f"the LiteRT runtime crashed on it ({how})"}
-
-    def close(self):
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.stdin.close()
-            try:
-                self._proc.wait(timeout=2)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-        self._proc = None
-
-
-def _readline(stream, timeout):
-    out = []
-
-    def read():
-        out.append(stream.readline())
-
-    t = threading.Thread(target=read, daemon=True)
-    t.start()
-    t.join(timeout)
-    return out[0] if out else b""
-
-
-_checker = _Checker()
-atexit.register(_checker.close)
-
-
 def verify(data: bytes, name: str = "model") -> None:
     """Raise :class:`InvalidModelFileError` unless LiteRT can build an interpreter for ``data``.
 
     The interpreter is built in a child process, so even bytes that would crash LiteRT only cost an error here.
     """
     check_header(data, name)
-    result = _checker.check(bytes(data))
+    result = _sandbox.check(bytes(data))
     if not result["ok"]:
         raise InvalidModelFileError(f"{name} is not a valid .tflite model: {result['error']}")
 
@@ -190,51 +127,121 @@ class LiteModel:
         sig = d.get("shape_signature")
         return tuple(int(s) for s in (sig if sig is not None and len(sig) else d["shape"]))
 
-    def predict(self, x, batch_size: int = 256) -> np.ndarray:
-        """Run ``x`` (float, batch first) through the model and return float outputs (dequantized if needed)."""
-        x = np.asarray(x)
-        if x.ndim == len(self.input_shape) - 1:
-            x = x[None]
-        self._check_input(x)
+    @property
+    def input_names(self) -> list[str]:
+        """Input names, in the order ``predict`` takes a list (signature names where the file has a signature)."""
+        return [self._names("input").get(d["index"], d["name"]) for d in self.input_details]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [self._names("output").get(d["index"], d["name"]) for d in self.output_details]
+
+    def _names(self, kind) -> dict:
+        """tensor index -> signature name (a file with exactly one signature), else {}."""
         interp = self.interpreter()
-        inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
-        results = []
+        try:
+            sigs = interp.get_signature_list()
+            if len(sigs) != 1:
+                return {}
+            runner = interp.get_signature_runner(next(iter(sigs)))
+            details = runner.get_input_details() if kind == "input" else runner.get_output_details()
+            return {int(d["index"]): name for name, d in details.items()}
+        except Exception:
+            return {}
+
+    @property
+    def fixed_batch(self) -> int | None:
+        """The batch size the file is fixed to (None when its batch dimension is dynamic)."""
+        d = self.input_details[0]
+        sig = d.get("shape_signature")
+        if sig is not None and len(sig) and int(sig[0]) == -1:
+            return None
+        return int(d["shape"][0]) if len(d["shape"]) else None
+
+    def _inputs(self, x) -> list[np.ndarray]:
+        """``x`` as one array per input, in ``input_details`` order, each with a batch dimension."""
+        details = self.input_details
+        if len(details) == 1:
+            if isinstance(x, dict):
+                if len(x) != 1:
+                    raise HomlEdgeError(f"the model has 1 input but {len(x)} arrays were given")
+                x = next(iter(x.values()))
+            arrays = [np.asarray(x)]
+        elif isinstance(x, dict):
+            names = self.input_names
+            raw = [d["name"] for d in details]
+            unknown = [k for k in x if k not in names and k not in raw]
+            if unknown or len(x) != len(details):
+                raise HomlEdgeError(f"the model's inputs are {names}; got {sorted(x)}")
+            arrays = [np.asarray(x[n] if n in x else x[r]) for n, r in zip(names, raw)]
+        elif isinstance(x, (list, tuple)) and len(x) == len(details):
+            arrays = [np.asarray(a) for a in x]
+        else:
+            raise HomlEdgeError(f"the model has {len(details)} inputs {self.input_names}: pass a dict by name or a "
+                                "list in that order")
+        out = []
+        for a, d in zip(arrays, details):
+            want = _signature(d)
+            if a.ndim == len(want) - 1:
+                a = a[None]
+            if a.ndim != len(want) or any(w > 0 and w != g for w, g in zip(want[1:], a.shape[1:])):
+                raise HomlEdgeError(f"input {d['name']!r} of shape {tuple(a.shape)} does not fit the model's "
+                                    f"input {_shape_str(want)}")
+            if not np.issubdtype(a.dtype, np.number) and a.dtype != np.bool_:
+                raise HomlEdgeError(f"input has dtype {a.dtype}; expected numbers")
+            out.append(a)
+        if len({len(a) for a in out}) != 1:
+            raise HomlEdgeError(f"the inputs have different numbers of samples: {[len(a) for a in out]}")
+        return out
+
+    def predict(self, x, batch_size: int = 256):
+        """Run ``x`` (batch first) through the model and return float outputs (dequantized where needed).
+
+        A single-output model returns one array; several outputs come back as ``{name: array}``. Several inputs
+        are given as a dict by name or a list in :attr:`input_names` order. A file with a dynamic batch is
+        resized to run ``batch_size`` samples at once; a file with a fixed batch (often 1, in models made
+        elsewhere) is run in chunks of that batch, so N samples always give N rows. Recurrent state (the
+        variables of a fused LSTM) is reset before every invoke, as Keras's ``predict`` starts every sample anew.
+        """
+        inputs = self._inputs(x)
+        n = len(inputs[0])
+        fixed = self.fixed_batch
+        interp = self.interpreter() if fixed is None else new_interpreter(self._content)
+        step = batch_size if fixed is None else fixed
+        outs = interp.get_output_details()
+        results = [[] for _ in outs]
         current = None
-        for start in range(0, len(x), batch_size):
-            chunk = x[start:start + batch_size]
-            if current != len(chunk):
-                try:
-                    interp.resize_tensor_input(inp["index"], [len(chunk), *inp["shape"][1:]], strict=False)
-                    interp.allocate_tensors()
-                    current = len(chunk)
-                except Exception:  # a model with a fixed batch of 1: go one by one
-                    return self._predict_one_by_one(x)
-                inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
-            interp.set_tensor(inp["index"], quantize_array(chunk, inp))
+        for start in range(0, n, step):
+            chunk = [a[start:start + step] for a in inputs]
+            rows = len(chunk[0])
+            if fixed is None and current != rows:
+                for a, d in zip(chunk, interp.get_input_details()):
+                    interp.resize_tensor_input(d["index"], [rows, *d["shape"][1:]], strict=True)
+                interp.allocate_tensors()
+                current = rows
+            elif fixed is not None and rows < fixed:  # the last chunk: pad to the fixed batch, keep its rows
+                chunk = [np.concatenate([a, np.zeros((fixed - rows, *a.shape[1:]), a.dtype)]) for a in chunk]
+            for a, d in zip(chunk, interp.get_input_details()):
+                interp.set_tensor(d["index"], quantize_array(a, d))
             try:
+                interp.reset_all_variables()  # a fused LSTM keeps its state in variables: start each batch from 0
                 interp.invoke()
             except (RuntimeError, ValueError) as e:
-                raise HomlEdgeError(f"LiteRT could not run {self.name}: {str(e).strip().splitlines()[0][:300]}") \
-                    from None
-            results.append(dequantize_array(interp.get_tensor(out["index"]), out))
-        return np.concatenate(results, axis=0)
-
-    def _predict_one_by_one(self, x):
-        interp = new_interpreter(self._content)
-        inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
-        rows = []
-        for sample in x:
-            interp.set_tensor(inp["index"], quantize_array(sample[None], inp))
-            interp.invoke()
-            rows.append(dequantize_array(interp.get_tensor(out["index"]), out)[0])
-        return np.stack(rows)
+                raise HomlEdgeError(f"LiteRT could not run {self.name}: {first_line(e)[:300]}") from None
+            for k, d in enumerate(interp.get_output_details()):
+                y = dequantize_array(interp.get_tensor(d["index"]), d)
+                if y.ndim == 0 or y.shape[0] != len(chunk[0]):
+                    raise HomlEdgeError(f"output {d['name']!r} of {self.name} has shape {tuple(y.shape)}, whose first "
+                                        f"dimension is not the batch of {len(chunk[0])}: run it with the LiteRT "
+                                        "interpreter yourself (lite.interpreter())")
+                results[k].append(y[:rows])
+        arrays = [np.concatenate(r, axis=0) for r in results]
+        if len(arrays) == 1:
+            return arrays[0]
+        return dict(zip(self.output_names, arrays))
 
     def _check_input(self, x):
-        want = self.input_shape
-        if x.ndim != len(want) or any(w > 0 and w != g for w, g in zip(want[1:], x.shape[1:])):
-            raise HomlEdgeError(f"input of shape {tuple(x.shape)} does not fit the model's input {_shape_str(want)}")
-        if not np.issubdtype(x.dtype, np.number):
-            raise HomlEdgeError(f"input has dtype {x.dtype}; expected numbers (float32 images)")
+        self._inputs(x)
 
     def evaluate(self, x, y) -> float:
         """Top-1 accuracy on ``(x, y)`` with integer labels (or one-hot rows)."""
@@ -244,6 +251,9 @@ class LiteModel:
         if len(y) != len(x):
             raise HomlEdgeError(f"x has {len(x)} samples but y has {len(y)} labels")
         pred = self.predict(x)
+        if isinstance(pred, dict):
+            raise HomlEdgeError(f"{self.name} has {len(pred)} outputs {list(pred)}: accuracy needs one; take "
+                                "lite.predict(x)[name] and compare it yourself")
         return float((pred.argmax(axis=-1) == y).mean())
 
     def benchmark(self, threads: int = 1, runs: int = 200, warmup: int = 20, min_time_s: float = 0.0) -> dict:
@@ -267,7 +277,7 @@ class LiteModel:
     @property
     def ops(self) -> collections.Counter:
         """Histogram of the operators in the model, e.g. ``Counter({'FULLY_CONNECTED': 2, 'CONV_2D': 1})``."""
-        return collections.Counter(op["op_name"] for op in self.interpreter()._get_ops_details())
+        return collections.Counter(op["op_name"] for op in op_details(self.interpreter()))
 
     def tensors(self) -> list[dict]:
         """Every tensor: name, shape, dtype and quantization (scale and zero point; per channel if so)."""
@@ -303,16 +313,77 @@ class LiteModel:
             print_fn(text)
         return text
 
-    def on_micro(self, x, y=None, **kwargs) -> dict:
-        """Run in TensorFlow Lite Micro (see :func:`homl_edge.micro.run`); with labels ``y``, also accuracy."""
-        from . import micro
+    def on_micro(self, x, y=None, *, arena_size: int | None = None, find_arena: bool = True,
+                 timeout_s: float = 300):
+        """Run ``x`` in TensorFlow Lite Micro (its reference kernels, as on a Cortex-M), in a child process.
 
-        report = micro.run(self, x, **kwargs)
+        Returns a :class:`MicroRun`: float outputs, the smallest tensor arena that worked (grown as needed up to
+        64 MiB), the flash the model needs, agreement with LiteRT on the same inputs and, with labels ``y``,
+        accuracy. When TFLM refuses the model, the error says which: the arena is too small, an op has no Micro
+        kernel (named, with its layer), or a tensor type Micro lacks (named).
+        """
+        inputs = self._inputs(x)
+        details = self.input_details
+        q = [quantize_array(a, d) for a, d in zip(inputs, details)]
+        outs = self.output_details
+        r = _sandbox.run_micro(self._content, q, n_outputs=len(outs), arena_size=arena_size,
+                               find_arena=find_arena, timeout=timeout_s)
+        if not r.get("ok"):
+            raise HomlEdgeError(self._micro_failure(r))
+        raw = r["outputs"]
+        ref = self._raw_outputs(q)
+        floats = [dequantize_array(o, d) for o, d in zip(raw, outs)]
+        agree = float(np.mean([(a.reshape(len(a), -1).argmax(-1) == dequantize_array(b, d).reshape(len(b), -1)
+                                .argmax(-1)).mean() for a, b, d in zip(floats, ref, outs)]))
+        same = float(np.mean([np.all(a.reshape(len(a), -1) == b.reshape(len(b), -1), axis=1).mean()
+                              for a, b in zip(raw, ref)]))
+        run = MicroRun(outputs=floats[0] if len(floats) == 1 else dict(zip(self.output_names, floats)),
+                       n=len(q[0]), flash_bytes=self.size, arena_bytes=r.get("arena_bytes"),
+                       arena_tried=r["arena_tried"], argmax_agreement=agree, bit_identical=same)
         if y is not None:
+            if len(floats) != 1:
+                raise HomlEdgeError(f"{self.name} has {len(floats)} outputs: accuracy needs one")
             y = np.asarray(y)
             y = y.argmax(-1) if y.ndim > 1 else y
-            report["accuracy"] = float((report["outputs"].argmax(-1) == y).mean())
-        return report
+            run.accuracy = float((floats[0].argmax(-1) == y).mean())
+        return run
+
+    def _raw_outputs(self, q):
+        """LiteRT's raw (still quantized) outputs for the same quantized inputs, sample by sample like TFLM."""
+        interp = new_interpreter(self._content)
+        rows = [[] for _ in interp.get_output_details()]
+        for i in range(len(q[0])):
+            for a, d in zip(q, interp.get_input_details()):
+                interp.set_tensor(d["index"], a[i:i + 1].astype(d["dtype"]))
+            interp.reset_all_variables()
+            interp.invoke()
+            for k, d in enumerate(interp.get_output_details()):
+                rows[k].append(interp.get_tensor(d["index"])[0].copy())
+        return [np.stack(r) for r in rows]
+
+    def _micro_failure(self, r) -> str:
+        kind = r.get("kind")
+        if kind == "op":
+            layers = sorted({_layer_name(t) for t in self._op_outputs(r["what"])} - {""})
+            where = f" (from layer {', '.join(repr(l) for l in layers)})" if layers else ""
+            return (f"TensorFlow Lite Micro has no kernel for {r['what']}{where}: TFLM has fewer kernels than "
+                    "LiteRT; replace that layer with ops TFLM supports")
+        if kind == "type":
+            return (f"TensorFlow Lite Micro has no kernel for this tensor type: {r['what']}: convert with mode "
+                    "'int8-io' (or 'int8'), whose tensors Micro's kernels take")
+        if kind == "arena":
+            return (f"{self.name} did not fit a {r.get('arena_tried', 0):,}-byte tensor arena (TFLM: "
+                    f"{r.get('error', '')[:120]}); pass a larger arena_size")
+        if kind == "crash":
+            return f"TensorFlow Lite Micro crashed on {self.name} ({r.get('error')})"
+        where = f" (op {r['what']} failed to prepare)" if r.get("what") else ""
+        return f"TensorFlow Lite Micro could not run {self.name}{where}: {r.get('error')}"
+
+    def _op_outputs(self, op_name: str) -> list[str]:
+        interp = self.interpreter()
+        names = {d["index"]: d["name"] for d in interp.get_tensor_details()}
+        return [names.get(int(i), "") for op in op_details(interp) if op["op_name"] == op_name
+                for i in op["outputs"]]
 
     def __repr__(self):
         mode = f", mode={self.meta['mode']!r}" if self.meta.get("mode") else ""
@@ -333,7 +404,61 @@ def load_lite(path, name: str | None = None) -> LiteModel:
     return LiteModel(data, name=name or p.stem, meta={"path": str(p)})
 
 
+class MicroRun:
+    """What :meth:`LiteModel.on_micro` measured (``run["arena_bytes"]`` works as well as ``run.arena_bytes``)."""
+
+    FIELDS = ("n", "accuracy", "argmax_agreement", "bit_identical", "arena_bytes", "arena_tried", "flash_bytes")
+
+    def __init__(self, **kw):
+        self.accuracy = None
+        self.__dict__.update(kw)
+
+    def __getitem__(self, key):
+        return getattr(self, key)
+
+    def __contains__(self, key):
+        return getattr(self, key, None) is not None
+
+    def keys(self):
+        return [f for f in ("outputs", *self.FIELDS) if f in self]
+
+    def to_frame(self):
+        import pandas as pd
+
+        return pd.DataFrame({"value": {f: getattr(self, f) for f in self.FIELDS if f in self}})
+
+    def __repr__(self):
+        return "MicroRun(" + ", ".join(f"{f}={getattr(self, f)!r}" for f in self.FIELDS if f in self) + ")"
+
+    def _repr_html_(self):
+        rows = []
+        for f in self.FIELDS:
+            if f not in self:
+                continue
+            v = getattr(self, f)
+            text = (f"{v:.2%}" if f in ("accuracy", "argmax_agreement", "bit_identical")
+                    else f"{v:,} B" if f.endswith("bytes") or f == "arena_tried" else str(v))
+            rows.append(f"<tr><th style='text-align:left'>{f.replace('_', ' ')}</th><td>{text}</td></tr>")
+        return "<table>" + "".join(rows) + "</table>"
+
+
+def _layer_name(tensor_name: str) -> str:
+    """'model/topk/TopKV2;...' -> 'topk': the Keras layer that produced a TFLite tensor."""
+    parts = tensor_name.split(";")[0].split("/")
+    return parts[1] if len(parts) > 2 else (parts[0] if parts else "")
+
+
+def _signature(detail) -> tuple:
+    sig = detail.get("shape_signature")
+    return tuple(int(s) for s in (sig if sig is not None and len(sig) else detail["shape"]))
+
+
 # ----------------------------------------------------------------------------------------------- helpers
+def op_details(interp) -> list[dict]:
+    """Every op of a LiteRT interpreter (name, inputs, outputs): LiteRT's one private API we use, kept here."""
+    return interp._get_ops_details()
+
+
 def new_interpreter(content: bytes, threads: int | None = None):
     """A LiteRT interpreter with its tensors allocated (for bytes already verified or made by the converter)."""
     from ai_edge_litert.interpreter import Interpreter
@@ -378,7 +503,7 @@ def atomic_write(path, data: bytes, overwrite: bool = False) -> Path:
     if p.is_dir():
         raise HomlEdgeError(f"{p} is a folder; give a file name such as {p / 'model.tflite'}")
     if p.exists() and not overwrite:
-        raise HomlEdgeError(f"{p} exists already; pass overwrite=True (CLI: --force) to replace it")
+        raise HomlEdgeError(f"{p} exists already; pass overwrite=True to replace it")
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.exists():
         raise HomlEdgeError(f"the folder {parent} does not exist: create it first")

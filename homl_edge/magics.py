@@ -7,7 +7,7 @@ functions of the same name, which you can call directly.
 from __future__ import annotations
 
 import functools
-import sys
+from pathlib import Path
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
@@ -18,28 +18,26 @@ from .errors import HomlEdgeError
 MAGICS = ("quantize", "qat", "prune", "cluster", "export", "compare", "gpu", "autoquantize", "micro")
 
 
-def parse_precision(text: str | None) -> dict | None:
-    """'dense.*=int4,conv=int8,classifier=float' -> {"dense.*": "int4", ...}"""
-    if not text:
-        return None
-    out = {}
-    for part in text.split(","):
-        if "=" not in part:
-            raise UsageError(f"--precision takes REGEX=PRECISION pairs such as dense.*=int4,conv=int8; got {part!r}")
-        regex, prec = part.rsplit("=", 1)
-        out[regex.strip()] = prec.strip()
-    return out
+# core errors speak of function parameters; here they become the flags of the magics
+_FLAGS = (("pass overwrite=True", "pass --force"), ("overwrite=True", "--force"), ("pass data=", "pass --data "),
+          ("data=...", "--data ..."), ("pass train=(x, y)", "pass --train X Y"), ("arena_size", "a larger arena"))
+
+
+def _as_flags(message: str) -> str:
+    for a, b in _FLAGS:
+        message = message.replace(a, b)
+    return message
 
 
 def _usage_errors(fn):
-    """Core errors become one-line UsageErrors (no traceback in the notebook)."""
+    """Core errors become one-line UsageErrors (no traceback in the notebook), in the magic's own words."""
 
     @functools.wraps(fn)
     def wrapper(self, line):
         try:
             return fn(self, line)
         except HomlEdgeError as e:
-            raise UsageError(str(e)) from None
+            raise UsageError(_as_flags(str(e))) from None
 
     return wrapper
 
@@ -69,10 +67,12 @@ class EdgeMagics(Magics):
         display(obj)
 
     def _model(self, expr):
-        from . import _tf
+        from . import _keras
 
         m = self._get(expr, "model")
-        _tf.check_model(m)
+        if isinstance(m, (str, Path)):
+            m = _keras.load_keras(m)
+        _keras.check_model(m)
         return m
 
     def _pair(self, exprs, what):
@@ -81,7 +81,7 @@ class EdgeMagics(Magics):
 
     # ------------------------------------------------------------------------------------------- magics
     @magic_arguments()
-    @argument("model", help="a tf.keras model in your namespace")
+    @argument("model", help="a Keras model (Keras 3 or tf.keras), a LiteModel to re-quantize, or a path")
     @argument("--mode", default="int8",
               help="float32 | dynamic | float16 | int8 | int8-io | int16x8 | int4 (default int8)")
     @argument("--precision", metavar="REGEX=P,...", help="with --mode int4: per-layer float/int8/int4, e.g. conv=int8")
@@ -100,13 +100,15 @@ class EdgeMagics(Magics):
         """
         import pandas as pd
 
-        from . import convert, report
+        from . import quantization, report
+        from .lite import LiteModel
 
         args = parse_argstring(self.quantize, line)
-        model = self._model(args.model)
+        obj = self._get(args.model, "model")
+        model = obj if isinstance(obj, LiteModel) else self._model(args.model)
         data = self._get(args.data, "calibration data") if args.data else None
-        lite = convert.quantize(model, args.mode, data=data, precision=parse_precision(args.precision),
-                                granularity=args.granularity)
+        lite = quantization.quantize(model, args.mode, data=data, precision=args.precision,
+                                     granularity=args.granularity)
         row = {"mode": lite.meta["mode"], "size_bytes": lite.size, "gzip_bytes": lite.gzip_size,
                "cached": lite.meta["cached"]}
         if args.eval:
@@ -133,11 +135,11 @@ class EdgeMagics(Magics):
 
         Example: %qat model --train x_train y_train --epochs 2 -o qat_model
         """
-        from . import training
+        from . import qat
 
         args = parse_argstring(self.qat, line)
         model = self._model(args.model)
-        result = training.quantize_aware(model, self._pair(args.train, "training data"), epochs=args.epochs,
+        result = qat.quantize_aware(model, self._pair(args.train, "training data"), epochs=args.epochs,
                                          preserve=args.preserve,
                                          unsupported="float" if args.unsupported_float else "error")
         self._bind(args.output, result)
@@ -150,7 +152,8 @@ class EdgeMagics(Magics):
     @argument("--criterion", choices=["magnitude", "taylor", "l1"], default="magnitude",
               help="which weights go: smallest |w| (TF-MOT), smallest |w*dL/dw| (taylor), or L1 then magnitude")
     @argument("--channels", type=float, metavar="RATIO",
-              help="remove this fraction of whole filters/units instead (a narrower, faster model)")
+              help="remove this fraction of whole filters/units instead (a narrower, faster model), ranked by "
+                   "--criterion magnitude (filter L1 norm) or taylor")
     @argument("--structure", help="M:N structured sparsity such as 2:4")
     @argument("--schedule", choices=["polynomial", "constant"], default="polynomial")
     @argument("--epochs", type=int, default=2)
@@ -163,23 +166,15 @@ class EdgeMagics(Magics):
 
         Example: %prune model --train x_train y_train --sparsity 0.8 --criterion taylor -o pruned
         """
-        from . import training
+        from . import sparsity
 
         args = parse_argstring(self.prune, line)
         model = self._model(args.model)
-        train = self._pair(args.train, "training data")
-        if args.channels is not None:
-            from . import structured
-
-            result, table = structured.prune_channels(model, train, ratio=args.channels,
-                                                      criterion="taylor" if args.criterion == "taylor" else "l1",
-                                                      epochs=args.epochs)
-            self._show(table)
-        else:
-            result = training.prune(model, train, sparsity=args.sparsity, structure=args.structure,
-                                    schedule=args.schedule, epochs=args.epochs, layers=args.layers,
-                                    criterion=args.criterion)
-            self._show(training.sparsity_report(result))
+        result = sparsity.prune(model, self._pair(args.train, "training data"), sparsity=args.sparsity,
+                                criterion=args.criterion, structure=args.structure, channels=args.channels,
+                                schedule=args.schedule, epochs=args.epochs, layers=args.layers)
+        report = sparsity.prune_report(result) or {}
+        self._show(report["channels"] if "channels" in report else sparsity.sparsity_report(result))
         self._bind(args.output, result)
         return None if args.output else result
 
@@ -200,13 +195,13 @@ class EdgeMagics(Magics):
         """
         import pandas as pd
 
-        from . import training
+        from . import clustering
 
         args = parse_argstring(self.cluster, line)
         model = self._model(args.model)
-        result = training.cluster(model, self._pair(args.train, "training data"), clusters=args.clusters,
+        result = clustering.cluster(model, self._pair(args.train, "training data"), clusters=args.clusters,
                                   init=args.init, preserve_sparsity=args.preserve_sparsity, epochs=args.epochs)
-        self._show(pd.Series(training.unique_weights(result), name="unique values").to_frame())
+        self._show(pd.Series(clustering.unique_weights(result), name="unique values").to_frame())
         self._bind(args.output, result)
         return None if args.output else result
 
@@ -219,6 +214,7 @@ class EdgeMagics(Magics):
     @argument("--c", metavar="PATH", help="write a TFLite Micro C array (model_data.cc + .h)")
     @argument("--tflite", metavar="PATH", help="write the .tflite file (a Keras model is converted to float32)")
     @argument("--force", action="store_true", help="replace existing output")
+    @argument("-o", "--output", metavar="NAME", help="bind what was written (an export record) to this name")
     @line_magic
     @_usage_errors
     def export(self, line):
@@ -226,9 +222,7 @@ class EdgeMagics(Magics):
 
         Example: %export model --tfjs web/ --page
         """
-        import pandas as pd
-
-        from . import convert, export
+        from . import export, quantization
         from .lite import LiteModel
 
         args = parse_argstring(self.export, line)
@@ -237,21 +231,26 @@ class EdgeMagics(Magics):
             raise UsageError("give exactly one of --tfjs DIR, --c PATH, --tflite PATH")
         obj = self._get(args.model, "model")
         if args.tfjs:
-            result = export.export_tfjs(obj, args.tfjs, quantize=args.quantize, page=args.page,
+            result = export.export_tfjs(self._model(args.model), args.tfjs, quantize=args.quantize, page=args.page,
                                         tfjs_url=args.tfjs_url, overwrite=args.force)
-            self._show(pd.Series(result.files, name="bytes").to_frame())
-            return result
-        if not isinstance(obj, LiteModel):
+        else:
+            if not isinstance(obj, LiteModel):
+                if args.c:
+                    raise UsageError("--c needs a LiteModel: convert first, e.g. %quantize model --mode int8-io "
+                                     "--data x_train[:200] -o lite")
+                obj = quantization.quantize(self._model(args.model), "float32")
             if args.c:
-                raise UsageError("--c needs a LiteModel: convert first, e.g. %quantize model --mode int8-io "
-                                 "--data x_train[:200] -o lite")
-            obj = convert.quantize(self._model(args.model), "float32")
-        if args.c:
-            result = export.export_c_array(obj, args.c, overwrite=args.force)
-            print(f"wrote {result['source']} and {result['header']}: {result['flash_bytes']:,} bytes of flash")
+                result = export.export_c_array(obj, args.c, overwrite=args.force)
+            else:
+                path = obj.save(args.tflite, overwrite=args.force)
+                result = {"path": path, "bytes": obj.size}
+                print(f"wrote {path} ({obj.size:,} bytes)")
+        if args.output:  # bound: show what was written; unbound: the cell's value shows it
+            self._bind(args.output, result)
+            if not isinstance(result, dict):
+                self._show(result)
             return None
-        path = obj.save(args.tflite, overwrite=args.force)
-        print(f"wrote {path} ({obj.size:,} bytes)")
+        return None if isinstance(result, dict) else result
 
     @magic_arguments()
     @argument("names", nargs="+", help="models or LiteModels in your namespace; the first is the baseline")
@@ -266,7 +265,7 @@ class EdgeMagics(Magics):
 
         Example: %compare model lite_f32 lite_int8 --eval x_test y_test --plot
         """
-        from . import report
+        from . import plots, report
 
         args = parse_argstring(self.compare, line)
         variants = {n: self._get(n, "model") for n in args.names}
@@ -276,7 +275,7 @@ class EdgeMagics(Magics):
         if args.plot:
             import matplotlib.pyplot as plt
 
-            fig = report.plot_tradeoff(table)
+            fig = plots.plot_tradeoff(table)
             self._show(fig)
             plt.close(fig)
         self._bind(args.output, table)
@@ -288,6 +287,7 @@ class EdgeMagics(Magics):
     @argument("--split", metavar="MB,MB", help="split GPU 0 into logical devices of these sizes")
     @argument("--visible", metavar="IDS", help="GPUs this process may see, e.g. 0 or 0,1 (before TensorFlow loads)")
     @argument("--cpu-split", type=int, metavar="N", help="split the CPU into N logical devices")
+    @argument("-o", "--output", metavar="NAME", help="bind the result (devices, or what was applied) to this name")
     @line_magic
     @_usage_errors
     def gpu(self, line):
@@ -310,8 +310,10 @@ class EdgeMagics(Magics):
                 print("applied:", a)
             for n in result["notes"]:
                 print("note:", n)
+            self._bind(args.output, result)
             return None
         info = gpu.devices()
+        self._bind(args.output, info)
         print(info["summary"])
         if info["gpus"]:
             self._show(pd.DataFrame(info["gpus"]))
@@ -332,7 +334,7 @@ class EdgeMagics(Magics):
 
         Example: %autoquantize model --data x_train[:200] --eval x_test y_test --max-drop 0.01 -o best
         """
-        from . import precision
+        from . import plots, precision
 
         args = parse_argstring(self.autoquantize, line)
         model = self._model(args.model)
@@ -344,7 +346,7 @@ class EdgeMagics(Magics):
         if args.plot:
             import matplotlib.pyplot as plt
 
-            fig = result.plot()
+            fig = plots.autoquantize(result)
             self._show(fig)
             plt.close(fig)
         self._bind(args.output, result)
@@ -362,8 +364,6 @@ class EdgeMagics(Magics):
 
         Example: %micro lite --eval x_test y_test --boards
         """
-        import pandas as pd
-
         from . import micro
         from .lite import LiteModel
 
@@ -373,22 +373,19 @@ class EdgeMagics(Magics):
             raise UsageError(f"{args.model} is not a LiteModel: convert it first, e.g. %quantize {args.model} "
                              "--mode int8-io --data x_train[:200] -o lite")
         x, y = self._pair(args.eval, "evaluation data")
-        report = lite.on_micro(x, y)
-        self._show(pd.Series({k: v for k, v in report.items() if k != "outputs"}, name=lite.name).to_frame())
+        run = lite.on_micro(x, y)
+        self._show(run)
         if args.boards:
-            self._show(micro.fits_on(report["flash_bytes"], report["arena_bytes"]))
-        self._bind(args.output, report)
+            self._show(micro.fits_on(run.flash_bytes, run.arena_bytes))
+        self._bind(args.output, run)
 
 
 def load_ipython_extension(ipython):
+    """Register the magics. Before TensorFlow is imported, ``tf.keras`` will mean Keras 2 (as in the chapters);
+    after, it stays what it is (Keras 3): homl-edge takes models of both, so no restart is needed."""
     from . import _tf
 
     _tf.prepare_environment()
-    if "tensorflow" in sys.modules:
-        try:
-            _tf.tf()
-        except HomlEdgeError as e:
-            print(f"homl-edge: {e}", file=sys.stderr)
     ipython.register_magics(EdgeMagics)
 
 

@@ -1,7 +1,7 @@
 """Small reference models built from scratch (``weights=None``): nothing is downloaded."""
 from __future__ import annotations
 
-from . import _tf
+from . import _keras
 
 
 def digits_cnn(conv_filters: int = 32, dense_units: int = 128, seed: int | None = 0, compile: bool = True):
@@ -10,7 +10,7 @@ def digits_cnn(conv_filters: int = 32, dense_units: int = 128, seed: int | None 
     The convolution has no fused activation, so that quantization-aware training can fold the batch norm
     (TF-MOT accepts Conv2D -> BatchNormalization -> ReLU, not Conv2D(relu) -> BatchNormalization).
     """
-    k = _tf.keras()
+    k = _keras.legacy()
     if seed is not None:
         k.utils.set_random_seed(seed)
     model = k.Sequential([
@@ -40,7 +40,7 @@ def trained_digits_cnn(epochs: int = 5, seed: int = 0, **kwargs):
 def wide_convnet(filters: int = 64, size: int = 32, seed: int | None = 0, compile: bool = True):
     """Four 3x3 convolutions of ``filters`` filters on ``size``x``size`` RGB inputs: wide enough to time, the
     reference for channel pruning (a narrower model is smaller and faster, not only more compressible)."""
-    k = _tf.keras()
+    k = _keras.legacy()
     if seed is not None:
         k.utils.set_random_seed(seed)
     layers = [k.layers.Input(shape=(size, size, 3), name="image")]

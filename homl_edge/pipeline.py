@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import time
 
-from . import convert, training
+from . import clustering, qat, quantization
+from . import sparsity as pruning
 from .errors import HomlEdgeError
 
 TECHNIQUES = ("quantize", "prune", "prune-taylor", "prune-l1", "channels", "cluster", "qat", "prune+qat",
@@ -12,7 +13,7 @@ TECHNIQUES = ("quantize", "prune", "prune-taylor", "prune-l1", "channels", "clus
 
 def optimize(model, technique: str = "quantize", *, train=None, data=None, mode: str = "int8",
              sparsity: float = 0.8, structure: str | None = None, clusters: int = 16, epochs: int = 2,
-             progress: bool = True, name: str | None = None):
+             progress=True, name: str | None = None):
     """Apply ``technique`` to ``model`` and convert the result with ``mode``; returns ``(keras_model, lite)``.
 
     ``quantize``: post-training quantization only. ``prune`` / ``cluster`` / ``qat``: fine-tune with that
@@ -28,24 +29,22 @@ def optimize(model, technique: str = "quantize", *, train=None, data=None, mode:
     t0 = time.perf_counter()
     keras_model = model
     if technique in ("prune", "prune+qat"):
-        keras_model = training.prune(model, train, sparsity=sparsity, structure=structure, epochs=epochs,
+        keras_model = pruning.prune(model, train, sparsity=sparsity, structure=structure, epochs=epochs,
                                      progress=progress)
     elif technique in ("prune-taylor", "prune-l1"):
-        keras_model = training.prune(model, train, sparsity=sparsity, epochs=epochs, progress=progress,
+        keras_model = pruning.prune(model, train, sparsity=sparsity, epochs=epochs, progress=progress,
                                      criterion=technique.split("-")[1])
     elif technique == "channels":
-        from . import structured
-
-        keras_model, _ = structured.prune_channels(model, train, ratio=sparsity, epochs=epochs, progress=progress)
+        keras_model = pruning.prune(model, train, channels=sparsity, epochs=epochs, progress=progress)
     elif technique in ("cluster", "cluster+qat"):
-        keras_model = training.cluster(model, train, clusters=clusters, epochs=max(1, epochs // 2),
-                                       progress=progress)
+        keras_model = clustering.cluster(model, train, clusters=clusters, epochs=max(1, epochs // 2),
+                                         progress=progress)
     if technique.endswith("qat"):
         preserve = {"qat": None, "prune+qat": "sparsity", "cluster+qat": "clusters"}[technique]
-        keras_model = training.quantize_aware(keras_model, train, epochs=max(1, epochs // 2), preserve=preserve,
-                                              progress=progress)
+        keras_model = qat.quantize_aware(keras_model, train, epochs=max(1, epochs // 2), preserve=preserve,
+                                         progress=progress)
     label = name or (technique if technique == "quantize" else f"{technique}") + f" {mode}"
-    lite = convert.quantize(keras_model, mode, data=data, name=label)
+    lite = quantization.quantize(keras_model, mode, data=data, name=label)
     lite.meta.update({"technique": technique, "settings": {"sparsity": sparsity, "structure": structure,
                                                            "clusters": clusters, "epochs": epochs},
                       "total_seconds": time.perf_counter() - t0})

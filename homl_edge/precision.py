@@ -11,20 +11,32 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _tf, convert
+from . import _keras, _progress, _tf
+from . import quantization
+from ._keras import kernel_of
 from .errors import HomlEdgeError
-from .lite import LiteModel, dequantize_array, quantize_array
-from .training import kernel_of
+from .lite import LiteModel, dequantize_array, op_details, quantize_array
+from .report import Table
 
 SNR_ADVICE_DB = 25.0  # below this, a layer's quantization noise is more than ~5% of its signal
 
 
 def _layer_of(tensor_name: str, names: set) -> str | None:
-    """The Keras layer whose output a TFLite tensor is: the first op of a fused name chain names it."""
-    first = tensor_name.split(";")[0]
-    for part in first.split("/"):
+    """The Keras layer whose output a TFLite tensor is: the first op of a fused name chain names it.
+
+    Keras 3's export scopes names with a numeric suffix (``sequential_1/conv_1/Relu`` for layer ``conv``): the
+    exact name wins, the name without that suffix comes second.
+    """
+    import re
+
+    parts = tensor_name.split(";")[0].split("/")
+    for part in parts:
         if part in names:
             return part
+    for part in parts:
+        base = re.sub(r"_\d+$", "", part)
+        if base in names:
+            return base
     return None
 
 
@@ -43,12 +55,11 @@ def quantization_error(model, lite: LiteModel, data, max_samples: int = 200):
     Returns a DataFrame sorted worst first, with a column ``advice`` naming the layers to keep in higher
     precision (SNR under {db} dB); when none is under, the worst layer is named as such.
     """
-    import pandas as pd
     from ai_edge_litert.interpreter import Interpreter
 
-    _tf.check_model(model)
-    k = _tf.keras()
-    x = convert.calibration_array(model, data, max_samples=max_samples)
+    _keras.check_model(model)
+    k = _keras.keras3() if _keras.is_keras3(model) else _keras.legacy()
+    x = quantization.calibration_array(model, data, max_samples=max_samples)
     layers = [l for l in model.layers if type(l).__name__ not in ("InputLayer", "Flatten", "Reshape", "Dropout")]
     probe = k.Model(model.inputs, [l.output for l in layers])
     float_outs = dict(zip([l.name for l in layers], probe.predict(x, verbose=0, batch_size=256)))
@@ -65,7 +76,7 @@ def quantization_error(model, lite: LiteModel, data, max_samples: int = 200):
     by_name = {l.name: l for l in layers}
     graph_outputs = {int(d["index"]) for d in interp.get_output_details()}
     rows, seen = [], set()
-    for op in interp._get_ops_details():
+    for op in op_details(interp):
         for idx in op["outputs"]:
             d = details.get(int(idx))
             if d is None:
@@ -90,7 +101,7 @@ def quantization_error(model, lite: LiteModel, data, max_samples: int = 200):
     if not rows:
         raise HomlEdgeError("no layer of the model could be matched to a tensor of the .tflite model: "
                             "was it converted from this model?")
-    df = pd.DataFrame(rows).sort_values("snr_db").reset_index(drop=True)
+    df = Table(rows).sort_values("snr_db").reset_index(drop=True)
     df["advice"] = ""
     weak = df.snr_db < SNR_ADVICE_DB
     df.loc[weak, "advice"] = "keep in higher precision"
@@ -100,24 +111,6 @@ def quantization_error(model, lite: LiteModel, data, max_samples: int = 200):
 
 
 quantization_error.__doc__ = quantization_error.__doc__.format(db=SNR_ADVICE_DB)
-
-
-def plot_quantization_error(table, ax=None):
-    """Horizontal bars of SNR per layer (worst at the top); the advice threshold as a dashed line."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(6, 0.4 * len(table) + 1.2))
-    else:
-        fig = ax.figure
-    colors = ["#d1242f" if a.startswith("keep") else "#1f6feb" for a in table.advice]
-    snr = table.snr_db.replace(np.inf, 100.0)
-    ax.barh(table.layer[::-1], snr[::-1], color=colors[::-1])
-    ax.axvline(SNR_ADVICE_DB, color="gray", ls="--", label=f"{SNR_ADVICE_DB:.0f} dB")
-    ax.set_xlabel("SNR of the quantized activations (dB, higher is better)")
-    ax.legend(loc="lower right")
-    fig.tight_layout()
-    return fig
 
 
 @dataclass
@@ -135,27 +128,17 @@ class AutoQuantResult:
     def size_ratio(self) -> float:
         return self.float_bytes / self.lite.size
 
-    def plot(self, ax=None):
-        """Size against accuracy of every variant tried, the Pareto front, and the choice."""
-        import matplotlib.pyplot as plt
+    def to_frame(self):
+        """Every variant tried (size, accuracy, drop, recipe, chosen), as a plain DataFrame."""
+        import pandas as pd
 
-        if ax is None:
-            fig, ax = plt.subplots(figsize=(6, 4))
-        else:
-            fig = ax.figure
-        t = self.tried
-        ax.scatter(t.size_bytes / 1024, t.accuracy * 100, c="#8c959f", label="tried")
-        front = pareto_front(t)
-        ax.plot(front.size_bytes / 1024, front.accuracy * 100, "-o", color="#1f6feb", label="Pareto front")
-        ax.scatter([self.lite.size / 1024], [t.loc[t.chosen, "accuracy"].iloc[0] * 100], s=200,
-                   facecolors="none", edgecolors="#d1242f", linewidths=2, label="chosen")
-        ax.axhline((self.baseline_accuracy - t.attrs.get("max_drop", 0)) * 100, color="#d1242f", ls="--", lw=1,
-                   label="accuracy budget")
-        ax.set_xlabel("size (KiB)")
-        ax.set_ylabel("accuracy (%)")
-        ax.legend()
-        fig.tight_layout()
-        return fig
+        return pd.DataFrame(self.tried)
+
+    def _repr_html_(self):
+        t = self.tried.drop(columns=["recipe"], errors="ignore")
+        head = (f"<p><b>chosen</b>: {self.lite.size:,} bytes, {self.size_ratio:.2f}x smaller than float32; "
+                f"recipe {self.recipe}</p>")
+        return head + Table(t)._repr_html_()
 
 
 def pareto_front(table):
@@ -169,7 +152,7 @@ def pareto_front(table):
     return t.loc[keep]
 
 
-def autoquantize(model, data, test, max_drop: float = 0.01, *, max_variants: int = 12, progress: bool = True,
+def autoquantize(model, data, test, max_drop: float = 0.01, *, max_variants: int = 12, progress=True,
                  granularity: str = "channel") -> AutoQuantResult:
     """The smallest per-layer mix of float / int8 / int4 weights whose test accuracy drop stays within ``max_drop``.
 
@@ -180,24 +163,20 @@ def autoquantize(model, data, test, max_drop: float = 0.01, *, max_variants: int
     ``data`` are calibration inputs (kept for the API's symmetry with ``quantize``; weight-only precision needs no
     calibration), ``test=(x, y)`` the accuracy check.
     """
-    import pandas as pd
-    from tqdm.auto import tqdm
-
-    _tf.check_model(model)
-    convert.calibration_array(model, data)  # same input checks as quantize
+    _keras.check_model(model)
+    quantization.calibration_array(model, data)  # same input checks as quantize
     xt, yt = test
-    float_lite = convert.quantize(model, "float32")
+    float_lite = quantization.quantize(model, "float32")
     base_acc = float_lite.evaluate(xt, yt)
     layers = [l.name for l in model.layers if kernel_of(l) is not None]
     if not layers:
         raise HomlEdgeError("the model has no layer with weights to quantize")
     tried = []
-    bar = tqdm(total=min(max_variants, 2 * len(layers) + len(layers) + 1), desc="autoquantize", unit="variant",
-               disable=not progress)
+    bar = _progress.bar(progress, min(max_variants, 2 * len(layers) + len(layers) + 1), "autoquantize")
 
     def variant(recipe: dict, label: str):
         precision = {f"/{name}/": p for name, p in recipe.items()}
-        lite = convert.quantize_mixed(model, precision, base="float", granularity=granularity,
+        lite = quantization.quantize_mixed(model, precision, base="float", granularity=granularity,
                                       name=f"{model.name}-{label}")
         acc = lite.evaluate(xt, yt)
         tried.append({"variant": label, "size_bytes": lite.size, "accuracy": acc, "drop": base_acc - acc,
@@ -221,7 +200,7 @@ def autoquantize(model, data, test, max_drop: float = 0.01, *, max_variants: int
         recipe = {**recipe, name: prec}
         lite, acc = variant(recipe, ", ".join(f"{n}:{p}" for n, p in recipe.items() if p != "int4") or "all int4")
     bar.close()
-    table = pd.DataFrame([{k: v for k, v in t.items() if k != "lite"} for t in tried]).set_index("variant")
+    table = Table([{k: v for k, v in t.items() if k != "lite"} for t in tried]).set_index("variant")
     within = [t for t in tried if t["drop"] <= max_drop + 1e-12]
     notes = []
     if within:

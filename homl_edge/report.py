@@ -1,15 +1,89 @@
-"""Side-by-side measurements of model variants: size, gzip size, accuracy and latency, and the trade-off plot."""
+"""Side-by-side measurements of model variants (size, gzip size, accuracy, latency), and :class:`Table`, the one
+type of every table homl-edge returns. Plots of these tables live in :mod:`homl_edge.plots` (a face)."""
 from __future__ import annotations
 
 import gzip
+import html
 import os
 import tempfile
 import time
 
 import numpy as np
+import pandas as pd
 
+from . import _keras
 from .errors import HomlEdgeError
 from .lite import LiteModel
+
+
+class Table(pd.DataFrame):
+    """A pandas DataFrame that shows itself with units: sizes in KB/MB, ratios with an "x", fractions as %.
+
+    Every table homl-edge returns is one (``compare``, ``sparsity_report``, ``prune_sensitivity``,
+    ``quantization_error``, ``fits_on``, the channel table): compute on it like any DataFrame;
+    ``to_frame()`` gives a plain one.
+    """
+
+    @property
+    def _constructor(self):
+        return Table
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self)
+
+    def _repr_html_(self):
+        frame = pd.DataFrame(self)
+        if frame.index.name is not None or not isinstance(frame.index, pd.RangeIndex):
+            frame = frame.reset_index()
+        head = "".join(f"<th>{html.escape(str(c).replace('_', ' '))}</th>" for c in frame.columns)
+        body = []
+        for _, row in frame.iterrows():
+            cells = "".join(f"<td style='text-align:{'left' if isinstance(v, str) else 'right'}'>"
+                            f"{html.escape(format_value(c, v))}</td>" for c, v in row.items())
+            body.append(f"<tr>{cells}</tr>")
+        return (f"<table class='homl-edge-table'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}"
+                "</tbody></table>")
+
+
+_PERCENT = ("accuracy", "drop", "sparsity", "agreement", "identical", "accuracy_delta", "_%")
+_RATIO = ("ratio", "speedup")
+
+
+def format_value(column: str, v) -> str:
+    """One cell, with its unit chosen from the column's name."""
+    c = str(column)
+    if isinstance(v, (bool, np.bool_)) or v is None or isinstance(v, str):
+        return "" if v is None else str(v)
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    if not np.isfinite(f):
+        return "inf" if f > 0 else ("-inf" if f < 0 else "")
+    if c.endswith("bytes") or c.endswith("_bytes_") or c == "arena_tried":
+        return human_bytes(f)
+    if c.endswith("_%"):
+        return f"{f:.1f}%"
+    if any(c.endswith(p) or c == p for p in _PERCENT):
+        return f"{100 * f:+.2f} pt" if c.endswith("delta") or c == "drop" else f"{100 * f:.2f}%"
+    if any(c.endswith(p) for p in _RATIO):
+        return f"{f:.2f}x"
+    if c.endswith("_ms"):
+        return f"{f:.3g} ms"
+    if c.endswith("_db"):
+        return f"{f:.1f} dB"
+    if float(f).is_integer():
+        return f"{int(f):,}"
+    return f"{f:.4g}"
+
+
+def human_bytes(n: float) -> str:
+    n = float(n)
+    if n < 1000:
+        return f"{n:.0f} B"
+    if n < 1e6:
+        return f"{n / 1e3:.1f} KB"
+    return f"{n / 1e6:.2f} MB"
 
 COLUMNS = ["variant", "kind", "size_bytes", "gzip_bytes", "accuracy", "latency_median_ms", "latency_p90_ms",
            "size_ratio", "gzip_ratio", "speedup", "accuracy_delta"]
@@ -42,9 +116,7 @@ def measure(variant, x, y, threads: int = 1, runs: int = 100) -> dict:
         return {"kind": f"tflite {variant.meta.get('mode', '')}".strip(), "size_bytes": variant.size,
                 "gzip_bytes": variant.gzip_size, "accuracy": variant.evaluate(x, y),
                 "latency_median_ms": lat["median_ms"], "latency_p90_ms": lat["p90_ms"]}
-    from . import _tf
-
-    _tf.check_model(variant)
+    _keras.check_model(variant)
     data = _keras_bytes(variant)
     yy = np.asarray(y)
     yy = yy.argmax(-1) if yy.ndim > 1 else yy
@@ -63,13 +135,18 @@ def measure(variant, x, y, threads: int = 1, runs: int = 100) -> dict:
 
 
 def _keras_bytes(model) -> bytes:
-    """The bytes of the model saved as a Keras 2 ``.h5`` file (what you would ship without TFLite)."""
+    """The bytes of the model in one file (Keras 2: ``.h5``, Keras 3: ``.keras``): what you would ship without
+    TFLite."""
     import warnings
 
     with tempfile.TemporaryDirectory() as d, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "HDF5 is legacy": it is still the single-file Keras 2 format
-        path = os.path.join(d, "model.h5")
-        model.save(path, include_optimizer=False)
+        if _keras.is_keras3(model):
+            path = os.path.join(d, "model.keras")
+            model.save(path)
+        else:
+            path = os.path.join(d, "model.h5")
+            model.save(path, include_optimizer=False)
         with open(path, "rb") as f:
             return f.read()
 
@@ -92,41 +169,15 @@ def compare(variants: dict, x, y, *, threads: int = 1, runs: int = 100):
     return table_from_rows(rows)
 
 
-def table_from_rows(rows: list[dict]):
+def table_from_rows(rows: list[dict]) -> Table:
     """A comparison table from measured rows (dicts with a "variant" key): ratios against the first row."""
-    import pandas as pd
-
-    df = pd.DataFrame(rows)
+    df = Table(rows)
     first = df.iloc[0]
     df["size_ratio"] = first.size_bytes / df.size_bytes
     df["gzip_ratio"] = first.gzip_bytes / df.gzip_bytes
     df["speedup"] = first.latency_median_ms / df.latency_median_ms
     df["accuracy_delta"] = df.accuracy - first.accuracy
     return df[COLUMNS].set_index("variant")
-
-
-def plot_tradeoff(table, ax=None, x: str = "size_bytes", y: str = "accuracy", annotate: bool = True):
-    """Scatter of size against accuracy (one point per variant), marker size by latency. Returns the Figure."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(6, 4))
-    else:
-        fig = ax.figure
-    lat = table["latency_median_ms"].to_numpy(dtype=float)
-    sizes = 40 + 300 * (lat / lat.max() if lat.max() > 0 else lat)
-    ax.scatter(table[x] / 1024, table[y] * 100, s=sizes, alpha=0.7, c=range(len(table)), cmap="viridis")
-    if annotate:
-        for name, row in table.iterrows():
-            ax.annotate(f"{name}\n{row['latency_median_ms']:.3g} ms", (row[x] / 1024, row[y] * 100),
-                        textcoords="offset points", xytext=(6, 4), fontsize=8)
-    ax.set_xscale("log")
-    ax.set_xlabel(f"{'gzip size' if x == 'gzip_bytes' else 'file size'} (KiB, log scale)")
-    ax.set_ylabel("accuracy (%)")
-    ax.set_title("size vs accuracy (marker area: latency)")
-    ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    return fig
 
 
 def choose(table, *, max_bytes: int | None = None, max_latency_ms: float | None = None,

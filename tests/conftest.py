@@ -12,8 +12,10 @@ ARTIFACTS = ROOT / "test-artifacts"
 
 
 def pytest_configure(config):
-    # conversions are cached per test session, never in the user's home folder
-    os.environ.setdefault("HOML_EDGE_CACHE", str(ROOT / ".pytest_cache" / "homl-edge-cache"))
+    # conversions are cached in a fresh folder per test session: never the user's home, never an older run's
+    import tempfile
+
+    os.environ.setdefault("HOML_EDGE_CACHE", tempfile.mkdtemp(prefix="homl-edge-cache-"))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 

@@ -81,9 +81,9 @@ def test_output_is_never_overwritten_without_force(files, capsys):
 
 
 def test_lambda_model_is_refused_in_safe_mode(tmp_path, capsys):
-    from homl_edge import _tf
+    from homl_edge import _keras
 
-    k = _tf.keras()
+    k = _keras.legacy()
     m = k.Sequential([k.Input((4,)), k.layers.Lambda(lambda t: t * 2, name="double"), k.layers.Dense(2)])
     for suffix in (".keras", ".h5"):
         path = tmp_path / f"lambda{suffix}"

@@ -50,7 +50,7 @@ def test_second_call_is_cached_under_0_1_s(trained, digits):
 
 
 def test_cache_key_follows_weights_and_options(trained, digits):
-    from homl_edge import convert, training
+    from homl_edge import quantization as convert, training
 
     (x, _), _ = digits
     k1 = convert.cache_key(trained, "int8", x[:10])
@@ -106,7 +106,7 @@ def test_mode_errors(trained):
 def test_converter_recipe_is_the_plain_tensorflow_one(trained, digits):
     import tensorflow as tf
 
-    from homl_edge import convert
+    from homl_edge import quantization as convert
 
     (x, _), _ = digits
     conv = convert.converter_for(trained, "int8-io", x[:4])

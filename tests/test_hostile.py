@@ -12,7 +12,7 @@ import pytest
 from IPython.core.error import UsageError
 
 import homl_edge as he
-from homl_edge import _tf, cli
+from homl_edge import _keras, cli
 from homl_edge.errors import InvalidModelFileError
 from conftest import sha
 from test_lite import mutations
@@ -53,7 +53,7 @@ def test_random_bytes_through_the_cli(tmp_path, capsys):
 
 @pytest.mark.parametrize("suffix", [".keras", ".h5"])
 def test_lambda_layer_refused_in_safe_mode_everywhere(tmp_path, suffix, capsys):
-    k = _tf.keras()
+    k = _keras.legacy()
     marker = tmp_path / "pwned"
     m = k.Sequential([k.Input((4,)), k.layers.Lambda(lambda t: t + float(__import__("os").path.exists("x")),
                                                      name="code"), k.layers.Dense(2)])
@@ -87,7 +87,7 @@ def test_bad_calibration_data(trained, digits, name, make):
 
 
 def test_subclassed_model_for_qat_and_pruning(digits):
-    k = _tf.keras()
+    k = _keras.legacy()
     (x, y), _ = digits
 
     class Sub(k.Model):

@@ -41,7 +41,7 @@ def test_quantize_binds_saves_and_measures(ip, tmp_path, capsys):
     ("model --mode int8", "needs calibration data"),
     ("model --mode int8 --data x_train[:10,:4]", r"shape \(10, 4, 8, 1\)"),
     ("model --bogus", "unrecognized arguments: --bogus"),
-    ("x_train --mode int8", "must be a tf.keras model"),
+    ("x_train --mode int8", "must be a Keras model"),
     ("model --mode int8 --data undefined_data", "'undefined_data' is not defined"),
 ])
 def test_quantize_errors_are_usage_errors(ip, line, message):

@@ -24,7 +24,7 @@ def test_smallest_arena_is_the_smallest(lite_int8io, digits):
     assert 1024 < arena < 64 * 1024
     ok = he.micro.run(lite_int8io, xt[:2], arena_size=arena, find_arena=False)
     assert ok["argmax_agreement"] == 1.0
-    with pytest.raises(he.HomlEdgeError, match="could not run"):
+    with pytest.raises(he.HomlEdgeError, match=f"did not fit a {arena - 64:,}-byte tensor arena"):
         he.micro.run(lite_int8io, xt[:2], arena_size=arena - 64, find_arena=False)
 
 

@@ -53,7 +53,7 @@ def test_quantization_error_table(trained, digits, int4):
     merged = t8.set_index("layer").snr_db - t4.set_index("layer").snr_db
     assert (merged > 5).all(), merged
     assert t8.advice.iloc[0] != "" and t8.relative_rmse.max() < 0.05
-    fig = he.precision.plot_quantization_error(t4)
+    fig = he.plots.quantization_error(t4)
     assert len(fig.axes[0].patches) == 3
 
 
@@ -67,7 +67,7 @@ def test_autoquantize_finds_6x_within_one_point(trained, digits, lite_f32, capsy
     assert "autoquantize" in capsys.readouterr().err  # the progress bar
     front = he.precision.pareto_front(r.tried)
     assert front.accuracy.is_monotonic_increasing and front.size_bytes.is_monotonic_increasing
-    r.plot()
+    he.plots.autoquantize(r)
 
 
 def test_autoquantize_raises_precision_when_the_budget_is_tight(trained, digits):

@@ -4,7 +4,7 @@ import pytest
 from IPython.core.error import UsageError
 
 import homl_edge as he
-from homl_edge import _tf, cli
+from homl_edge import _keras, cli
 
 
 @pytest.mark.parametrize("criterion", ["magnitude", "taylor", "l1"])
@@ -23,7 +23,7 @@ def test_criteria_hit_the_sparsity_per_layer(trained, digits, keras_accuracy, li
 
 
 def test_taylor_masks_by_saliency_not_magnitude(trained, digits):
-    from homl_edge import structured
+    from homl_edge import sparsity as structured
 
     (x, y), _ = digits
     work = he.training.clone(trained)
@@ -53,7 +53,8 @@ def test_channel_slicing_is_exact_on_dead_channels(trained, digits):
     dw[:, 64:], db[64:] = 0, 0
     dense.set_weights([dw, db])
     he.training.compile_like(m, trained, y)
-    narrow, table = he.prune_channels(m, (x, y), ratio=0.5, epochs=0, progress=False)
+    narrow = he.prune_channels(m, (x, y), ratio=0.5, epochs=0, progress=False)
+    table = he.prune_report(narrow)["channels"].reset_index()
     t = table.set_index("layer")
     assert (t.loc["conv", "before"], t.loc["conv", "after"]) == (32, 16)
     assert (t.loc["dense", "before"], t.loc["dense", "after"]) == (128, 64)
@@ -67,7 +68,8 @@ def test_channel_pruning_makes_a_faster_smaller_model():
     m = he.models.wide_convnet()
     rng = np.random.default_rng(0)
     x, y = rng.random((96, 32, 32, 3), dtype=np.float32), rng.integers(0, 10, 96)
-    narrow, table = he.prune_channels(m, (x, y), ratio=0.5, epochs=1, progress=False)
+    narrow = he.prune_channels(m, (x, y), ratio=0.5, epochs=1, progress=False)
+    table = he.prune_report(narrow)["channels"].reset_index()
     a, b = he.quantize(m, "float32"), he.quantize(narrow, "float32")
     size_ratio = a.size / b.size
     # latency ratio in one run, interleaved medians (this machine is noisy)
@@ -82,12 +84,12 @@ def test_channel_pruning_makes_a_faster_smaller_model():
 
 def test_channel_pruning_on_digits_keeps_accuracy(trained, digits, keras_accuracy):
     (x, y), (xt, yt) = digits
-    narrow, _ = he.prune_channels(trained, (x, y), ratio=0.5, epochs=2, progress=False)
+    narrow = he.prune_channels(trained, (x, y), ratio=0.5, epochs=2, progress=False)
     assert narrow.evaluate(xt, yt, verbose=0)[1] >= keras_accuracy - 0.02
 
 
 def test_residual_add_is_left_alone_with_a_reason(digits):
-    k = _tf.keras()
+    k = _keras.legacy()
     (x, y), _ = digits
     inp = k.Input((8, 8, 1))
     a = k.layers.Conv2D(8, 3, padding="same", name="a")(inp)
@@ -97,7 +99,8 @@ def test_residual_add_is_left_alone_with_a_reason(digits):
     out = k.layers.Dense(10, activation="softmax", name="out")(k.layers.Flatten()(c))
     m = k.Model(inp, out)
     m.compile("adam", "sparse_categorical_crossentropy")
-    narrow, table = he.prune_channels(m, (x[:128], y[:128]), ratio=0.5, epochs=1, progress=False)
+    narrow = he.prune_channels(m, (x[:128], y[:128]), ratio=0.5, epochs=1, progress=False)
+    table = he.prune_report(narrow)["channels"].reset_index()
     t = table.set_index("layer")
     assert t.loc["a", "after"] == 8 and "residual" in t.loc["a", "note"]
     assert t.loc["b", "after"] == 8 and t.loc["c", "after"] == 8

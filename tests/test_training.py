@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import homl_edge as he
-from homl_edge import _tf
+from homl_edge import _keras
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +95,7 @@ def test_prune_sensitivity_table(trained, digits):
 
 
 def test_subclassed_model_is_refused(digits):
-    k = _tf.keras()
+    k = _keras.legacy()
     (x, y), _ = digits
 
     class Net(k.Model):
@@ -116,7 +116,7 @@ def test_subclassed_model_is_refused(digits):
 
 
 def test_qat_lists_every_offending_layer(digits):
-    k = _tf.keras()
+    k = _keras.legacy()
     (x, y), _ = digits
     bad = k.Sequential([k.Input((8, 8, 1)), k.layers.Conv2D(8, 3, activation="relu", name="c1"),
                         k.layers.BatchNormalization(name="bn1"), k.layers.Conv2D(8, 3, activation="relu", name="c2"),
@@ -128,7 +128,7 @@ def test_qat_lists_every_offending_layer(digits):
 
 
 def test_qat_unsupported_float_keeps_them_in_float(digits):
-    k = _tf.keras()
+    k = _keras.legacy()
     (x, y), (xt, yt) = digits
     m = k.Sequential([k.Input((8, 8, 1)), k.layers.Flatten(), k.layers.Dense(32, activation="relu"),
                       k.layers.LayerNormalization(name="ln"), k.layers.Dense(10, activation="softmax")])

@@ -12,12 +12,11 @@ _FIELDS = ("size_bytes", "gzip_bytes", "latency_median_ms", "accuracy")
 
 
 def _asset(name: str) -> str:
-    """Front-end sources: in the wheel under homl_edge/_widgets, in a checkout under widgets/."""
-    here = Path(__file__).resolve().parent.parent
-    for folder in (here / "_widgets", here.parent / "widgets"):
-        if (folder / name).is_file():
-            return (folder / name).read_text()
-    raise FileNotFoundError(f"widget asset {name} is missing from the installation")
+    """Front-end sources, shipped inside the package under homl_edge/static/."""
+    path = Path(__file__).resolve().parent.parent / "static" / name
+    if not path.is_file():
+        raise FileNotFoundError(f"widget asset {name} is missing from the installation ({path})")
+    return path.read_text()
 
 
 class TradeoffExplorer(anywidget.AnyWidget):

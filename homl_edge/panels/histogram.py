@@ -4,10 +4,10 @@ from __future__ import annotations
 import ipywidgets as W
 import numpy as np
 
-from ..convert import symmetric_quantize
+from .._keras import kernel_of
 from ..errors import HomlEdgeError
-from ..training import kernel_of
-from .optimizer import figure_png
+from ..plots import figure_png
+from ..quantization import symmetric_quantize
 
 
 class WeightHistogram(W.VBox):

@@ -7,22 +7,11 @@ from pathlib import Path
 import ipywidgets as W
 import numpy as np
 
-from .. import convert, pipeline, report
+from .. import pipeline, quantization, report
+from ..plots import figure_png, plot_tradeoff
 from ..errors import HomlEdgeError
 from ..lite import atomic_write
 from .explorer import TradeoffExplorer
-
-
-def figure_png(fig) -> bytes:
-    """Render a matplotlib figure to PNG bytes (for an ipywidgets Image) and close it."""
-    import io
-
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=96)
-    plt.close(fig)
-    return buf.getvalue()
 
 
 class OptimizerPanel(W.VBox):
@@ -41,7 +30,7 @@ class OptimizerPanel(W.VBox):
         self.history: list[dict] = []
         techniques = pipeline.TECHNIQUES if train is not None else ("quantize",)
         self.technique = W.Dropdown(options=techniques, value="quantize", description="technique")
-        self.mode = W.Dropdown(options=convert.MODES, value="int8", description="convert to")
+        self.mode = W.Dropdown(options=quantization.MODES, value="int8", description="convert to")
         self.sparsity = W.FloatSlider(value=0.8, min=0.1, max=0.95, step=0.05, description="sparsity")
         self.clusters = W.IntSlider(value=16, min=2, max=64, description="clusters")
         self.epochs = W.IntSlider(value=2, min=1, max=10, description="epochs")
@@ -72,7 +61,7 @@ class OptimizerPanel(W.VBox):
             keras_model, lite = pipeline.optimize(self.model, technique, train=self.train, data=self.data,
                                                   mode=mode, **settings)
             if not self.history:
-                self._record("float32 (baseline)", None, convert.quantize(self.model, "float32"), {})
+                self._record("float32 (baseline)", None, quantization.quantize(self.model, "float32"), {})
             self.progress.value, self.progress.description = 2, "measuring"
             name = self._unique(f"{technique} {mode}" + "".join(f" {k}={v}" for k, v in sorted(settings.items())
                                                                 if k != "epochs"))
@@ -120,8 +109,8 @@ class OptimizerPanel(W.VBox):
     def _refresh(self):
         table = self.table()
         self.explorer.update(table)
-        self.table_out.value = table.to_html(float_format=lambda v: f"{v:.4g}", classes="he-table")
-        self.plot_out.value = figure_png(report.plot_tradeoff(table))
+        self.table_out.value = table._repr_html_()
+        self.plot_out.value = figure_png(plot_tradeoff(table))
 
     def _sync_controls(self):
         t = self.technique.value

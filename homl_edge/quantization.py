@@ -18,6 +18,11 @@ mode            what is stored / computed                            needs calib
 4-bit weights (per channel, or per block of 32/64/128 with ``granularity="block32"``...). ``precision=`` then
 overrides it per layer: ``{"dense.*": "int4", "conv.*": "int8", "classifier": "float"}`` (regexes searched in the
 TFLite op names, which contain the Keras layer names; the last matching entry wins).
+
+What goes in: a Keras model of either flavour (Keras 3 converts straight from itself; a recurrent model is
+translated to tf_keras at a fixed batch of 1, where the converter fuses LSTMs into one op), a ``.keras``/``.h5``
+path, a SavedModel folder, a model made by quantization-aware training (int8 without calibration data: its ranges
+are in it), or a float ``.tflite`` made anywhere (a ``LiteModel`` or a path), which ai-edge-quantizer re-quantizes.
 """
 from __future__ import annotations
 
@@ -31,10 +36,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _tf
+from . import _keras, _tf
 from ._tf import quiet
 from .errors import HomlEdgeError, first_line
-from .lite import LiteModel
+from .lite import LiteModel, load_lite
 
 MODES = ("float32", "dynamic", "float16", "int8", "int8-io", "int16x8", "int4")
 PRECISIONS = ("float", "int8", "int4")
@@ -76,42 +81,186 @@ def clear_cache() -> None:
             f.unlink(missing_ok=True)
 
 
-def quantize(model, mode: str = "int8", data=None, *, name: str | None = None, cache: bool = True,
-             max_samples: int = MAX_CALIBRATION, precision: dict | None = None,
-             granularity: str = "channel") -> LiteModel:
-    """Convert a tf.keras ``model`` to a :class:`~homl_edge.lite.LiteModel` with the given ``mode``.
+def parse_precision(text) -> dict | None:
+    """``"dense.*=int4,conv=int8,classifier=float"`` -> ``{"dense.*": "int4", ...}`` (a dict passes through)."""
+    if text is None or isinstance(text, dict):
+        return text
+    out = {}
+    for part in str(text).split(","):
+        if not part.strip():
+            continue
+        if "=" not in part:
+            raise HomlEdgeError(f"precision takes REGEX=PRECISION pairs such as dense.*=int4,conv=int8; got {part!r}")
+        regex, prec = part.rsplit("=", 1)
+        out[regex.strip()] = prec.strip()
+    return out or None
 
-    ``data`` is the representative dataset for the calibrated modes: an array of inputs (batch first), a
-    ``tf.data.Dataset`` of inputs or ``(x, y)`` pairs, or an iterable/generator of such batches. At most
-    ``max_samples`` samples are used. The result is cached by a hash of the architecture, the weights, the
-    calibration data and the options, so a second call returns at once.
+
+def quantize(model, mode: str = "int8", data=None, *, name: str | None = None, cache: bool = True,
+             max_samples: int = MAX_CALIBRATION, precision: dict | str | None = None,
+             granularity: str = "channel") -> LiteModel:
+    """Convert ``model`` to a :class:`~homl_edge.lite.LiteModel` with the given ``mode``.
+
+    ``model`` is a Keras model (Keras 3 or tf_keras), a ``.keras``/``.h5`` path, a SavedModel folder, or a float
+    ``.tflite`` (a ``LiteModel`` or a path: see :func:`requantize`). ``data`` is the representative dataset for
+    the calibrated modes: an array of inputs (batch first), a ``tf.data.Dataset`` of inputs or ``(x, y)`` pairs,
+    or an iterable/generator of such batches; at most ``max_samples`` samples are used. A model made by
+    quantization-aware training needs no ``data``. The result is cached by a hash of the architecture, the
+    weights, the calibration data, the options and the versions of everything that shapes the bytes.
     """
     if isinstance(model, (str, Path)):
-        model = _tf.load_keras(model)
-    _tf.check_model(model)
+        p = Path(model).expanduser()
+        model = load_lite(p) if p.suffix == ".tflite" else _keras.load_keras(p)
+    if isinstance(model, LiteModel):
+        return requantize(model, mode, data=data, precision=precision, granularity=granularity, name=name,
+                          cache=cache, max_samples=max_samples)
+    _keras.check_model(model)
     mode = normalize_mode(mode)
+    precision = parse_precision(precision)
     if precision is not None or mode == "int4":
         return quantize_mixed(model, precision or {}, base=("int4" if mode == "int4" else None), name=name,
                               cache=cache, granularity=granularity, mode=mode)
+    qat = _keras.is_qat_model(model)
     calib = None
     if mode in CALIBRATED:
-        if data is None:
+        if data is not None:
+            calib = calibration_array(model, data, max_samples=max_samples)
+        elif not (qat and mode in ("int8", "int8-io")):
             raise HomlEdgeError(f"mode {mode!r} needs calibration data: pass data=x_train[:200] "
                                 "(a few hundred typical inputs)")
-        calib = calibration_array(model, data, max_samples=max_samples)
-    key = cache_key(model, mode, calib) if cache else None
+    route = _route(model)
+    if route == "recurrent-batch1" and mode in CALIBRATED:
+        _refuse_calibrating_loops(model, mode, cache)
+    key = cache_key(model, mode, calib, extra=route) if cache else None
     name = name or f"{model.name}-{mode}"
     t0 = time.perf_counter()
     content = _cache_get(key) if key else None
     cached = content is not None
     if content is None:
-        content = _convert(model, mode, calib)
+        content = _convert(_converter_source(model, route), mode, calib)
         _check_runs(content, mode)
         if key:
             _cache_put(key, content)
     meta = {"mode": mode, "source": model.name, "cached": cached, "seconds": time.perf_counter() - t0,
-            "calibration_samples": 0 if calib is None else len(calib)}
+            "calibration_samples": 0 if calib is None else len(calib), "route": route,
+            "ranges": "learned (QAT)" if qat and calib is None and mode in CALIBRATED else None}
     return LiteModel(content, name=name, meta=meta, _trusted=True)
+
+
+def _route(model) -> str:
+    """How the converter sees the model: straight (either Keras), through tf_keras at batch 1 (recurrent), or as a
+    SavedModel folder."""
+    if isinstance(model, _keras.SavedModelSource):
+        return "saved-model"
+    if _keras.is_recurrent(model):
+        return "recurrent-batch1"
+    return _keras.flavour(model)
+
+
+def _refuse_calibrating_loops(model, mode, cache):
+    """TensorFlow's int8 calibrator crashes the process on a WHILE loop (tensorflow#62281, #75140, since TF 2.14):
+    find the loop in the float file first and say so, instead of taking the kernel down."""
+    loops = quantize(model, "float32", cache=cache).ops.get("WHILE", 0)
+    if loops:
+        kinds = sorted(_keras.layer_kinds(model) & (_keras.RECURRENT - {"LSTM", "Bidirectional"})) or ["recurrent"]
+        raise HomlEdgeError(f"mode {mode!r} needs TensorFlow's calibrator, which crashes on the WHILE loop of "
+                            f"{'/'.join(kinds)} layers (tensorflow#62281): use mode 'dynamic' or 'int4' (int8/int4 "
+                            "weights), an LSTM (a fused op, int8 works), or unroll=True")
+
+
+def _converter_source(model, route):
+    if route == "recurrent-batch1":
+        # A Keras 3 RNN keeps its weights outside the WHILE loop (the file fails at invoke) and a dynamic batch
+        # leaves TensorListReserve without a static shape: tf_keras at batch 1 converts, with LSTMs fused.
+        return _keras.to_legacy(model, batch_size=1)
+    return model
+
+
+def requantize(lite: LiteModel, mode: str = "dynamic", *, data=None, precision=None, granularity: str = "channel",
+               name: str | None = None, cache: bool = True, max_samples: int = MAX_CALIBRATION) -> LiteModel:
+    """Re-quantize a float ``.tflite`` made anywhere with Google's ai-edge-quantizer (no Keras model needed).
+
+    ``"dynamic"``: int8 weights, float activations; ``"int4"``: 4-bit weights; ``precision=`` per-layer overrides
+    (as in :func:`quantize_mixed`); ``"int8"`` with ``data``: int8 weights and activations, calibrated on ``data``.
+    A file that is already quantized, or that stores float16 weights behind DENSIFY, is refused with the reason.
+    """
+    if not isinstance(lite, LiteModel):
+        raise HomlEdgeError(f"requantize takes a LiteModel or a .tflite path, got {type(lite).__name__}")
+    mode = normalize_mode(mode)
+    reason = float_problem(lite)
+    if reason:
+        raise HomlEdgeError(f"{lite.name} cannot be re-quantized: {reason}")
+    precision = parse_precision(precision)
+    if mode == "float32" and not precision:
+        return lite
+    if mode == "int8":
+        if data is None:
+            raise HomlEdgeError(f"mode 'int8' on a .tflite quantizes activations too and needs data=... (a few "
+                                "hundred typical inputs); mode 'dynamic' stores int8 weights without data")
+        if precision:
+            raise HomlEdgeError("per-layer precision goes with mode 'int4' or 'dynamic', not with 'int8'")
+    elif mode not in ("dynamic", "int4"):
+        raise HomlEdgeError(f"a .tflite file can be re-quantized to 'dynamic', 'int4' or 'int8' (with data); "
+                            f"mode {mode!r} needs the Keras model")
+    if granularity not in GRANULARITIES:
+        raise HomlEdgeError(f"granularity must be one of {', '.join(GRANULARITIES)}, got {granularity!r}")
+    base = {"dynamic": "int8", "int4": "int4", "int8": "static-int8"}[mode]
+    entries = [(".*", base)] + _check_entries(precision)
+    calib = None
+    if mode == "int8":
+        x = np.asarray(data, dtype=np.float32)
+        want = tuple(lite.input_shape[1:])
+        if x.ndim != len(want) + 1 or any(w > 0 and w != g for w, g in zip(want, x.shape[1:])):
+            raise HomlEdgeError(f"calibration data has shape {tuple(x.shape)}; the model's input is "
+                                f"(n, {', '.join(str(d) for d in want)})")
+        calib = x[:max_samples]
+    key = None
+    if cache:
+        h = hashlib.sha256(lite.content)
+        h.update(json.dumps([entries, granularity]).encode())
+        if calib is not None:
+            h.update(calib.tobytes())
+        key = _versions_key(h.hexdigest(), "aeq-tflite")
+    t0 = time.perf_counter()
+    content = _cache_get(key) if key else None
+    cached = content is not None
+    if content is None:
+        content = _aeq(lite.content, entries, granularity, calib=calib, signature_input=_signature_input(lite))
+        _check_runs(content, mode)
+        if key:
+            _cache_put(key, content)
+    meta = {"mode": mode if not precision else "mixed", "source": lite.name, "cached": cached,
+            "seconds": time.perf_counter() - t0, "precision": dict(entries), "granularity": granularity,
+            "requantized": True}
+    return LiteModel(content, name=name or f"{lite.name}-{mode}", meta=meta, _trusted=True)
+
+
+def float_problem(lite: LiteModel) -> str | None:
+    """Why a ``.tflite`` is not a float model that can be re-quantized (None when it is one)."""
+    from .lite import op_details
+
+    ops = {op["op_name"] for op in op_details(lite.interpreter())}
+    weights = [t for t in lite.tensors() if len(t["shape"]) >= 2]
+    if "DENSIFY" in ops or ("DEQUANTIZE" in ops and any(t["dtype"] == "float16" for t in lite.tensors())):
+        return ("its weights are stored as float16 (behind DEQUANTIZE/DENSIFY ops); re-quantize the float32 "
+                "original, or convert the Keras model with he.quantize(model, mode)")
+    quantized = [t for t in weights if t["dtype"] in ("int8", "uint8", "int4", "int16") and t["scale"] is not None]
+    if quantized:
+        return (f"it is already quantized ({len(quantized)} integer weight tensors, e.g. {quantized[0]['name'][:60]!r} "
+                f"is {quantized[0]['dtype']}); quantizing twice adds error for nothing: start from the float model")
+    return None
+
+
+def _signature_input(lite: LiteModel) -> tuple[str, str] | None:
+    """(signature key, input name) of a single-input model's signature, for ai-edge-quantizer's calibration."""
+    try:
+        sigs = lite.interpreter().get_signature_list()
+    except Exception:
+        return None
+    for key, sig in sigs.items():
+        if len(sig.get("inputs", [])) == 1:
+            return key, sig["inputs"][0]
+    return None
 
 
 def symmetric_quantize(w, bits: int = 8, axis: int | None = None):
@@ -142,17 +291,12 @@ def quantize_mixed(model, precision: dict, base: str | None = "int4", *, name=No
     base = base or "int4"
     if granularity not in GRANULARITIES:
         raise HomlEdgeError(f"granularity must be one of {', '.join(GRANULARITIES)}, got {granularity!r}")
-    entries = [(".*", base)] + list((precision or {}).items())
-    for regex, prec in entries:
-        if prec not in PRECISIONS:
-            raise HomlEdgeError(f"precision for {regex!r} must be one of {', '.join(PRECISIONS)}, got {prec!r}")
-        try:
-            re.compile(regex)
-        except re.error as e:
-            raise HomlEdgeError(f"{regex!r} is not a valid regex ({e})") from None
+    entries = [(".*", base)] + _check_entries(precision)
+    if base not in PRECISIONS:
+        raise HomlEdgeError(f"base precision must be one of {', '.join(PRECISIONS)}, got {base!r}")
     float_lite = quantize(model, "float32", cache=cache)
     recipe_key = json.dumps([entries, granularity])
-    key = cache_key(model, "aeq", None, extra=recipe_key) if cache else None
+    key = cache_key(model, "aeq", None, extra=recipe_key + _route(model)) if cache else None
     t0 = time.perf_counter()
     content = _cache_get(key) if key else None
     cached = content is not None
@@ -167,8 +311,21 @@ def quantize_mixed(model, precision: dict, base: str | None = "int4", *, name=No
     return LiteModel(content, name=label, meta=meta, _trusted=True)
 
 
-def _aeq(float_bytes: bytes, entries, granularity: str) -> bytes:
-    """Run Google's ai-edge-quantizer with dynamic (weights-only storage) recipes, one entry per regex."""
+def _check_entries(precision) -> list:
+    entries = list((precision or {}).items())
+    for regex, prec in entries:
+        if prec not in PRECISIONS:
+            raise HomlEdgeError(f"precision for {regex!r} must be one of {', '.join(PRECISIONS)}, got {prec!r}")
+        try:
+            re.compile(regex)
+        except re.error as e:
+            raise HomlEdgeError(f"{regex!r} is not a valid regex ({e})") from None
+    return entries
+
+
+def _aeq(float_bytes: bytes, entries, granularity: str, calib=None, signature_input=None) -> bytes:
+    """Run Google's ai-edge-quantizer: dynamic recipes (int8/int4 weights), one entry per regex, or a static int8
+    recipe calibrated on ``calib``."""
     import contextlib
     import io
 
@@ -177,19 +334,31 @@ def _aeq(float_bytes: bytes, entries, granularity: str) -> bytes:
     except ImportError as e:
         raise HomlEdgeError(f"int4 needs ai-edge-quantizer ({e}); pip install 'homl-edge[micro]'") from None
     rm = recipe_manager.RecipeManager()
+    gran = getattr(qtyping.QuantGranularity, GRANULARITIES[granularity])
     for regex, prec in entries:
         op = qtyping.TFLOperationName.ALL_SUPPORTED
-        if prec == "float":
+        if prec == "static-int8":
+            rm.add_static_config(regex=regex, operation_name=op, activation_num_bits=8, weight_num_bits=8,
+                                 weight_granularity=gran)
+        elif prec == "float":
             rm.add_quantization_config(regex=regex, operation_name=op,
                                        algorithm_key=algorithm_manager.AlgorithmName.NO_QUANTIZE)
         else:
             rm.add_dynamic_config(regex=regex, operation_name=op, num_bits=4 if prec == "int4" else 8,
-                                  granularity=getattr(qtyping.QuantGranularity, GRANULARITIES[granularity]))
+                                  granularity=gran)
     q = quantizer.Quantizer(float_bytes)
     q.load_quantization_recipe(rm.get_quantization_recipe())
     try:
         with quiet(), contextlib.redirect_stdout(io.StringIO()):
-            return bytes(q.quantize().quantized_model)
+            result = None
+            if calib is not None:
+                if signature_input is None:
+                    raise HomlEdgeError("this .tflite has no single-input signature to calibrate through")
+                sig, inp = signature_input
+                result = q.calibrate({sig: [{inp: sample[None]} for sample in calib]})
+            return bytes(q.quantize(result).quantized_model)
+    except HomlEdgeError:
+        raise
     except Exception as e:
         first = first_line(e)
         raise HomlEdgeError(f"ai-edge-quantizer failed: {first[:300]}") from None
@@ -197,14 +366,28 @@ def _aeq(float_bytes: bytes, entries, granularity: str) -> bytes:
 
 # ----------------------------------------------------------------------------------------------- calibration
 def input_signature(model) -> tuple:
+    if isinstance(model, _keras.SavedModelSource):
+        return _saved_model_inputs(model)[0]
     shape = model.inputs[0].shape
     return tuple(None if d is None else int(d) for d in shape)
 
 
+def _saved_model_inputs(src) -> list[tuple]:
+    tf = _tf.tf()
+    with quiet():
+        loaded = tf.saved_model.load(str(src.path))
+    sig = loaded.signatures.get("serving_default")
+    if sig is None:
+        raise HomlEdgeError(f"{src.name} has no serving_default signature to convert")
+    specs = list(sig.structured_input_signature[1].values())
+    return [tuple(None if d is None else int(d) for d in s.shape) for s in specs]
+
+
 def calibration_array(model, data, max_samples: int = MAX_CALIBRATION) -> np.ndarray:
     """Turn any accepted form of calibration data into one float32 array, checked against the model's input."""
-    if len(model.inputs) != 1:
-        raise HomlEdgeError(f"the model has {len(model.inputs)} inputs; homl-edge calibrates single-input models")
+    n_inputs = len(_saved_model_inputs(model)) if isinstance(model, _keras.SavedModelSource) else len(model.inputs)
+    if n_inputs != 1:
+        raise HomlEdgeError(f"the model has {n_inputs} inputs; homl-edge calibrates single-input models")
     sig = input_signature(model)
     want = f"float32 array of shape (n, {', '.join('?' if d is None else str(d) for d in sig[1:])})"
     x = _collect(data, max_samples, want)
@@ -265,19 +448,57 @@ def _collect(data, max_samples, want) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------------- cache
+def _code_digest() -> str:
+    """A digest of this module's source: a change to the conversion code misses every older cache entry."""
+    if "code" not in _KEY_PARTS:
+        _KEY_PARTS["code"] = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+    return _KEY_PARTS["code"]
+
+
+def versions() -> dict:
+    """The versions of everything that shapes a converted file's bytes (part of every cache key)."""
+    if "versions" not in _KEY_PARTS:
+        from importlib import metadata
+
+        v = {}
+        for dist in ("tensorflow", "tf-keras", "keras", "ai-edge-quantizer", "ai-edge-litert"):
+            try:
+                v[dist] = metadata.version(dist)
+            except metadata.PackageNotFoundError:
+                v[dist] = None
+        _KEY_PARTS["versions"] = v
+    from ._version import __version__
+
+    return {**_KEY_PARTS["versions"], "homl-edge": __version__, "conversion-code": _code_digest()}
+
+
+_KEY_PARTS: dict = {}
+
+
+def _versions_key(digest: str, what: str) -> str:
+    return hashlib.sha256(f"{what}|{json.dumps(versions(), sort_keys=True)}|{digest}".encode()).hexdigest()
+
+
 def cache_key(model, mode: str, calib, extra: str = "") -> str:
-    tf = _tf.tf()
+    """Content address of a conversion: model (architecture + weights), mode, options, calibration data and
+    :func:`versions`."""
     h = hashlib.sha256()
-    h.update(f"homl-edge/1|tf {tf.__version__}|{mode}|{extra}|".encode())
-    h.update(model.to_json().encode())
-    for w in model.weights:
-        v = w.numpy()
-        h.update(f"{w.name}{v.shape}{v.dtype}".encode())
-        h.update(np.ascontiguousarray(v).tobytes())
+    h.update(f"{mode}|{extra}|".encode())
+    if isinstance(model, _keras.SavedModelSource):
+        for f in sorted(model.path.rglob("*")):
+            if f.is_file():
+                h.update(str(f.relative_to(model.path)).encode())
+                h.update(f.read_bytes())
+    else:
+        h.update(model.to_json().encode())
+        for w in model.weights:
+            v = np.asarray(w.numpy())
+            h.update(f"{getattr(w, 'path', None) or w.name}{v.shape}{v.dtype}".encode())
+            h.update(np.ascontiguousarray(v).tobytes())
     if calib is not None:
         h.update(f"calib{calib.shape}".encode())
         h.update(np.ascontiguousarray(calib).tobytes())
-    return h.hexdigest()
+    return _versions_key(h.hexdigest(), "keras")
 
 
 def _cache_get(key):
@@ -320,13 +541,16 @@ def _remember(key, content):
 def converter_for(model, mode: str, calib=None):
     """The ``tf.lite.TFLiteConverter`` set up for ``mode``: the plain TensorFlow recipe, shown in the chapters."""
     tf = _tf.tf()
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    if isinstance(model, _keras.SavedModelSource):
+        conv = tf.lite.TFLiteConverter.from_saved_model(str(model.path))
+    else:
+        conv = tf.lite.TFLiteConverter.from_keras_model(model)
     if mode == "float32":
         return conv
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     if mode == "float16":
         conv.target_spec.supported_types = [tf.float16]
-    if mode in CALIBRATED:
+    if mode in CALIBRATED and calib is not None:  # (a QAT model: its ranges are learned, no dataset)
         def representative_dataset():
             for sample in calib:
                 yield [sample[None].astype(np.float32)]
@@ -356,9 +580,12 @@ def _check_runs(content: bytes, mode: str) -> None:
 
 
 def _convert(model, mode, calib) -> bytes:
+    import contextlib
+    import io
+
     conv = converter_for(model, mode, calib)
     try:
-        with quiet():
+        with quiet(), contextlib.redirect_stdout(io.StringIO()):  # Keras 3's export prints "Saved artifact at"
             return bytes(conv.convert())
     except Exception as e:
         text = str(e)

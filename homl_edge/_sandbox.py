@@ -1,0 +1,295 @@
+"""The one child-process protocol: untrusted ``.tflite`` bytes meet a runtime only in a child, never in the kernel.
+
+Two jobs share it. ``check`` builds a LiteRT interpreter for the bytes and runs it once on zeros (LiteRT has a
+verifier, but a model that allocates and then cannot run is caught here too). ``micro`` runs inputs through
+TensorFlow Lite Micro's interpreter (the ``tflite-micro`` package), which has no verifier at all, searches the
+smallest tensor arena, and reports TFLM's own diagnosis from its C stderr. The child imports only numpy and the
+runtime (0.2 s start-up), never TensorFlow.
+
+Wire format, both ways: an 8-byte little-endian length and a JSON header, then the blobs whose lengths the
+header lists under ``"blobs"``. A child that dies (a crash in the runtime) is reported, and the next job starts a
+new one.
+"""
+from __future__ import annotations
+
+import atexit
+import contextlib
+import io
+import json
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+ARENA_CAP = 64 * 1024 * 1024  # the arena search stops here: no microcontroller has more RAM than this
+
+
+# ----------------------------------------------------------------------------------------------- wire format
+def _send(stream, header: dict, blobs=()) -> None:
+    header = dict(header, blobs=[len(b) for b in blobs])
+    data = json.dumps(header).encode()
+    stream.write(struct.pack("<Q", len(data)) + data)
+    for b in blobs:
+        stream.write(bytes(b))
+    stream.flush()
+
+
+def _receive(stream):
+    head = stream.read(8)
+    if len(head) < 8:
+        return None, []
+    (n,) = struct.unpack("<Q", head)
+    header = json.loads(stream.read(n))
+    blobs = [stream.read(k) for k in header.get("blobs", [])]
+    return header, blobs
+
+
+# ----------------------------------------------------------------------------------------------- parent side
+class Sandbox:
+    """A long-lived child process running this module; restarted after it dies."""
+
+    def __init__(self):
+        self._proc = None
+        self._lock = threading.Lock()
+
+    def _start(self):
+        env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="3")
+        self._proc = subprocess.Popen([sys.executable, "-m", "homl_edge._sandbox"], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
+                                      cwd=str(Path(__file__).resolve().parent.parent))
+
+    def call(self, job: dict, blobs=(), timeout: float = 300.0):
+        """Send one job; returns (header, blobs), or ({"ok": False, "crashed": True, ...}, []) if the child died."""
+        with self._lock:
+            if self._proc is None or self._proc.poll() is not None:
+                self._start()
+            proc = self._proc
+            answer = []
+            try:
+                _send(proc.stdin, job, blobs)
+                t = threading.Thread(target=lambda: answer.append(_receive(proc.stdout)), daemon=True)
+                t.start()
+                t.join(timeout)
+            except (BrokenPipeError, OSError):
+                pass
+            if answer and answer[0][0] is not None:
+                return answer[0]
+            try:
+                proc.kill()
+            except OSError:
+                pass
+            code = proc.wait()
+            self._proc = None
+            how = "it did not answer in time" if code == -9 and not answer else (
+                f"signal {-code}" if code and code < 0 else f"exit code {code}")
+            return {"ok": False, "crashed": True, "error": f"the runtime crashed on it ({how})"}, []
+
+    def close(self):
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.stdin.close()
+            try:
+                self._proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+        self._proc = None
+
+
+_sandbox = Sandbox()
+atexit.register(_sandbox.close)
+
+
+def check(data: bytes, timeout: float = 120.0) -> dict:
+    """{"ok": True, "inputs": n} when LiteRT builds and runs the bytes, else {"ok": False, "error": ...}."""
+    header, _ = _sandbox.call({"job": "check"}, [data], timeout=timeout)
+    return header
+
+
+def run_micro(data: bytes, inputs: list, *, n_outputs: int = 1, arena_size: int | None = None,
+              find_arena: bool = True, timeout: float = 300.0) -> dict:
+    """Run quantized ``inputs`` (one array per model input, batch first) through TFLM in the child.
+
+    Returns {"ok": True, "outputs": [arrays], "arena_bytes": int | None, "arena_tried": int} or {"ok": False,
+    "kind": "arena" | "op" | "type" | "crash" | "other", "error": ..., "log": ...}.
+    """
+    import numpy as np
+
+    blobs = [data]
+    for x in inputs:
+        buf = io.BytesIO()
+        np.save(buf, np.ascontiguousarray(x), allow_pickle=False)
+        blobs.append(buf.getvalue())
+    job = {"job": "micro", "arena_size": arena_size, "find_arena": find_arena, "n_outputs": n_outputs,
+           "model_bytes": len(data)}
+    header, out = _sandbox.call(job, blobs, timeout=timeout)
+    if header.get("crashed"):
+        header["kind"] = "crash"
+        return header
+    if header.get("ok"):
+        header["outputs"] = [np.load(io.BytesIO(b), allow_pickle=False) for b in out]
+    return header
+
+
+# ----------------------------------------------------------------------------------------------- child side
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return (text.splitlines()[0] if text else type(e).__name__)[:300]
+
+
+def _check(data: bytes) -> dict:
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter
+
+    try:
+        interp = Interpreter(model_content=data, num_threads=1)
+        interp.allocate_tensors()
+    except Exception as e:  # LiteRT's verifier or allocator said no
+        return {"ok": False, "error": _first_line(e)}
+    try:
+        for d in interp.get_input_details():
+            interp.set_tensor(d["index"], np.zeros(d["shape"], dtype=d["dtype"]))
+        interp.invoke()
+    except Exception as e:  # it allocates but cannot run (e.g. an operand that lacks data): not usable
+        return {"ok": False, "error": f"it loads but cannot run: {_first_line(e)}"}
+    return {"ok": True, "inputs": len(interp.get_input_details())}
+
+
+@contextlib.contextmanager
+def _c_stderr_to(path):
+    """TFLM reports its errors (a missing kernel, a too-small arena, a type) on the C stderr: keep them."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(fd, 2)
+    os.close(fd)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _construct(data, arena):
+    from tflite_micro.python.tflite_micro import runtime
+
+    with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
+        return runtime.Interpreter.from_bytes(data, arena_size=int(arena))
+
+
+def _invoke(data, arena, samples):
+    interp = _construct(data, arena)
+    for i, s in enumerate(samples):
+        interp.set_input(s, i)
+    interp.invoke()
+    return interp
+
+
+def _classify(log: str, error: str):
+    """(kind, what) from TFLM's C stderr: a missing kernel, a tensor type a kernel lacks, or a too-small arena."""
+    import re
+
+    text = log + "\n" + error
+    m = re.search(r"Didn't find op for builtin opcode '(\w+)'", text)
+    if m:
+        return "op", m.group(1)
+    if re.search(r"Failed to resize buffer|[Aa]rena size is too small|too small for all buffers|"
+                 r"Failed to allocate memory|Requested: \d+", log):
+        return "arena", None
+    node = re.search(r"Node (\w+) \(number \d+\) failed to prepare", log)
+    t = (re.search(r"(Input type: \w+ with filter type: \w+) not supported", log)
+         or re.search(r"Type (\w+) \(\d+\) (?:is )?not supported", log)
+         or re.search(r"(\w+->type == .*?) was not true", log)
+         or re.search(r"[Uu]nsupported (?:tensor |data )?type:? ?(\w+)", log))
+    if t:
+        return "type", t.group(1) + (f" (in {node.group(1)})" if node else "")
+    if node:
+        return "other", node.group(1)
+    return "other", None
+
+
+def _micro(job: dict, blobs: list) -> tuple[dict, list]:
+    import numpy as np
+
+    data = blobs[0]
+    inputs = [np.load(io.BytesIO(b), allow_pickle=False) for b in blobs[1:]]
+    first = [x[:1] for x in inputs]
+    hi = int(job.get("arena_size") or max(64 * 1024, 4 * len(data)))
+    with tempfile.TemporaryDirectory(prefix="homl-edge-micro-") as d:
+        logf = Path(d) / "stderr.txt"
+
+        def attempt(arena):
+            try:
+                with _c_stderr_to(logf):
+                    _invoke(data, arena, first)
+                return None
+            except Exception as e:
+                return _first_line(e)
+
+        error = attempt(hi)
+        # grow the arena while TFLM says it is too small (up to a cap): report the arena that worked
+        while error is not None and _classify(logf.read_text(errors="replace"), error)[0] == "arena" \
+                and hi < ARENA_CAP and job.get("arena_size") is None:
+            hi = min(ARENA_CAP, hi * 4)
+            error = attempt(hi)
+        if error is not None:
+            log = logf.read_text(errors="replace")
+            kind, what = _classify(log, error)
+            return {"ok": False, "kind": kind, "what": what, "error": error, "arena_tried": hi,
+                    "log": log[-2000:]}, []
+        arena_bytes = None
+        if job.get("find_arena"):
+            lo, top = 0, hi
+            while top - lo > 16:
+                mid = (lo + top) // 2 // 16 * 16
+                if mid <= lo:
+                    break
+                if attempt(mid) is None:
+                    top = mid
+                else:
+                    lo = mid
+            arena_bytes = top
+        with _c_stderr_to(logf):
+            interp = _construct(data, hi)
+            outs = [[] for _ in range(int(job.get("n_outputs", 1)))]
+            for i in range(len(inputs[0])):
+                for j, x in enumerate(inputs):
+                    interp.set_input(x[i:i + 1], j)
+                if hasattr(interp, "reset"):
+                    interp.reset()  # recurrent state (variable tensors) starts at 0 for every sample, as in LiteRT
+                interp.invoke()
+                for k in range(len(outs)):
+                    outs[k].append(np.array(interp.get_output(k))[0])
+    result = []
+    for o in outs:
+        buf = io.BytesIO()
+        np.save(buf, np.stack(o), allow_pickle=False)
+        result.append(buf.getvalue())
+    return {"ok": True, "arena_bytes": arena_bytes, "arena_tried": hi}, result
+
+
+def main() -> None:
+    # the protocol gets a private copy of fd 1; whatever a runtime prints to the C stdout goes nowhere
+    stdin, stdout = sys.stdin.buffer, os.fdopen(os.dup(1), "wb")
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    os.close(null)
+    while True:
+        job, blobs = _receive(stdin)
+        if job is None:
+            return
+        if job.get("job") == "check":
+            _send(stdout, _check(blobs[0]))
+        elif job.get("job") == "micro":
+            try:
+                header, out = _micro(job, blobs)
+            except Exception as e:
+                header, out = {"ok": False, "kind": "other", "error": _first_line(e)}, []
+            _send(stdout, header, out)
+        else:
+            _send(stdout, {"ok": False, "error": f"unknown job {job.get('job')!r}"})
+
+
+if __name__ == "__main__":
+    main()
