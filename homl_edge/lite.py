@@ -248,8 +248,9 @@ class LiteModel:
         y = np.asarray(y)
         if y.ndim > 1:
             y = y.argmax(axis=-1)
-        if len(y) != len(x):
-            raise HomlEdgeError(f"x has {len(x)} samples but y has {len(y)} labels")
+        n = len(self._inputs(x)[0])
+        if len(y) != n:
+            raise HomlEdgeError(f"x has {n} samples but y has {len(y)} labels")
         pred = self.predict(x)
         if isinstance(pred, dict):
             raise HomlEdgeError(f"{self.name} has {len(pred)} outputs {list(pred)}: accuracy needs one; take "

@@ -125,7 +125,10 @@ def quantize(model, mode: str = "int8", data=None, *, name: str | None = None, c
     if mode in CALIBRATED:
         if data is not None:
             calib = calibration_array(model, data, max_samples=max_samples)
-        elif not (qat and mode in ("int8", "int8-io")):
+        elif qat and mode == "int8-io":
+            raise HomlEdgeError("mode 'int8-io' (integer input and output) needs data=... even for a QAT model: "
+                                "TensorFlow's converter asks for it; mode 'int8' uses the learned ranges alone")
+        elif not (qat and mode == "int8"):
             raise HomlEdgeError(f"mode {mode!r} needs calibration data: pass data=x_train[:200] "
                                 "(a few hundred typical inputs)")
     route = _route(model)
@@ -143,7 +146,7 @@ def quantize(model, mode: str = "int8", data=None, *, name: str | None = None, c
             _cache_put(key, content)
     meta = {"mode": mode, "source": model.name, "cached": cached, "seconds": time.perf_counter() - t0,
             "calibration_samples": 0 if calib is None else len(calib), "route": route,
-            "ranges": "learned (QAT)" if qat and calib is None and mode in CALIBRATED else None}
+            "ranges": "learned (QAT)" if qat and calib is None and mode == "int8" else None}
     return LiteModel(content, name=name, meta=meta, _trusted=True)
 
 
