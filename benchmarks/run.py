@@ -103,11 +103,11 @@ def pruning_criteria(model, train, test, calib):
         rows.append({"criterion": criterion, "accuracy": lite.evaluate(xt, yt), "gzip": lite.gzip_size,
                      "gzip_ratio": f32.gzip_size / lite.gzip_size,
                      "max_layer_sparsity_error": float((he.sparsity_report(p).sparsity - 0.8).abs().max())})
-    narrow_digits, _ = he.prune_channels(model, (x, y), ratio=0.5, epochs=2, progress=False)
+    narrow_digits = he.prune_channels(model, (x, y), ratio=0.5, epochs=2, progress=False)
     wide = he.models.wide_convnet()
     rng = np.random.default_rng(0)
     xs, ys = rng.random((96, 32, 32, 3), dtype=np.float32), rng.integers(0, 10, 96)
-    narrow, widths = he.prune_channels(wide, (xs, ys), ratio=0.5, epochs=1, progress=False)
+    narrow = he.prune_channels(wide, (xs, ys), ratio=0.5, epochs=1, progress=False)
     a, b = he.quantize(wide, "float32"), he.quantize(narrow, "float32")
     la = float(np.median([lat(a, 1) for _ in range(3)]))
     lb = float(np.median([lat(b, 1) for _ in range(3)]))

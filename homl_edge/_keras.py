@@ -640,9 +640,12 @@ def output_layer_names(model) -> set:
 
 
 def kernel_of(layer):
-    """The main weight tensor of a layer (kernel or depthwise kernel), or None."""
-    for attr in ("kernel", "depthwise_kernel"):
-        w = getattr(layer, attr, None)
-        if w is not None:
-            return w
+    """The main weight tensor of a layer (kernel or depthwise kernel; a recurrent layer's is on its cell), or None."""
+    for holder in (layer, getattr(layer, "cell", None)):
+        if holder is None:
+            continue
+        for attr in ("kernel", "depthwise_kernel"):
+            w = getattr(holder, attr, None)
+            if w is not None:
+                return w
     return None

@@ -312,3 +312,16 @@ print('RESULT', type(m).__module__.split('.')[0], he._keras.flavour(ns['p']), ns
     r = run_py(code, env={"TF_CPP_MIN_LOG_LEVEL": "3"})
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.split("RESULT")[-1].split() == ["keras", "keras3", "True", "True", "True"]
+
+
+def test_recurrent_kernels_are_pruned_not_skipped(digits):
+    """A recurrent layer keeps its kernel on its cell: pruning must reach it (it was skipped silently before)."""
+    xs, y, _, _ = _seq(digits)
+    keras.utils.set_random_seed(0)
+    m = keras.Sequential([keras.Input((8, 8)), keras.layers.LSTM(32, name="lstm"),
+                          keras.layers.Dense(10, activation="softmax", name="out")])
+    m.compile("adam", "sparse_categorical_crossentropy")
+    p = he.prune(m, (xs, y), sparsity=0.5, epochs=1, progress=False)
+    report = he.sparsity_report(p).set_index("layer")
+    assert abs(report.loc["lstm", "sparsity"] - 0.5) < 0.01
+    assert abs(float((p.get_layer("lstm").get_weights()[0] == 0).mean()) - 0.5) < 0.01
