@@ -79,7 +79,8 @@ def test_channel_pruning_makes_a_faster_smaller_model():
         lb.append(b.benchmark(runs=100, warmup=10)["median_ms"])
     speedup = np.median(la) / np.median(lb)
     print(f"channel pruning 0.5: {size_ratio:.2f}x smaller, {speedup:.2f}x faster")
-    assert size_ratio >= 3.0 and speedup >= 2.5
+    assert size_ratio == pytest.approx(3.81, rel=0.02)  # README: 454,876 -> 119,452 bytes
+    assert speedup >= 2.5  # README publishes this floor: timing on a shared 2-core machine cannot be held to 2%
 
 
 def test_channel_pruning_on_digits_keeps_accuracy(trained, digits, keras_accuracy):
