@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.homl-edge-installed
 PORT   ?= 8888
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: install lab test test-fast browser-deps notebooks bench lock clean help
+.PHONY: install lab test test-fast system-deps notebooks bench lock clean help
 
 help:
 	@echo "make lab         install everything into .venv and open JupyterLab on notebooks/"
@@ -27,8 +27,8 @@ $(STAMP): binder/requirements.txt pyproject.toml
 
 install: $(STAMP)
 
-browser-deps:
-	@bash scripts/install-browser-deps.sh
+system-deps:
+	@bash scripts/install-system-deps.sh
 
 # root (a container, a CI machine) must say --allow-root to Jupyter; everyone else does not need it
 ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
@@ -36,8 +36,9 @@ ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 lab: install
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ip=$${LAB_IP:-127.0.0.1} --port=$(PORT) $(ROOT_FLAG) $${LAB_ARGS:-}
 
-test: install browser-deps
-	$(PY) -m pytest $${PYTEST_ARGS:-}
+# HOML_EDGE_REQUIRE_TOOLS=1: the chapters' optional tools (Chromium, gcc) are mandatory in the test run
+test: system-deps install
+	HOML_EDGE_REQUIRE_TOOLS=1 $(PY) -m pytest $${PYTEST_ARGS:-}
 
 test-fast: install
 	$(PY) -m pytest tests -m "not browser" $${PYTEST_ARGS:-}

@@ -12,7 +12,7 @@ serve = _browser.serve
 
 def require_browser():
     if not _browser.find_chromium():
-        pytest.fail("Debian's chromium is missing: `make test` installs it (scripts/install-browser-deps.sh)")
+        pytest.fail("Debian's chromium is missing: `make test` installs it (scripts/install-system-deps.sh)")
     if not TFJS.exists():
         pytest.fail("@tensorflow/tfjs is missing: `make test` runs npm ci in web/")
 
