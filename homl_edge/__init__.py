@@ -89,6 +89,11 @@ def __dir__():
     return sorted(set(globals()) | set(__all__))
 
 
+def _jupyter_server_extension_points():
+    """The Jupyter server extension that serves exported pages inside notebooks (see homl_edge._jupyter)."""
+    return [{"module": "homl_edge._jupyter"}]
+
+
 def load_ipython_extension(ipython):
     """Called by ``%load_ext homl_edge``: register the magics (works before or after TensorFlow was imported)."""
     from . import magics

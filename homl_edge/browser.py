@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import http.server
+import os
 import shutil
 import threading
 import time
@@ -22,11 +23,47 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 
 def find_chromium() -> str | None:
+    """Debian's Chromium (these machines), else the Chromium that Playwright installed (Binder's postBuild)."""
     for name in ("chromium", "chromium-browser", "google-chrome"):
         path = shutil.which(name)
         if path:
             return path
+    cache = Path(os.environ.get("PLAYWRIGHT_BROWSERS_PATH") or Path.home() / ".cache" / "ms-playwright")
+    for pattern in ("chromium-*/chrome-linux*/chrome", "chromium_headless_shell-*/chrome-linux*/headless_shell"):
+        found = sorted(cache.glob(pattern))
+        if found:
+            return str(found[-1])
     return None
+
+
+def jupyter_files_path(folder) -> str | None:
+    """The path below a running Jupyter server's root at which its ``/files/`` handler serves ``folder``.
+
+    The kernel and its server share a file system (on localhost and on Binder alike): the server's runtime file
+    names its root; the deepest root that holds ``folder`` wins. None when no server holds it.
+    """
+    try:
+        from jupyter_server.serverapp import list_running_servers
+    except ImportError:
+        return None
+    folder = Path(folder).expanduser().resolve()
+    best = None
+    try:
+        servers = list(list_running_servers())
+    except Exception:
+        return None
+    for info in servers:
+        root = info.get("root_dir") or info.get("notebook_dir")
+        if not root:
+            continue
+        root = Path(root).expanduser().resolve()
+        try:
+            rel = folder.relative_to(root)
+        except ValueError:
+            continue
+        if best is None or len(root.parts) > best[0]:
+            best = (len(root.parts), rel.as_posix())
+    return best[1] if best else None
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

@@ -44,12 +44,51 @@ class TfjsExport:
 
         return pd.DataFrame({"bytes": self.files})
 
+    @property
+    def preview(self) -> Path | None:
+        """A screenshot of the page (taken at export when a Chromium was at hand), for saved notebooks."""
+        p = self.path / "preview.png"
+        return p if p.is_file() else None
+
     def _repr_html_(self):
+        """In Jupyter: the live page in an IFrame, served by the notebook's own server (its /files/ handler, same
+        origin, so the service worker and model.json load on localhost and on Binder alike). Saved, or shown
+        where no server runs (GitHub, nbviewer): the screenshot taken at export, or a note."""
+        import base64
+        import html as html_mod
+        import uuid
+
+        from .browser import jupyter_files_path
         from .report import Table
 
         rows = [{"file": k, "bytes": v} for k, v in self.files.items()]
-        return (f"<p>TF.js export in <code>{self.path}</code> ({self.quantize or 'float32'} weights)</p>"
-                + Table(rows)._repr_html_())
+        head = (f"<p>TF.js export in <code>{html_mod.escape(str(self.path))}</code> "
+                f"({self.quantize or 'float32'} weights, {self.weights_bytes:,} bytes)</p>")
+        if not self.page:
+            return head + Table(rows)._repr_html_()
+        if self.preview is not None:
+            data = base64.b64encode(self.preview.read_bytes()).decode()
+            still = (f"<img src='data:image/png;base64,{data}' alt='the exported page' "
+                     "style='max-width:720px;border:1px solid #d0d7de'>")
+        else:
+            still = "<p><i>the live page appears here when this notebook runs in Jupyter</i></p>"
+        rel = jupyter_files_path(self.path) if (self.path / ".homl-edge-page").is_file() else None
+        if rel is None:
+            return head + still
+        from urllib.parse import quote
+
+        box = f"homl-edge-page-{uuid.uuid4().hex[:12]}"
+        script = (
+            "<script>(function () {"
+            f"var box = document.getElementById('{box}'); var cfg = document.getElementById('jupyter-config-data');"
+            "if (!box || !cfg) { return; }"
+            "var base = (JSON.parse(cfg.textContent).baseUrl || '/');"
+            "var frame = document.createElement('iframe'); frame.className = 'homl-edge-frame';"
+            f"frame.src = base + 'homl-edge/page/' + {json.dumps(quote(rel))} + '/index.html';"
+            "frame.style.width = '100%'; frame.style.height = '680px'; frame.style.border = '1px solid #d0d7de';"
+            "frame.title = 'the exported page'; box.replaceChildren(frame);"
+            "})();</script>")
+        return head + f"<div id='{box}' class='homl-edge-page'>{still}</div>" + script
 
     def __repr__(self):
         return (f"<TfjsExport {self.path} ({self.quantize or 'float32'} weights, {self.weights_bytes:,} bytes; "
@@ -75,7 +114,7 @@ class CArrayExport:
 
 def export_tfjs(model, out_dir, quantize: str | None = None, page: bool = False, *, tfjs_url: str | None = None,
                 title: str = "homl-edge: digit recognizer", labels=None, samples=None, overwrite: bool = False,
-                trainable: bool = False) -> TfjsExport:
+                trainable: bool = False, screenshot: bool = False) -> TfjsExport:
     """Write ``model`` in the TF.js Layers format (``model.json`` + weight shards) with the official converter.
 
     ``quantize`` stores the weights as ``"float16"``, ``"uint8"`` or ``"uint16"`` (affine) instead of float32.
@@ -87,6 +126,9 @@ def export_tfjs(model, out_dir, quantize: str | None = None, page: bool = False,
     the last layer with ``model.fit`` of TF.js, keeps the result in IndexedDB (reloaded on the next visit) and can
     download it (``downloads://``); :func:`load_tfjs` brings such a download back to Keras. Nothing is uploaded.
     The folder is written next to its final place and renamed at the end: an error leaves nothing half-written.
+    In a notebook the result shows the live page in an IFrame served by the notebook's own Jupyter server;
+    ``screenshot=True`` (needs a Chromium and a local ``tfjs_url``) saves ``preview.png``, which a saved notebook
+    (GitHub, nbviewer) shows instead of a frame that has no server behind it.
     """
     if isinstance(model, _keras.SavedModelSource):
         raise HomlEdgeError(f"{model.name} is an inference-only SavedModel: the TF.js Layers format needs the Keras "
@@ -113,14 +155,32 @@ def export_tfjs(model, out_dir, quantize: str | None = None, page: bool = False,
             raise HomlEdgeError("trainable=True adds fine-tuning to the web page: pass page=True too")
         if page:
             _write_page(model, tmp, quantize, tfjs_url, title, labels, samples, trainable)
+            # the marker lets the notebook's Jupyter server serve this folder (homl_edge._jupyter)
+            (tmp / ".homl-edge-page").write_text(json.dumps({"homl-edge": "tfjs page"}))
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if page and screenshot:
+        _screenshot(out, samples)
     files = {str(p.relative_to(out)): p.stat().st_size for p in sorted(out.rglob("*")) if p.is_file()}
     return TfjsExport(path=out, quantize=quantize, files=files, page=page)
+
+
+def _screenshot(out: Path, samples) -> None:
+    """preview.png of the page after one prediction (best effort: a page that cannot run in a headless browser
+    here still exports)."""
+    from .browser import predict_in_browser
+
+    try:
+        x = np.asarray(samples[0])[:1] if samples is not None else None
+        if x is None:
+            return
+        predict_in_browser(out, x, screenshot=out / "preview.png")
+    except Exception:
+        (out / "preview.png").unlink(missing_ok=True)
 
 
 export_tfjs.__doc__ = export_tfjs.__doc__.format(v=TFJS_VERSION)
@@ -151,6 +211,7 @@ def _import_tfjs():
     import contextlib
     import io
 
+    os.environ.setdefault("TFDF_DISABLE_WELCOME_MESSAGE", "1")  # its HTML banner in notebooks (issue 19)
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             import tensorflowjs

@@ -37,12 +37,26 @@ NOTEBOOK_CELLS = [
 ]
 
 
+PAGE_CELLS = [
+    "import json\nimport homl_edge as he\nfrom pathlib import Path\n"
+    "model, ((x, y), (xt, yt)) = he.models.trained_digits_cnn(epochs=3)\n"
+    "Path('expected.json').write_text(json.dumps([int(v) for v in model.predict(xt[:20], verbose=0).argmax(-1)]))",
+    "he.export_tfjs(model, 'web', page=True, tfjs_url=str(he.export.local_tfjs()), samples=(xt[:20], yt[:20]),\n"
+    "              overwrite=True, screenshot=False)",
+]
+
+
+def _notebook(cells):
+    return json.dumps({"cells": [_cell(c) for c in cells], "metadata": {"kernelspec": {
+        "name": "python3", "display_name": "Python 3", "language": "python"}}, "nbformat": 4, "nbformat_minor": 5})
+
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     root = tmp_path_factory.mktemp("lab")
-    nb = {"cells": [_cell(c) for c in NOTEBOOK_CELLS], "metadata": {"kernelspec": {
-        "name": "python3", "display_name": "Python 3", "language": "python"}}, "nbformat": 4, "nbformat_minor": 5}
-    (root / "ext.ipynb").write_text(json.dumps(nb))
+    (root / "ext.ipynb").write_text(_notebook(NOTEBOOK_CELLS))
+    (root / "sub").mkdir()
+    (root / "sub" / "page.ipynb").write_text(_notebook(PAGE_CELLS))  # below the root: the path must be right
     port = _free_port()
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(root / ".cfg"), JUPYTER_RUNTIME_DIR=str(root / ".run"),
                JUPYTER_DATA_DIR=str(root / ".data"), HOME=str(root), HOML_EDGE_CACHE="off")
@@ -86,6 +100,46 @@ def test_widgets_render_in_jupyterlab_and_a_click_reaches_python(lab, artifacts)
             time.sleep(0.2)
     assert (root / "selected.txt").read_text() == "int8"  # the click reached Python through the traitlet
     assert "accuracy" in quantize_table and "int8" in quantize_table
+
+
+def test_exported_page_runs_inside_the_notebook(lab, artifacts):
+    """Binder's way: the export's live page in an IFrame served by the notebook's own Jupyter server."""
+    url, root = lab
+    with chromium() as browser:
+        context = browser.new_context(viewport={"width": 1400, "height": 1100})
+        requests = []
+        context.on("request", lambda r: requests.append(r.url))  # the context sees service-worker requests too
+        page = context.new_page()
+        page.set_default_timeout(90_000)
+        try:
+            page.goto(f"{url}/lab/tree/sub/page.ipynb")
+            page.wait_for_selector(".jp-Notebook .jp-Cell", state="attached")
+            select = page.locator(".jp-Dialog button", has_text="Select")
+            try:
+                select.wait_for(timeout=10_000)
+                select.click()
+            except Exception:
+                pass
+            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", state="attached")
+            page.get_by_role("menuitem", name="Run", exact=True).click()
+            page.get_by_text("Run All Cells", exact=True).click()
+            page.wait_for_selector("iframe.homl-edge-frame", state="attached")
+            src = page.locator("iframe.homl-edge-frame").get_attribute("src")
+            frame = page.frame_locator("iframe.homl-edge-frame")
+            frame.locator("#samples canvas").first.wait_for()
+            frame.locator("#samples canvas").first.click()
+            page.wait_for_function("() => { const f = document.querySelector('iframe.homl-edge-frame');"
+                                   " const a = f && f.contentDocument && f.contentDocument.getElementById('answer');"
+                                   " return a && a.textContent.trim().length > 0; }")
+            answer = frame.locator("#answer").inner_text()
+            page.screenshot(path=str(artifacts / "jupyterlab-page-in-notebook.png"), full_page=True)
+        except Exception:
+            page.screenshot(path=str(artifacts / "jupyterlab-page-failure.png"), full_page=True)
+            raise
+    expected = json.loads((root / "sub" / "expected.json").read_text())
+    assert src == "/homl-edge/page/sub/web/index.html"
+    assert answer.split()[0] == str(expected[0])  # the page in the notebook predicts what Keras predicts
+    assert requests and all(r.startswith(url) for r in requests), [r for r in requests if not r.startswith(url)]
 
 
 def _drive(page, url):

@@ -58,7 +58,7 @@ def test_300_corrupted_models_never_reach_tflm_unverified(lite_int8io, tmp_path)
 
 def test_missing_tflm_kernel_names_the_op_and_the_layer():
     tf = he.tensorflow()
-    k = tf.keras
+    k = he._keras.legacy()  # (tf.keras may be Keras 3 in this process, whose export adds "_1" to layer scopes)
     inp = k.Input((8, 8, 1))
     top = k.layers.Lambda(lambda v: tf.math.top_k(v, k=10).values, name="topk")(k.layers.Flatten()(inp))
     m = k.Model(inp, k.layers.Dense(10, name="out")(top))

@@ -21,7 +21,8 @@
         source = 'indexeddb';
       } catch (e) { model = null; }
     }
-    if (!model) { model = await tf.loadLayersModel('model.json'); source = 'server'; }
+    // './model.json', not 'model.json': TF.js takes the weights' URL prefix from it ('/' for a bare name)
+    if (!model) { model = await tf.loadLayersModel('./model.json'); source = 'server'; }
     const x = tf.zeros([1, H, W, C]);
     model.predict(x).dispose();  // warm up
     x.dispose();
