@@ -112,17 +112,7 @@ def test_exported_page_runs_inside_the_notebook(lab, artifacts):
         page = context.new_page()
         page.set_default_timeout(90_000)
         try:
-            page.goto(f"{url}/lab/tree/sub/page.ipynb")
-            page.wait_for_selector(".jp-Notebook .jp-Cell", state="attached")
-            select = page.locator(".jp-Dialog button", has_text="Select")
-            try:
-                select.wait_for(timeout=10_000)
-                select.click()
-            except Exception:
-                pass
-            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", state="attached")
-            page.get_by_role("menuitem", name="Run", exact=True).click()
-            page.get_by_text("Run All Cells", exact=True).click()
+            _open_and_run_all(page, url, "sub/page.ipynb")
             page.wait_for_selector("iframe.homl-edge-frame", state="attached")
             src = page.locator("iframe.homl-edge-frame").get_attribute("src")
             frame = page.frame_locator("iframe.homl-edge-frame")
@@ -142,19 +132,23 @@ def test_exported_page_runs_inside_the_notebook(lab, artifacts):
     assert requests and all(r.startswith(url) for r in requests), [r for r in requests if not r.startswith(url)]
 
 
+def _open_and_run_all(page, url, path):
+    page.goto(f"{url}/lab/tree/{path}")
+    page.wait_for_selector(".jp-Notebook .jp-Cell", state="attached")
+    select = page.locator(".jp-Dialog button", has_text="Select")
+    try:  # JupyterLab may ask which kernel to start
+        select.wait_for(timeout=10_000)
+        select.click()
+    except Exception:
+        pass
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", state="attached")
+    page.get_by_role("menuitem", name="Run", exact=True).click()
+    page.get_by_text("Run All Cells", exact=True).click()
+
+
 def _drive(page, url):
     if True:
-        page.goto(f"{url}/lab/tree/ext.ipynb")
-        page.wait_for_selector(".jp-Notebook .jp-Cell", state="attached")
-        select = page.locator(".jp-Dialog button", has_text="Select")
-        try:  # JupyterLab may ask which kernel to start
-            select.wait_for(timeout=10_000)
-            select.click()
-        except Exception:
-            pass
-        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", state="attached")
-        page.get_by_role("menuitem", name="Run", exact=True).click()
-        page.get_by_text("Run All Cells", exact=True).click()
+        _open_and_run_all(page, url, "ext.ipynb")
         # %quantize printed its table; the panel and the explorer rendered as widgets
         page.wait_for_selector(".jp-OutputArea-output table", state="attached")
         page.wait_for_selector(".he-tradeoff svg .he-point", state="attached")
