@@ -110,8 +110,7 @@ def configure(memory_growth: bool | None = None, memory_limit_mb: int | None = N
         if "tensorflow" in sys.modules:
             raise GpuConfigError(
                 "visible devices (CUDA_VISIBLE_DEVICES) are read when TensorFlow loads, and it is already loaded in "
-                f"this kernel: restart the kernel and run `%gpu --visible {ids}` (or he.gpu.configure(visible="
-                f"'{ids}')) as the first cell")
+                f"this kernel: restart the kernel and run `he.gpu.configure(visible='{ids}')` as the first cell")
         os.environ["CUDA_VISIBLE_DEVICES"] = ids
         applied.append(f"CUDA_VISIBLE_DEVICES={ids}")
     if memory_limit_mb is not None and split is not None:
@@ -151,7 +150,7 @@ def configure(memory_growth: bool | None = None, memory_limit_mb: int | None = N
         for g in gpus:
             if initialized:
                 if tf.config.experimental.get_memory_growth(g) != bool(memory_growth):
-                    raise GpuConfigError(_restart_fix("memory growth", f"%gpu --growth"))
+                    raise GpuConfigError(_restart_fix("memory growth", "he.gpu.configure(memory_growth=True)"))
                 notes.append(f"memory growth is already {'on' if memory_growth else 'off'} for {g.name}")
             else:
                 tf.config.experimental.set_memory_growth(g, bool(memory_growth))
@@ -165,8 +164,8 @@ def configure(memory_growth: bool | None = None, memory_limit_mb: int | None = N
                 have = [c.memory_limit for c in current] if current else None
                 if have != sizes:
                     what = "the memory limit" if memory_limit_mb is not None else "the GPU split"
-                    call = (f"%gpu --limit {sizes[0]}" if memory_limit_mb is not None
-                            else f"%gpu --split {','.join(map(str, sizes))}")
+                    call = (f"he.gpu.configure(memory_limit_mb={sizes[0]})" if memory_limit_mb is not None
+                            else f"he.gpu.configure(split=\"{','.join(map(str, sizes))}\")")
                     raise GpuConfigError(_restart_fix(what, call))
                 notes.append(f"{g.name} already has logical devices of {sizes} MB")
             else:

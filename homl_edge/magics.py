@@ -7,6 +7,7 @@ functions of the same name, which you can call directly.
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
 
 from IPython.core.error import UsageError
@@ -23,10 +24,21 @@ _FLAGS = (("pass overwrite=True", "pass --force"), ("overwrite=True", "--force")
           ("data=...", "--data ..."), ("pass train=(x, y)", "pass --train X Y"), ("arena_size", "a larger arena"))
 
 
+_GPU_FLAGS = {"memory_growth": "--growth", "memory_limit_mb": "--limit", "split": "--split", "visible": "--visible",
+              "cpu_split": "--cpu-split"}
+
+
 def _as_flags(message: str) -> str:
     for a, b in _FLAGS:
         message = message.replace(a, b)
-    return message
+
+    def gpu_call(m):  # he.gpu.configure(memory_limit_mb=2048) -> %gpu --limit 2048
+        flag, value = _GPU_FLAGS.get(m.group(1)), m.group(2).strip('"\'')
+        if flag is None:
+            return m.group(0)
+        return f"%gpu {flag}" + ("" if value == "True" else f" {value}")
+
+    return re.sub(r"he\.gpu\.configure\((\w+)=([^)]*)\)", gpu_call, message)
 
 
 def _usage_errors(fn):
