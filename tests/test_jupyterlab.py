@@ -57,6 +57,10 @@ def lab(tmp_path_factory):
     (root / "ext.ipynb").write_text(_notebook(NOTEBOOK_CELLS))
     (root / "sub").mkdir()
     (root / "sub" / "page.ipynb").write_text(_notebook(PAGE_CELLS))  # below the root: the path must be right
+    chapter = json.loads((Path(__file__).resolve().parent.parent / "notebooks/06_models_in_the_browser.ipynb").read_text())
+    for cell in chapter["cells"]:
+        cell.pop("outputs", None) if cell["cell_type"] != "code" else cell.update(outputs=[], execution_count=None)
+    (root / "chapter06.ipynb").write_text(json.dumps(chapter))
     port = _free_port()
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(root / ".cfg"), JUPYTER_RUNTIME_DIR=str(root / ".run"),
                JUPYTER_DATA_DIR=str(root / ".data"), HOME=str(root), HOML_EDGE_CACHE="off")
@@ -129,7 +133,36 @@ def test_exported_page_runs_inside_the_notebook(lab, artifacts):
     expected = json.loads((root / "sub" / "expected.json").read_text())
     assert src == "/homl-edge/page/sub/web/index.html"
     assert answer.split()[0] == str(expected[0])  # the page in the notebook predicts what Keras predicts
-    assert requests and all(r.startswith(url) for r in requests), [r for r in requests if not r.startswith(url)]
+    # blob: and data: URLs of the same origin are made in the browser itself (JupyterLab's workers): no network
+    local = (url, f"blob:{url}", "data:")
+    assert requests and all(r.startswith(local) for r in requests), [r for r in requests if not r.startswith(local)]
+
+
+def test_chapter_06_shows_its_page_in_the_notebook(lab, artifacts):
+    """The chapter itself, run in JupyterLab: its export cell shows the live page, and a click inside it predicts."""
+    url, root = lab
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page.set_default_timeout(240_000)
+        try:
+            _open_and_run_all(page, url, "chapter06.ipynb")
+            frame_el = page.locator("iframe.homl-edge-frame").first
+            frame_el.wait_for(state="attached")
+            src = frame_el.get_attribute("src")
+            frame = page.frame_locator("iframe.homl-edge-frame").first
+            frame.locator("#status", has_text="model ready").wait_for()
+            first = frame.locator("#samples canvas").first
+            label = first.get_attribute("title").split("label ")[1].rstrip(")")
+            first.click()
+            frame.locator("#answer").filter(has_text="%").wait_for()
+            answer = frame.locator("#answer").inner_text()
+            frame_el.scroll_into_view_if_needed()
+            page.screenshot(path=str(artifacts / "jupyterlab-chapter06-page.png"))
+        except Exception:
+            page.screenshot(path=str(artifacts / "jupyterlab-chapter06-failure.png"), full_page=True)
+            raise
+    assert src == "/homl-edge/page/build/web-float32/index.html"
+    assert answer.split()[0] == label  # the chapter's model reads its first test digit right, in the notebook
 
 
 def _open_and_run_all(page, url, path):
