@@ -307,17 +307,19 @@ def _k3_hard_silu(x):
     return x * _k3_hard_sigmoid(x)
 
 
-# Keras 3 activations that tf_keras lacks or computes differently -> registered tf_keras functions of Keras 3's math
-_ACTIVATIONS = {"hard_sigmoid": ("homl_edge_hard_sigmoid", _k3_hard_sigmoid),
-                "hard_silu": ("homl_edge_hard_silu", _k3_hard_silu),
-                "hard_swish": ("homl_edge_hard_silu", _k3_hard_silu)}
+# Keras 3 activations that tf_keras lacks or computes differently -> tf_keras functions with Keras 3's math,
+# registered as Keras serializables so that a clone, a save and a load of the translation find them again
+_ACTIVATIONS = {"hard_sigmoid": ("hard_sigmoid", _k3_hard_sigmoid), "hard_silu": ("hard_silu", _k3_hard_silu),
+                "hard_swish": ("hard_silu", _k3_hard_silu)}
 
 
 def _activation(name, layer_name):
     k2 = legacy()
     if name in _ACTIVATIONS:
-        registered, fn = _ACTIVATIONS[name]
-        k2.utils.get_custom_objects()[registered] = fn
+        short, fn = _ACTIVATIONS[name]
+        registered = f"homl_edge>{short}"
+        if registered not in k2.saving.get_custom_objects():
+            k2.saving.register_keras_serializable(package="homl_edge", name=short)(fn)
         return registered
     try:
         k2.activations.get(name)

@@ -325,3 +325,18 @@ def test_recurrent_kernels_are_pruned_not_skipped(digits):
     report = he.sparsity_report(p).set_index("layer")
     assert abs(report.loc["lstm", "sparsity"] - 0.5) < 0.01
     assert abs(float((p.get_layer("lstm").get_weights()[0] == 0).mean()) - 0.5) < 0.01
+
+
+def test_keras3_only_activations_survive_clone_and_pruning(digits):
+    """hard_swish (MobileNetV3) becomes a registered tf_keras function: TF-MOT can clone, prune and hand it back."""
+    (x, y), (xt, _) = digits
+    keras.utils.set_random_seed(0)
+    m = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(8, 3, activation="hard_swish", name="conv"),
+                          keras.layers.Activation("hard_sigmoid"), keras.layers.Flatten(),
+                          keras.layers.Dense(10, activation="softmax")])
+    m.compile("adam", "sparse_categorical_crossentropy")
+    copy = he.to_legacy(m)
+    assert np.abs(copy.predict(xt, verbose=0) - m.predict(xt, verbose=0)).max() <= 1e-5
+    assert he._keras.flavour(he.training.clone(copy)) == "keras2"
+    p = he.prune(m, (x, y), channels=0.5, epochs=1, progress=False)
+    assert he._keras.flavour(p) == "keras3" and p.get_layer("conv").filters == 4
