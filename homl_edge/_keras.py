@@ -56,7 +56,7 @@ def keras3():
 def flavour(obj) -> str | None:
     """``"keras3"`` for a Keras 3 model, ``"keras2"`` for a tf_keras one, None for anything else."""
     mod = type(obj).__module__
-    if mod.startswith("tf_keras") or mod.startswith("keras.src.engine") or mod.startswith("tensorflow.python.keras"):
+    if mod.startswith("tf_keras") or mod.startswith("tensorflow.python.keras"):
         return "keras2" if _is_model_class(obj, "tf_keras") else None
     if mod.startswith("keras"):
         return "keras3" if _is_model_class(obj, "keras") else None
