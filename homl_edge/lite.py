@@ -123,9 +123,7 @@ class LiteModel:
 
     @property
     def input_shape(self) -> tuple:
-        d = self.input_details[0]
-        sig = d.get("shape_signature")
-        return tuple(int(s) for s in (sig if sig is not None and len(sig) else d["shape"]))
+        return _signature(self.input_details[0])
 
     @property
     def input_names(self) -> list[str]:
@@ -152,14 +150,12 @@ class LiteModel:
     @property
     def fixed_batch(self) -> int | None:
         """The batch size the file is fixed to (None when its batch dimension is dynamic)."""
-        d = self.input_details[0]
-        sig = d.get("shape_signature")
-        if sig is not None and len(sig) and int(sig[0]) == -1:
-            return None
-        return int(d["shape"][0]) if len(d["shape"]) else None
+        shape = self.input_shape
+        return None if not shape or shape[0] == -1 else shape[0]
 
-    def _inputs(self, x) -> list[np.ndarray]:
-        """``x`` as one array per input, in ``input_details`` order, each with a batch dimension."""
+    def prepare_inputs(self, x) -> list[np.ndarray]:
+        """``x`` as one array per input, in ``input_details`` order, each with a batch dimension; a one-line error
+        when an input is missing or its shape or dtype does not fit."""
         details = self.input_details
         if len(details) == 1:
             if isinstance(x, dict):
@@ -203,7 +199,7 @@ class LiteModel:
         elsewhere) is run in chunks of that batch, so N samples always give N rows. Recurrent state (the
         variables of a fused LSTM) is reset before every invoke, as Keras's ``predict`` starts every sample anew.
         """
-        inputs = self._inputs(x)
+        inputs = self.prepare_inputs(x)
         n = len(inputs[0])
         fixed = self.fixed_batch
         interp = self.interpreter() if fixed is None else new_interpreter(self._content)
@@ -240,15 +236,10 @@ class LiteModel:
             return arrays[0]
         return dict(zip(self.output_names, arrays))
 
-    def _check_input(self, x):
-        self._inputs(x)
-
     def evaluate(self, x, y) -> float:
         """Top-1 accuracy on ``(x, y)`` with integer labels (or one-hot rows)."""
-        y = np.asarray(y)
-        if y.ndim > 1:
-            y = y.argmax(axis=-1)
-        n = len(self._inputs(x)[0])
+        y = _class_labels(y)
+        n = len(self.prepare_inputs(x)[0])
         if len(y) != n:
             raise HomlEdgeError(f"x has {n} samples but y has {len(y)} labels")
         pred = self.predict(x)
@@ -323,7 +314,7 @@ class LiteModel:
         accuracy. When TFLM refuses the model, the error says which: the arena is too small, an op has no Micro
         kernel (named, with its layer), or a tensor type Micro lacks (named).
         """
-        inputs = self._inputs(x)
+        inputs = self.prepare_inputs(x)
         details = self.input_details
         q = [quantize_array(a, d) for a, d in zip(inputs, details)]
         outs = self.output_details
@@ -344,8 +335,7 @@ class LiteModel:
         if y is not None:
             if len(floats) != 1:
                 raise HomlEdgeError(f"{self.name} has {len(floats)} outputs: accuracy needs one")
-            y = np.asarray(y)
-            y = y.argmax(-1) if y.ndim > 1 else y
+            y = _class_labels(y)
             run.accuracy = float((floats[0].argmax(-1) == y).mean())
         return run
 
@@ -447,6 +437,12 @@ def _layer_name(tensor_name: str) -> str:
     """'model/topk/TopKV2;...' -> 'topk': the Keras layer that produced a TFLite tensor."""
     parts = tensor_name.split(";")[0].split("/")
     return parts[1] if len(parts) > 2 else (parts[0] if parts else "")
+
+
+def _class_labels(y) -> np.ndarray:
+    """Integer labels, from integer labels or one-hot rows."""
+    y = np.asarray(y)
+    return y.argmax(axis=-1) if y.ndim > 1 else y
 
 
 def _signature(detail) -> tuple:

@@ -211,12 +211,7 @@ def requantize(lite: LiteModel, mode: str = "dynamic", *, data=None, precision=N
     entries = [(".*", base)] + _check_entries(precision)
     calib = None
     if mode == "int8":
-        x = np.asarray(data, dtype=np.float32)
-        want = tuple(lite.input_shape[1:])
-        if x.ndim != len(want) + 1 or any(w > 0 and w != g for w, g in zip(want, x.shape[1:])):
-            raise HomlEdgeError(f"calibration data has shape {tuple(x.shape)}; the model's input is "
-                                f"(n, {', '.join(str(d) for d in want)})")
-        calib = x[:max_samples]
+        calib = lite.prepare_inputs(data)[0].astype(np.float32)[:max_samples]  # the file's own input checks
     key = None
     if cache:
         h = hashlib.sha256(lite.content)
