@@ -97,6 +97,9 @@ def chromium(executable: str | None = None):
         raise HomlEdgeError("no Chromium found: install it (Debian: apt-get install chromium) or pass executable=")
     from playwright.sync_api import sync_playwright
 
+    # requests that a page's service worker makes (its install-time cache.addAll, its fetch fallbacks) are
+    # reported on the browser context only with this set, before the driver starts (Chromium only)
+    os.environ.setdefault("PW_EXPERIMENTAL_SERVICE_WORKER_NETWORK_EVENTS", "1")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_ARGS)
         try:
@@ -157,37 +160,61 @@ def predict_in_browser(folder, x, *, screenshot=None, executable: str | None = N
     return _in_thread(run)
 
 
-def finetune_in_browser(folder, x, y, *, options: dict | None = None, screenshot=None,
+def finetune_in_browser(folder, x, y, *, test=None, options: dict | None = None, screenshot=None,
                         executable: str | None = None, timeout_s: float = 180) -> dict:
     """Fine-tune a ``trainable=True`` export inside headless Chromium with the page's own function and defaults.
 
-    Measures the page's accuracy on ``(x, y)`` before and after, reloads the page to check that the fine-tuned
-    model comes back from IndexedDB, and records every request the page made. Returns a dict with
-    ``accuracy_before``, ``accuracy_after``, ``seconds``, ``loss``, ``source_after_reload``, ``probs_after``,
-    ``probs_after_reload`` and ``requests`` (paths on the page's own origin; anything else is listed in full).
+    Trains on ``(x, y)`` and measures the page's accuracy before and after on ``test=(x_test, y_test)``, samples
+    the page never trained on (without ``test``, on the training samples themselves, which only shows that it
+    learned them). Reloads the page to check that the fine-tuned model comes back from IndexedDB, and records
+    every request of the browser context, its service worker's included. Returns a dict with
+    ``accuracy_before``, ``accuracy_after`` (on ``test``), ``train_accuracy_after``, ``seconds``, ``loss``,
+    ``source_after_reload``, ``probs_after``, ``probs_after_reload`` (on ``x``), ``requests`` (paths on the
+    page's own origin; anything else is listed in full) and ``service_worker_requests`` (how many of them
+    the service worker made).
     """
     folder = Path(folder)
     if not (folder / "index.html").is_file():
         raise HomlEdgeError(f"{folder} has no index.html: export with page=True, trainable=True")
-    samples = [np.asarray(s, dtype=np.float32).ravel().tolist() for s in np.asarray(x)]
-    labels = [int(v) for v in np.asarray(y)]
+
+    def as_lists(xs, ys, what):
+        xs, ys = np.asarray(xs), np.asarray(ys)
+        if len(xs) != len(ys) or not len(xs):
+            raise HomlEdgeError(f"{what} needs as many labels as samples (at least one): got {len(xs)} and {len(ys)}")
+        return [np.asarray(s, dtype=np.float32).ravel().tolist() for s in xs], [int(v) for v in ys.ravel()]
+
+    samples, labels = as_lists(x, y, "fine-tuning")
+    if test is not None:
+        if not (isinstance(test, (tuple, list)) and len(test) == 2):
+            raise HomlEdgeError("test= takes a pair (x_test, y_test) of samples the page does not train on")
+        test_samples, test_labels = as_lists(*test, "test=")
+    else:
+        test_samples, test_labels = samples, labels
 
     def run():
         with serve(folder) as url, chromium(executable) as browser:
             context = browser.new_context()
+            requests, from_worker = [], []
+
+            def seen(r):
+                requests.append(r.url)
+                if r.service_worker is not None:
+                    from_worker.append(r.url)
+
+            context.on("request", seen)  # the context sees the service worker's requests too, a page does not
             page = context.new_page()
             page.set_default_timeout(timeout_s * 1000)
-            requests = []
-            page.on("request", lambda r: requests.append(r.url))
             page.goto(f"{url}/index.html")
             page.wait_for_function("window.homl !== undefined")
-            page.evaluate("async () => { await window.homl.ready; }")
+            page.evaluate("async () => { await window.homl.ready; await window.homl.offlineReady; }")
             if not page.evaluate("window.homl.config.trainable"):
                 raise HomlEdgeError("this export has no fine-tuning: export with trainable=True")
-            before = page.evaluate("async ([xs, ys]) => await window.homl.accuracy(xs, ys)", [samples, labels])
+            accuracy = "async ([xs, ys]) => await window.homl.accuracy(xs, ys)"
+            before = page.evaluate(accuracy, [test_samples, test_labels])
             result = page.evaluate("async ([xs, ys, o]) => await window.homl.fineTune(xs, ys, o)",
                                    [samples, labels, options or {}])
-            after = page.evaluate("async ([xs, ys]) => await window.homl.accuracy(xs, ys)", [samples, labels])
+            after = page.evaluate(accuracy, [test_samples, test_labels])
+            train_after = page.evaluate(accuracy, [samples, labels])
             probs_after = page.evaluate("async (xs) => await window.homl.predict(xs)", samples)
             if screenshot:
                 page.screenshot(path=str(screenshot), full_page=True)
@@ -198,8 +225,9 @@ def finetune_in_browser(folder, x, y, *, options: dict | None = None, screenshot
             probs_reload = page.evaluate("async (xs) => await window.homl.predict(xs)", samples)
             context.close()
         own = [r[len(url):] if r.startswith(url) else r for r in requests]
-        return {"accuracy_before": before, "accuracy_after": after, "seconds": result["seconds"],
-                "loss": result["loss"], "source_after_reload": source, "probs_after": np.array(probs_after),
-                "probs_after_reload": np.array(probs_reload), "requests": own}
+        return {"accuracy_before": before, "accuracy_after": after, "train_accuracy_after": train_after,
+                "seconds": result["seconds"], "loss": result["loss"], "source_after_reload": source,
+                "probs_after": np.array(probs_after), "probs_after_reload": np.array(probs_reload),
+                "requests": own, "service_worker_requests": len(from_worker)}
 
     return _in_thread(run)
