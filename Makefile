@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.homl-edge-installed
 PORT   ?= 8888
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: install lab test test-fast system-deps notebooks bench lock clean help
+.PHONY: install lab test test-fast system-deps notebooks bench lock mutation clean help
 
 help:
 	@echo "make lab         install everything into .venv and open JupyterLab on notebooks/"
@@ -15,6 +15,7 @@ help:
 	@echo "make test-fast   the unit tests only (no notebooks, no browser)"
 	@echo "make notebooks   re-execute the chapter notebooks in place (keeps their outputs)"
 	@echo "make bench       benchmarks (writes benchmarks/RESULTS.md)"
+	@echo "make mutation    mutation score of the core's pure-Python parts (mutmut over tests/test_pure.py)"
 	@echo "make lock        re-resolve binder/requirements.in into the lock binder/requirements.txt"
 
 # The stamp is newer than the lock and pyproject.toml once they are installed, so a second run installs nothing.
@@ -49,10 +50,13 @@ notebooks: install
 bench: install
 	$(PY) benchmarks/run.py
 
+mutation: install
+	$(PY) scripts/mutation.py --min 80
+
 lock:
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -r binder/requirements.in
 	$(PY) scripts/lock.py
 
 clean:
-	rm -rf $(VENV) web/node_modules .pytest_cache test-artifacts
+	rm -rf $(VENV) web/node_modules .pytest_cache test-artifacts mutants

@@ -209,6 +209,32 @@ def _classify(log: str, error: str):
     return "other", None
 
 
+def grow_arena(attempt, too_small, start: int, cap: int = ARENA_CAP, factor: int = 4) -> tuple[int, object]:
+    """Try ``attempt(start)``; while its error is one that ``too_small(error)`` blames on the arena, try
+    ``factor`` times more, up to ``cap``. Returns (the last size tried, its error or None)."""
+    size = int(start)
+    error = attempt(size)
+    while error is not None and size < cap and too_small(error):
+        size = min(cap, size * factor)
+        error = attempt(size)
+    return size, error
+
+
+def smallest_arena(works, hi: int, step: int = 16) -> int:
+    """Bisect for the smallest multiple of ``step`` at which ``works(size)`` holds, given that it holds at ``hi``
+    (and that a larger arena never fails where a smaller one works). Within ``step`` bytes of the true minimum."""
+    lo, top = 0, int(hi)
+    while top - lo > step:
+        mid = (lo + top) // 2 // step * step
+        if mid <= lo:
+            break
+        if works(mid):
+            top = mid
+        else:
+            lo = mid
+    return top
+
+
 def _micro(job: dict, blobs: list) -> tuple[dict, list]:
     import numpy as np
 
@@ -227,12 +253,11 @@ def _micro(job: dict, blobs: list) -> tuple[dict, list]:
             except Exception as e:
                 return _first_line(e)
 
-        error = attempt(hi)
-        # grow the arena while TFLM says it is too small (up to a cap): report the arena that worked
-        while error is not None and _classify(logf.read_text(errors="replace"), error)[0] == "arena" \
-                and hi < ARENA_CAP and job.get("arena_size") is None:
-            hi = min(ARENA_CAP, hi * 4)
-            error = attempt(hi)
+        def too_small(error):
+            return _classify(logf.read_text(errors="replace"), error)[0] == "arena"
+
+        # grow the arena while TFLM says it is too small (up to a cap), unless the caller fixed its size
+        hi, error = grow_arena(attempt, too_small, hi, cap=hi if job.get("arena_size") else ARENA_CAP)
         if error is not None:
             log = logf.read_text(errors="replace")
             kind, what = _classify(log, error)
@@ -240,16 +265,7 @@ def _micro(job: dict, blobs: list) -> tuple[dict, list]:
                     "log": log[-2000:]}, []
         arena_bytes = None
         if job.get("find_arena"):
-            lo, top = 0, hi
-            while top - lo > 16:
-                mid = (lo + top) // 2 // 16 * 16
-                if mid <= lo:
-                    break
-                if attempt(mid) is None:
-                    top = mid
-                else:
-                    lo = mid
-            arena_bytes = top
+            arena_bytes = smallest_arena(lambda n: attempt(n) is None, hi)
         with _c_stderr_to(logf):
             interp = _construct(data, hi)
             outs = [[] for _ in range(int(job.get("n_outputs", 1)))]

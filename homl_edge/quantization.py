@@ -480,22 +480,32 @@ def _versions_key(digest: str, what: str) -> str:
 def cache_key(model, mode: str, calib, extra: str = "") -> str:
     """Content address of a conversion: model (architecture + weights), mode, options, calibration data and
     :func:`versions`."""
+    if isinstance(model, _keras.SavedModelSource):
+        parts = ((str(f.relative_to(model.path)), f.read_bytes())
+                 for f in sorted(model.path.rglob("*")) if f.is_file())
+    else:
+        def weights():
+            yield "architecture", model.to_json().encode()
+            for w in model.weights:
+                v = np.asarray(w.numpy())
+                yield f"{getattr(w, 'path', None) or w.name}{v.shape}{v.dtype}", np.ascontiguousarray(v).tobytes()
+
+        parts = weights()
+    return content_key(mode, extra, parts, calib)
+
+
+def content_key(mode: str, extra: str, parts, calib=None) -> str:
+    """The key of :func:`cache_key` from its pieces: ``parts`` are (label, bytes) pairs, each hashed with its
+    length so that no two different sequences of parts share a key; ``calib`` is an array or None."""
     h = hashlib.sha256()
     h.update(f"{mode}|{extra}|".encode())
-    if isinstance(model, _keras.SavedModelSource):
-        for f in sorted(model.path.rglob("*")):
-            if f.is_file():
-                h.update(str(f.relative_to(model.path)).encode())
-                h.update(f.read_bytes())
-    else:
-        h.update(model.to_json().encode())
-        for w in model.weights:
-            v = np.asarray(w.numpy())
-            h.update(f"{getattr(w, 'path', None) or w.name}{v.shape}{v.dtype}".encode())
-            h.update(np.ascontiguousarray(v).tobytes())
+    for label, data in parts:
+        h.update(f"{label}|{len(data)}|".encode())
+        h.update(data)
     if calib is not None:
-        h.update(f"calib{calib.shape}".encode())
-        h.update(np.ascontiguousarray(calib).tobytes())
+        calib = np.ascontiguousarray(calib)
+        h.update(f"calib{calib.shape}{calib.dtype}|".encode())
+        h.update(calib.tobytes())
     return _versions_key(h.hexdigest(), "keras")
 
 

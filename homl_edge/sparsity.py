@@ -151,13 +151,21 @@ def check_m_by_n(model, m: int = 2, n: int = 4) -> dict:
     for layer in model.layers:
         if type(layer).__name__ not in ("Conv2D", "Dense"):
             continue
-        v = kernel_of(layer).numpy()
-        cin = v.shape[-2]
-        if cin % n:
-            continue  # the pattern does not apply (input channels not a multiple of n)
-        blocks = np.moveaxis(v, -2, -1).reshape(-1, cin // n, n)
-        out[layer.name] = bool(((blocks != 0).sum(axis=-1) <= m).all())
+        ok = m_by_n_holds(kernel_of(layer).numpy(), m, n)
+        if ok is not None:  # None: the pattern does not apply (input channels not a multiple of n)
+            out[layer.name] = ok
     return out
+
+
+def m_by_n_holds(kernel, m: int = 2, n: int = 4) -> bool | None:
+    """Does every block of ``n`` consecutive input-channel weights (axis -2) hold at most ``m`` non-zeros?
+    None when the input channels are not a multiple of ``n``."""
+    v = np.asarray(kernel)
+    cin = v.shape[-2]
+    if cin % n:
+        return None
+    blocks = np.moveaxis(v, -2, -1).reshape(-1, cin // n, n)
+    return bool(((blocks != 0).sum(axis=-1) <= m).all())
 
 
 def prune_sensitivity(model, data, sparsities=(0.5, 0.8, 0.9), *, layers: str | None = None):
@@ -315,13 +323,26 @@ def _channel_path_ok(layer, output_names):
     return True, ""
 
 
+def filter_scores(weights) -> np.ndarray:
+    """One score per output channel (the last axis): the L1 norm of that filter's entries."""
+    w = np.asarray(weights)
+    return np.abs(w).reshape(-1, w.shape[-1]).sum(0)
+
+
+def channels_to_keep(scores, ratio: float) -> np.ndarray:
+    """Indices (ascending) of the channels that survive removing the fraction ``ratio`` with the lowest scores;
+    at least one survives, ties keep the earlier channel."""
+    scores = np.asarray(scores)
+    n_keep = max(1, int(round(scores.size * (1 - float(ratio)))))
+    return np.sort(np.argsort(-scores, kind="stable")[:n_keep])
+
+
 def _channel_scores(model, train, criterion):
     if criterion == "magnitude":
-        return {l.name: np.abs(kernel_of(l).numpy()).reshape(-1, kernel_of(l).shape[-1]).sum(0)
+        return {l.name: filter_scores(kernel_of(l).numpy())
                 for l in model.layers if type(l).__name__ in ("Conv2D", "Dense")}
     s = _saliency(model, train, "taylor")
-    return {n: v.reshape(-1, v.shape[-1]).sum(0) for n, v in s.items()
-            if type(model.get_layer(n)).__name__ in ("Conv2D", "Dense")}
+    return {n: filter_scores(v) for n, v in s.items() if type(model.get_layer(n)).__name__ in ("Conv2D", "Dense")}
 
 
 def prune_channels(model, train, ratio: float = 0.5, *, criterion: str = "magnitude", epochs: int = 2,
@@ -353,8 +374,7 @@ def prune_channels(model, train, ratio: float = 0.5, *, criterion: str = "magnit
         width = int(kernel_of(layer).shape[-1])
         ok, why = _channel_path_ok(layer, output_names)
         if ok:
-            n_keep = max(1, int(round(width * (1 - float(ratio)))))
-            keep[layer.name] = np.sort(np.argsort(-scores[layer.name], kind="stable")[:n_keep])
+            keep[layer.name] = channels_to_keep(scores[layer.name], ratio)
         rows.append({"layer": layer.name, "type": kind, "before": width,
                      "after": len(keep[layer.name]) if ok else width, "note": why})
     if not keep:
@@ -378,6 +398,13 @@ def prune_channels(model, train, ratio: float = 0.5, *, criterion: str = "magnit
     return result
 
 
+def flat_indices(spatial: int, channels: int, kept) -> np.ndarray:
+    """Which features of a Flatten (channels last: position-major) survive when only the channels ``kept`` of
+    its ``channels`` survive at each of its ``spatial`` positions."""
+    kept = np.asarray(kept)
+    return (np.arange(int(spatial))[:, None] * int(channels) + kept[None, :]).ravel()
+
+
 def _copy_sliced(old, new, keep):
     """Copy weights into the narrower model, slicing output channels (keep) and input channels (upstream)."""
     in_idx = {}  # layer name -> indices of its input channels (or flattened features) that survive
@@ -392,8 +419,7 @@ def _copy_sliced(old, new, keep):
         if kind == "Flatten" and incoming is not None:
             spatial = int(np.prod(layer.input_shape[1:-1]))
             channels = int(layer.input_shape[-1])
-            flat = (np.arange(spatial)[:, None] * channels + incoming[None, :]).ravel()
-            out_idx[layer.name] = flat
+            out_idx[layer.name] = flat_indices(spatial, channels, incoming)
             continue
         if kind in ("Conv2D", "Dense"):
             w, rest = weights[0], weights[1:]
