@@ -41,13 +41,20 @@ def _load_model(path):
 
 # core errors speak of function parameters; here they become this command line's options
 _FLAGS = (("pass overwrite=True", "pass --force"), ("overwrite=True", "--force"), ("pass data=", "pass --calib "),
-          ("data=...", "--calib NPY"))
+          ("data=...", "--calib NPY"), ("tfjs_url", "--tfjs-url"))
 
 
 def _as_options(message: str) -> str:
     for a, b in _FLAGS:
         message = message.replace(a, b)
-    return message
+    # any other bare parameter name ("structure= and layers= go with ...") becomes its option
+    import re
+
+    flags = {}
+    for sub in (a for a in build_parser()._actions if isinstance(getattr(a, "choices", None), dict)):
+        for parser in sub.choices.values():
+            flags.update({a.dest: a.option_strings[-1] for a in parser._actions if a.option_strings})
+    return re.sub(r"\b([a-z][a-z_]*)=(?=[\s,.;:)]|$)", lambda m: flags.get(m.group(1), m.group(0)), message)
 
 
 def cmd_quantize(a):

@@ -21,7 +21,8 @@ MAGICS = ("quantize", "qat", "prune", "cluster", "export", "compare", "gpu", "au
 
 # core errors speak of function parameters; here they become the flags of the magics
 _FLAGS = (("pass overwrite=True", "pass --force"), ("overwrite=True", "--force"), ("pass data=", "pass --data "),
-          ("data=...", "--data ..."), ("pass train=(x, y)", "pass --train X Y"), ("arena_size", "a larger arena"))
+          ("data=...", "--data ..."), ("pass train=(x, y)", "pass --train X Y"), ("arena_size", "a larger arena"),
+          ("tfjs_url", "--tfjs-url"))
 
 
 _GPU_FLAGS = {"memory_growth": "--growth", "memory_limit_mb": "--limit", "split": "--split", "visible": "--visible",
@@ -38,7 +39,11 @@ def _as_flags(message: str) -> str:
             return m.group(0)
         return f"%gpu {flag}" + ("" if value == "True" else f" {value}")
 
-    return re.sub(r"he\.gpu\.configure\((\w+)=([^)]*)\)", gpu_call, message)
+    message = re.sub(r"he\.gpu\.configure\((\w+)=([^)]*)\)", gpu_call, message)
+    # any other bare parameter name ("structure= and layers= go with ...") becomes its flag
+    flags = {a.dest: a.option_strings[-1] for fn in vars(EdgeMagics).values() if hasattr(fn, "parser")
+             for a in fn.parser._actions if a.option_strings}
+    return re.sub(r"\b([a-z][a-z_]*)=(?=[\s,.;:)]|$)", lambda m: flags.get(m.group(1), m.group(0)), message)
 
 
 def _usage_errors(fn):
