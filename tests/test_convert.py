@@ -42,13 +42,19 @@ def test_int16x8_has_int16_activations(all_modes):
     assert any(t["dtype"] == "int16" for t in all_modes["int16x8"].tensors())
 
 
-def test_second_call_is_cached_under_0_1_s(trained, digits):
+def test_second_call_is_cached_20x_faster_than_converting(trained, digits):
     (x, _), _ = digits
+    t0 = time.perf_counter()
+    fresh = he.quantize(trained, "dynamic", cache=False)  # the converter, measured in this run
+    convert_s = time.perf_counter() - t0
     first = he.quantize(trained, "dynamic")
     t0 = time.perf_counter()
     second = he.quantize(trained, "dynamic")
-    assert time.perf_counter() - t0 < 0.1
-    assert second.meta["cached"] and second.content == first.content
+    cached_s = time.perf_counter() - t0
+    print(f"conversion {convert_s * 1e3:.0f} ms, cached call {cached_s * 1e3:.1f} ms")
+    assert cached_s < convert_s / 20
+    assert second.meta["cached"] and not fresh.meta["cached"]
+    assert second.content == first.content == fresh.content
 
 
 def test_cache_key_follows_weights_and_options(trained, digits):

@@ -12,11 +12,14 @@ from conftest import ROOT, run_py
 
 def test_import_is_fast_and_does_not_load_tensorflow():
     r = run_py("import time, sys; t = time.perf_counter(); import homl_edge as he; dt = time.perf_counter() - t;"
-               "print(dt, 'tensorflow' in sys.modules, 'ai_edge_litert' in sys.modules)")
+               "loaded = ('tensorflow' in sys.modules, 'ai_edge_litert' in sys.modules);"
+               "t = time.perf_counter(); import tensorflow; dt_tf = time.perf_counter() - t;"
+               "print(dt, dt_tf, *loaded)")
     assert r.returncode == 0, r.stderr
-    dt, tf_loaded, litert_loaded = r.stdout.split()
-    assert float(dt) < 1.0
+    dt, dt_tf, tf_loaded, litert_loaded = r.stdout.split()
     assert tf_loaded == "False" and litert_loaded == "False"
+    print(f"import homl_edge {float(dt) * 1e3:.0f} ms, then import tensorflow {float(dt_tf) * 1e3:.0f} ms")
+    assert float(dt) < float(dt_tf) / 5  # the magics load without paying for TensorFlow
 
 
 def test_tensorflow_is_set_up_for_keras_2():
