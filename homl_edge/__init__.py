@@ -61,8 +61,39 @@ __all__ = sorted(_LAZY) + sorted(_SUBMODULES - {"_tf", "_keras", "cli", "magics"
 def _tqdm(total, desc):
     """The progress bar behind ``progress=True`` in every long core call: tqdm (a widget in Jupyter)."""
     from tqdm.auto import tqdm
+    from tqdm.notebook import tqdm as notebook_tqdm
 
+    if issubclass(tqdm, notebook_tqdm):
+        return _SavedBar(total, desc)
     return tqdm(total=total, desc=desc, unit="step", leave=True)
+
+
+class _SavedBar:
+    """tqdm's notebook bar, displayed with a display id so that closing it rewrites the output's text: a saved
+    notebook (GitHub, nbviewer without widget state) shows the finished bar, "100%| 90/90 [00:03, ...]", not the
+    "0%" that the bar's text was when it appeared."""
+
+    def __init__(self, total, desc):
+        from IPython.display import display
+        from tqdm.notebook import tqdm
+
+        self.bar = tqdm(total=total, desc=desc, unit="step", leave=True, display=False)
+        self.handle = display(self._bundle(), raw=True, display_id=True)
+
+    def _bundle(self):
+        return {"text/plain": str(self.bar), "application/vnd.jupyter.widget-view+json": {
+            "version_major": 2, "version_minor": 0, "model_id": self.bar.container.model_id}}
+
+    def update(self, n=1):
+        self.bar.update(n)
+
+    def set_postfix(self, *args, **kwargs):
+        self.bar.set_postfix(*args, **kwargs)
+
+    def close(self):
+        self.bar.close()
+        if self.handle is not None:
+            self.handle.update(self._bundle(), raw=True)
 
 
 def _install_progress():

@@ -113,3 +113,44 @@ def test_gpu_panel(capsys):
     p.growth.value = False
     p.apply_button.click()
     assert "cannot be changed in this kernel" in p.message.value
+
+
+def _bundle(widget):
+    b = widget._repr_mimebundle_()
+    return b[0] if isinstance(b, tuple) else b
+
+
+def test_saved_notebooks_show_a_static_copy_of_every_panel(panel, trained, digits, lite_f32, lite_int8io):
+    """GitHub shows text/plain or text/html of a widget output: a picture or table, not a constructor repr."""
+    (_, _), (xt, yt) = digits
+    empty = _bundle(panel)
+    assert empty["text/plain"] == "OptimizerPanel of digits_cnn: 0 runs" and "press Run" in empty["text/html"]
+    panel.run("quantize", "int8")
+    done = _bundle(panel)
+    assert "application/vnd.jupyter.widget-view+json" in done  # the live view is still first for JupyterLab
+    assert done["text/plain"] == "OptimizerPanel of digits_cnn: 2 runs"
+    assert "quantize int8" in done["text/html"] and "data:image/png;base64," in done["text/html"]
+    table = he.compare({"float32": lite_f32, "int8-io": lite_int8io}, xt, yt, runs=5)
+    ex = _bundle(he.TradeoffExplorer(table))
+    assert ex["text/plain"] == "TradeoffExplorer of 2 variants (size_bytes against accuracy)"
+    assert "data:image/png;base64," in ex["text/html"] and "int8-io" in ex["text/html"]
+    hist = _bundle(he.WeightHistogram(trained, layer="dense"))
+    assert hist["text/plain"].startswith("WeightHistogram of layer 'dense'") and "<img" in hist["text/html"]
+    gpu = _bundle(he.GpuPanel())
+    assert gpu["text/plain"].startswith("GpuPanel: ") and "logical devices" in gpu["text/html"]
+    for b in (done, ex, hist, gpu):
+        assert "\n" not in b["text/plain"] and "children=" not in b["text/plain"]
+
+
+def test_a_saved_progress_bar_shows_where_it_finished(tmp_path):
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(nbformat.v4.new_code_cell(
+        "import homl_edge as he\nfrom homl_edge import _progress\nb = _progress.bar(True, 7, 'steps')\n"
+        "for _ in range(7):\n    b.update(1)\nb.close()"))
+    NotebookClient(nb, kernel_name="python3", timeout=120).execute()
+    (out,) = nb.cells[0].outputs
+    assert out["data"]["text/plain"].startswith("steps: 100%") and "7/7" in out["data"]["text/plain"]
+    assert "application/vnd.jupyter.widget-view+json" in out["data"]

@@ -7,6 +7,7 @@ import anywidget
 import traitlets
 
 from ..errors import HomlEdgeError
+from ._static import StaticFallback, png_img
 
 _FIELDS = ("size_bytes", "gzip_bytes", "latency_median_ms", "accuracy")
 
@@ -19,7 +20,7 @@ def _asset(name: str) -> str:
     return path.read_text()
 
 
-class TradeoffExplorer(anywidget.AnyWidget):
+class TradeoffExplorer(StaticFallback, anywidget.AnyWidget):
     """Interactive size / latency / accuracy scatter of model variants.
 
     ``TradeoffExplorer(table, variants=None)`` takes a table from :func:`homl_edge.compare` (or the
@@ -54,6 +55,24 @@ class TradeoffExplorer(anywidget.AnyWidget):
         for name, row in table.iterrows():
             rows.append({"name": str(name), **{f: float(row[f]) for f in _FIELDS if f in table.columns}})
         self.points = rows
+
+    def _static_text(self):
+        return f"TradeoffExplorer of {len(self.points)} variants ({self.x} against {self.y})"
+
+    def _static_html(self):
+        import pandas as pd
+
+        from ..plots import figure_png, plot_tradeoff
+        from ..report import Table
+
+        if not self.points:
+            return f"<i>{self._static_text()}</i>"
+        table = Table(pd.DataFrame(self.points).set_index("name"))
+        table.index.name = "variant"
+        picture = ""
+        if self.x in ("size_bytes", "gzip_bytes") and "latency_median_ms" in table.columns:
+            picture = png_img(figure_png(plot_tradeoff(table, x=self.x, y=self.y)), self._static_text(), 520)
+        return picture + table._repr_html_()
 
     @traitlets.validate("selected")
     def _valid_selection(self, proposal):

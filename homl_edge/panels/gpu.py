@@ -7,9 +7,10 @@ import ipywidgets as W
 
 from .. import gpu
 from ..errors import HomlEdgeError
+from ._static import StaticFallback
 
 
-class GpuPanel(W.VBox):
+class GpuPanel(StaticFallback, W.VBox):
     """Devices and memory, and controls for memory growth, a memory limit, a split and the CPU split."""
 
     def __init__(self):
@@ -26,6 +27,12 @@ class GpuPanel(W.VBox):
         super().__init__([self.info, W.HBox([self.growth, self.limit]), W.HBox([self.split, self.cpu_split]),
                           W.HBox([self.apply_button, self.refresh_button]), self.message])
         self.refresh()
+
+    def _static_text(self):
+        return "GpuPanel: " + html.unescape(self.info.value.split("</b>")[0].removeprefix("<b>"))
+
+    def _static_html(self):
+        return self.info.value + (f"<div>{self.message.value}</div>" if self.message.value else "")
 
     def refresh(self) -> dict:
         """Read devices (and memory where a GPU exists) again."""

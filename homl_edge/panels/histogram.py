@@ -1,6 +1,8 @@
 """WeightHistogram: per layer, the float weights against their int8 levels (the symmetric mapping)."""
 from __future__ import annotations
 
+import html
+
 import ipywidgets as W
 import numpy as np
 
@@ -8,9 +10,10 @@ from .._keras import kernel_of
 from ..errors import HomlEdgeError
 from ..plots import figure_png
 from ..quantization import symmetric_quantize
+from ._static import StaticFallback, png_img
 
 
-class WeightHistogram(W.VBox):
+class WeightHistogram(StaticFallback, W.VBox):
     """Pick a layer: left, its float weights with the range [-m, m]; right, the int8 levels they map to.
 
     With ``lite`` (an int8 LiteModel of the same model), the right side shows the levels actually stored in the
@@ -30,6 +33,12 @@ class WeightHistogram(W.VBox):
         super().__init__([self.layer, self.out])
         self.figure = None
         self.draw()
+
+    def _static_text(self):
+        return f"WeightHistogram of layer {self.layer.value!r} ({len(self.layer.options)} layers to pick from)"
+
+    def _static_html(self):
+        return f"<div>layer <b>{html.escape(self.layer.value)}</b></div>" + png_img(self.out.value, self._static_text())
 
     def levels(self, name: str):
         """(float weights, int8 levels, scale, source) for one layer."""

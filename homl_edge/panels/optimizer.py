@@ -11,10 +11,11 @@ from .. import pipeline, quantization, report
 from ..plots import figure_png, plot_tradeoff
 from ..errors import HomlEdgeError
 from ..lite import atomic_write
+from ._static import StaticFallback, png_img
 from .explorer import TradeoffExplorer
 
 
-class OptimizerPanel(W.VBox):
+class OptimizerPanel(StaticFallback, W.VBox):
     """Technique, settings, Run; every result is measured with LiteRT and kept in ``history``.
 
     ``panel.run(technique, **settings)`` is what the Run button calls; ``panel.table()`` the comparison table
@@ -70,6 +71,14 @@ class OptimizerPanel(W.VBox):
             self.progress.value, self.progress.description = 3, "done"
         self._refresh()
         return entry
+
+    def _static_text(self):
+        return f"OptimizerPanel of {getattr(self.model, 'name', 'a model')}: {len(self.history)} runs"
+
+    def _static_html(self):
+        if not self.history:
+            return f"<i>{html.escape(self._static_text())}: press Run in a live notebook</i>"
+        return self.table_out.value + png_img(self.plot_out.value, "size against accuracy of every run", 520)
 
     def table(self):
         """Every run so far, with ratios against the float32 baseline (a DataFrame)."""
