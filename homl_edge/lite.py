@@ -271,6 +271,58 @@ class LiteModel:
         """Histogram of the operators in the model, e.g. ``Counter({'FULLY_CONNECTED': 2, 'CONV_2D': 1})``."""
         return collections.Counter(op["op_name"] for op in op_details(self.interpreter()))
 
+    def profile(self) -> dict:
+        """What one sample costs, counted from the graph (no timing): ``macs``, the multiply-accumulates of the
+        convolutions, fully connected layers, batched matmuls and LSTMs (the usual compute proxy; element-wise ops
+        are not counted), and ``activation_bytes``, the bytes of every tensor computed at run time, which is the
+        RAM for activations before the runtime's memory planner reuses any of it (an upper bound of the arena)."""
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+        from ._tf import quiet
+
+        with quiet():
+            interp = Interpreter(model_content=self._content,
+                                 experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        shapes = {t["index"]: tuple(int(v) for v in t["shape"]) for t in interp.get_tensor_details()}
+        dtypes = {t["index"]: np.dtype(t["dtype"]) for t in interp.get_tensor_details()}
+        ops = op_details(interp)
+        produced = {int(i) for op in ops for i in op["outputs"]} | {d["index"] for d in interp.get_input_details()}
+        macs = 0
+        for op in ops:
+            name, ins, out = op["op_name"], [int(i) for i in op["inputs"]], [int(i) for i in op["outputs"]]
+            o = shapes.get(out[0], ()) if out else ()
+            if name == "CONV_2D" and len(ins) > 1:
+                _, kh, kw, cin = shapes[ins[1]]
+                macs += int(np.prod(o)) * kh * kw * cin
+            elif name == "DEPTHWISE_CONV_2D" and len(ins) > 1:
+                _, kh, kw, _ = shapes[ins[1]]
+                macs += int(np.prod(o)) * kh * kw
+            elif name == "FULLY_CONNECTED" and len(ins) > 1:
+                macs += int(np.prod(o)) * shapes[ins[1]][-1]
+            elif name == "TRANSPOSE_CONV" and len(ins) > 2:
+                cout, kh, kw, _ = shapes[ins[1]]
+                macs += int(np.prod(shapes[ins[2]])) * kh * kw * cout
+            elif name == "BATCH_MATMUL" and len(ins) > 1:
+                macs += int(np.prod(o)) * shapes[ins[0]][-1]
+            elif name == "UNIDIRECTIONAL_SEQUENCE_LSTM" and len(ins) > 8:
+                batch, steps, n_in = shapes[ins[0]][-3:]
+                units = shapes[ins[1]][0]
+                macs += batch * steps * 4 * units * (n_in + units)
+        act = sum(int(np.prod(shapes[i])) * dtypes[i].itemsize for i in produced if i in shapes)
+        return {"macs": int(macs), "activation_bytes": int(act)}
+
+    def builtin_ops(self) -> collections.Counter:
+        """The operators stored in the file, before LiteRT hands any of them to a delegate (XNNPACK): what a
+        runtime without delegates, such as TensorFlow Lite Micro, has to provide kernels for."""
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+        from ._tf import quiet
+
+        with quiet():
+            interp = Interpreter(model_content=self._content,
+                                 experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        return collections.Counter(op["op_name"] for op in op_details(interp))
+
     def tensors(self) -> list[dict]:
         """Every tensor: name, shape, dtype and quantization (scale and zero point; per channel if so)."""
         rows = []

@@ -66,3 +66,51 @@ def test_missing_tflm_kernel_names_the_op_and_the_layer():
     assert lite.ops["TOPK_V2"] == 1  # LiteRT runs it
     with pytest.raises(he.HomlEdgeError, match=r"no kernel for TOPK_V2 \(from layer 'topk'\)"):
         lite.on_micro(np.zeros((1, 8, 8, 1), np.float32))
+
+
+def test_setup_code_registers_exactly_the_models_ops_and_compiles(lite_int8io, digits, tmp_path):
+    """Chapter 07: the C++ a TFLM project needs beside the C array, checked by g++ against a header stub with
+    TFLM's method names (tests/micro_stub): a resolver of exactly the model's operators, the measured arena."""
+    import re
+    import shutil
+    import subprocess
+
+    from conftest import ROOT
+    from homl_edge import micro
+
+    (_, _), (xt, _) = digits
+    run = lite_int8io.on_micro(xt[:5])
+    code = micro.setup_code(lite_int8io, run.arena_bytes, variable="g_digits")
+    ops = lite_int8io.builtin_ops()
+    assert "DELEGATE" not in ops and set(ops) == {"CONV_2D", "RESHAPE", "FULLY_CONNECTED", "SOFTMAX"}
+    calls = re.findall(r"resolver\.(Add\w+)\(\);", code)
+    assert calls == ["AddConv2D", "AddFullyConnected", "AddReshape", "AddSoftmax"]
+    assert f"MicroMutableOpResolver<{len(calls)}>" in code
+    declared = int(re.search(r"kTensorArenaSize = (\d+);", code).group(1))
+    assert declared == micro.arena_to_declare(run.arena_bytes) and declared % 16 == 0
+    assert 1.25 * run.arena_bytes <= declared < 1.25 * run.arena_bytes + 16
+    if not shutil.which("g++"):
+        pytest.fail("g++ is missing: `make test` installs it (scripts/install-system-deps.sh)")
+    he.export_c_array(lite_int8io, tmp_path / "model_data.cc", variable="g_digits")
+    (tmp_path / "setup.cc").write_text(code)
+    r = subprocess.run(["g++", "-std=c++17", "-Wall", "-Werror", "-c", "setup.cc", "-I", ".",
+                        "-I", str(ROOT / "tests/micro_stub"), "-o", "setup.o"], cwd=tmp_path,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    bad = code.replace("AddConv2D", "AddConv2d")  # the stub has TFLM's real names: a typo does not build
+    (tmp_path / "bad.cc").write_text(bad)
+    r = subprocess.run(["g++", "-std=c++17", "-c", "bad.cc", "-I", ".", "-I", str(ROOT / "tests/micro_stub")],
+                       cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode != 0 and "AddConv2d" in r.stderr
+    with pytest.raises(he.HomlEdgeError, match="arena_bytes is the measured arena"):
+        micro.setup_code(lite_int8io, None)
+
+
+def test_resolver_method_names():
+    from homl_edge import micro
+
+    assert [micro.resolver_method(o) for o in ("CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "ADD_N", "RELU6",
+                                               "UNIDIRECTIONAL_SEQUENCE_LSTM", "PADV2", "HARD_SWISH")] == [
+        "AddConv2D", "AddDepthwiseConv2D", "AddMaxPool2D", "AddAddN", "AddRelu6", "AddUnidirectionalSequenceLSTM",
+        "AddPadV2", "AddHardSwish"]
+    assert micro.arena_to_declare(5488) == 6864 and micro.arena_to_declare(16, margin=0) == 16
