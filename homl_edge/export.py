@@ -336,3 +336,84 @@ def export_c_array(lite, path, *, variable: str = "g_model", alignment: int = 16
     atomic_write(header, h.encode(), overwrite=overwrite)
     atomic_write(src, body.encode(), overwrite=overwrite)
     return CArrayExport(source=src, header=header, variable=variable, flash_bytes=len(data))
+
+
+# ------------------------------------------------------------------------------------------- on-device snippets
+_KOTLIN_ARRAYS = {"float32": "FloatArray", "int8": "ByteArray", "uint8": "ByteArray", "int32": "IntArray"}
+
+
+def signature(lite: LiteModel, key: str | None = None) -> dict:
+    """The model's signature as phones load it: ``{"key", "inputs": {name: (shape, dtype, (scale, zero_point))},
+    "outputs": {...}}``. The names are the ones ``runSignature`` (Android) and ``get_signature_runner`` (Python)
+    take."""
+    if not isinstance(lite, LiteModel):
+        raise HomlEdgeError(f"expected a LiteModel, got {type(lite).__name__}")
+    interp = lite.interpreter()
+    keys = list(interp.get_signature_list())
+    if not keys:
+        raise HomlEdgeError(f"{lite.name} has no signature (a converter older than TF 2.7, or from_concrete_functions "
+                            "without a model): phones then address tensors by index; re-convert it from Keras or a "
+                            "SavedModel")
+    key = key or keys[0]
+    if key not in keys:
+        raise HomlEdgeError(f"no signature {key!r} in {lite.name}: it has {', '.join(keys)}")
+    runner = interp.get_signature_runner(key)
+
+    def describe(details):
+        return {name: (tuple(int(s) for s in d["shape"]), np.dtype(d["dtype"]).name,
+                       (float(d["quantization"][0]), int(d["quantization"][1])))
+                for name, d in details.items()}
+
+    return {"key": key, "inputs": describe(runner.get_input_details()),
+            "outputs": describe(runner.get_output_details())}
+
+
+def deployment_snippets(lite: LiteModel, filename: str = "model.tflite", key: str | None = None) -> dict:
+    """The code that loads and runs this model on a device, filled in from its real signature: ``"python"`` (a
+    Raspberry Pi or any Linux board with ``pip install ai-edge-litert``), ``"kotlin"`` (Android, LiteRT's
+    ``Interpreter.runSignature``) and ``"swift"`` (iOS, TensorFlowLiteSwift, by tensor index in signature order).
+    Integer inputs get their scale and zero point written in."""
+    sig = signature(lite, key)
+    (in_name, (in_shape, in_dtype, (in_scale, in_zp))), = list(sig["inputs"].items())[:1]
+    out_name, (out_shape, out_dtype, (out_scale, out_zp)) = next(iter(sig["outputs"].items()))
+    n_in = int(np.prod(in_shape))
+    quantized_in = in_dtype in ("int8", "uint8")
+    lo, hi = (-128, 127) if in_dtype == "int8" else (0, 255)
+    to_int = f"x / {in_scale!r} {'-' if in_zp < 0 else '+'} {abs(in_zp)}"
+    py_prep = (f"x = np.round({to_int}).clip({lo}, {hi}).astype(np.{in_dtype})   # the input's scale and zero point"
+               if quantized_in else f"x = np.asarray(x, dtype=np.{in_dtype})")
+    py_post = (f"y = (out.astype(np.float32) {'+' if out_zp < 0 else '-'} {abs(out_zp)}) * {out_scale!r}   # back to "
+               "probabilities" if out_dtype in ("int8", "uint8") else "y = out")
+    python = f"""# Raspberry Pi (or any Linux board): pip install ai-edge-litert numpy
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter
+
+interpreter = Interpreter(model_path={filename!r}, num_threads=4)
+run = interpreter.get_signature_runner({sig['key']!r})
+
+def predict(x):   # x: float32, shape {in_shape} (or any batch size in the first place)
+    {py_prep}
+    out = run({in_name}=x)[{out_name!r}]
+    {py_post}
+    return y   # shape {out_shape}
+"""
+    kt_array = _KOTLIN_ARRAYS.get(out_dtype, "FloatArray")
+    kotlin = f"""// Android (build.gradle: implementation("com.google.ai.edge.litert:litert:1.+"))
+val model = FileUtil.loadMappedFile(context, "{filename}")      // memory-mapped, read in place
+val interpreter = Interpreter(model, Interpreter.Options().setNumThreads(4))
+val input = ByteBuffer.allocateDirect({n_in * np.dtype(in_dtype).itemsize}).order(ByteOrder.nativeOrder())
+// ... put {n_in} {in_dtype} values{f" ({to_int})" if quantized_in else ""} into input, shape {list(in_shape)}
+val output = Array({out_shape[0]}) {{ {kt_array}({int(np.prod(out_shape[1:]))}) }}
+interpreter.runSignature(mapOf("{in_name}" to input), mapOf("{out_name}" to output), "{sig['key']}")
+"""
+    swift = f"""// iOS (Podfile: pod 'TensorFlowLiteSwift')
+let path = Bundle.main.path(forResource: "{filename.rsplit('.', 1)[0]}", ofType: "tflite")!
+let interpreter = try Interpreter(modelPath: path)
+try interpreter.allocateTensors()
+// input 0 is "{in_name}": {in_dtype}, shape {list(in_shape)}{f", scale {in_scale!r}, zero point {in_zp}" if quantized_in else ""}
+try interpreter.copy(inputData, toInputAt: 0)   // inputData: Data of {n_in * np.dtype(in_dtype).itemsize} bytes
+try interpreter.invoke()
+// output 0 is "{out_name}": {out_dtype}, shape {list(out_shape)}
+let output = try interpreter.output(at: 0)
+"""
+    return {"signature": sig, "python": python, "kotlin": kotlin, "swift": swift}

@@ -189,3 +189,32 @@ def test_predict_in_browser_helper_works_inside_a_running_event_loop(trained, sa
     result = asyncio.run(inside_loop())
     assert np.abs(result["probs"] - trained.predict(x[:5], verbose=0)).max() < 1e-4
     assert all(r.startswith("/") for r in result["requests"])  # only its own origin was asked for anything
+
+
+@pytest.mark.parametrize("mode", ["float32", "int8-io"])
+def test_deployment_snippets_run_and_match_the_signature(trained, digits, tmp_path, mode):
+    """Chapter 01: the Raspberry Pi code runs here, on the saved file, and predicts like LiteModel; the Kotlin and
+    Swift code name the model's real signature, tensors and byte sizes."""
+    import subprocess
+    import sys
+
+    from homl_edge import export
+
+    (x, _), (xt, _) = digits
+    lite = he.quantize(trained, mode, data=x[:200])
+    lite.save(tmp_path / "digits.tflite", overwrite=True)
+    s = export.deployment_snippets(lite, "digits.tflite")
+    sig = s["signature"]
+    assert sig["key"] == "serving_default" and list(sig["inputs"]) == ["image"] and list(sig["outputs"]) == ["classifier"]
+    np.save(tmp_path / "x.npy", xt[:1])
+    script = s["python"] + "\nimport sys\nnp.save('y.npy', predict(np.load('x.npy')))\n"
+    r = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    got, want = np.load(tmp_path / "y.npy"), lite.predict(xt[:1])
+    tolerance = 1e-6 if mode == "float32" else 1e-7  # the snippet dequantizes like LiteModel does
+    assert got.shape == want.shape and np.abs(got - want).max() <= tolerance
+    nbytes = 64 * (4 if mode == "float32" else 1)
+    assert 'mapOf("image" to input), mapOf("classifier" to output), "serving_default"' in s["kotlin"]
+    assert f"allocateDirect({nbytes})" in s["kotlin"] and f"Data of {nbytes} bytes" in s["swift"]
+    assert ("FloatArray(10)" if mode == "float32" else "ByteArray(10)") in s["kotlin"]
+    assert 'input 0 is "image"' in s["swift"] and 'output 0 is "classifier"' in s["swift"]
