@@ -86,7 +86,7 @@ def human_bytes(n: float) -> str:
     return f"{n / 1e6:.2f} MB"
 
 COLUMNS = ["variant", "kind", "size_bytes", "gzip_bytes", "accuracy", "latency_median_ms", "latency_p90_ms",
-           "size_ratio", "gzip_ratio", "speedup", "accuracy_delta"]
+           "macs", "activation_bytes", "size_ratio", "gzip_ratio", "speedup", "accuracy_delta"]
 
 
 def peak_memory_mb() -> float:
@@ -115,7 +115,7 @@ def measure(variant, x, y, threads: int = 1, runs: int = 100) -> dict:
         lat = variant.benchmark(threads=threads, runs=runs)
         return {"kind": f"tflite {variant.meta.get('mode', '')}".strip(), "size_bytes": variant.size,
                 "gzip_bytes": variant.gzip_size, "accuracy": variant.evaluate(x, y),
-                "latency_median_ms": lat["median_ms"], "latency_p90_ms": lat["p90_ms"]}
+                "latency_median_ms": lat["median_ms"], "latency_p90_ms": lat["p90_ms"], **variant.profile()}
     _keras.check_model(variant)
     data = _keras_bytes(variant)
     yy = np.asarray(y)
@@ -177,7 +177,7 @@ def table_from_rows(rows: list[dict]) -> Table:
     df["gzip_ratio"] = first.gzip_bytes / df.gzip_bytes
     df["speedup"] = first.latency_median_ms / df.latency_median_ms
     df["accuracy_delta"] = df.accuracy - first.accuracy
-    return df[COLUMNS].set_index("variant")
+    return df[[c for c in COLUMNS if c in df.columns]].set_index("variant")
 
 
 def choose(table, *, max_bytes: int | None = None, max_latency_ms: float | None = None,

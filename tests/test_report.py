@@ -16,6 +16,10 @@ def test_compare_table_and_ratios(trained, digits, lite_f32, lite_int8io):
     assert (t.accuracy > 0.9).all()
     assert t.loc["int8-io", "accuracy_delta"] == pytest.approx(t.loc["int8-io", "accuracy"] - t.loc["float32", "accuracy"])
     assert (t.latency_median_ms > 0).all() and (t.latency_p90_ms >= t.latency_median_ms).all()
+    # compute and RAM, counted from the graph: conv 6*6*32*3*3 + dense 1152*128 + classifier 128*10
+    assert t.loc["float32", "macs"] == t.loc["int8-io", "macs"] == 6 * 6 * 32 * 9 + 1152 * 128 + 128 * 10
+    assert t.loc["float32", "activation_bytes"] == 4 * t.loc["int8-io", "activation_bytes"]  # float32 vs int8
+    assert np.isnan(t.loc["keras", "macs"])  # not counted for a Keras model: compare its .tflite
 
 
 def test_plot_tradeoff(trained, digits, lite_f32, lite_int8io, artifacts):
