@@ -9,8 +9,14 @@ code is exercised on a machine without a GPU.
 """
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import re
+import subprocess
 import sys
+import tempfile
+import time
 
 from .errors import GpuConfigError, HomlEdgeError
 
@@ -113,6 +119,9 @@ def configure(memory_growth: bool | None = None, memory_limit_mb: int | None = N
                 f"this kernel: restart the kernel and run `he.gpu.configure(visible='{ids}')` as the first cell")
         os.environ["CUDA_VISIBLE_DEVICES"] = ids
         applied.append(f"CUDA_VISIBLE_DEVICES={ids}")
+        if os.environ.get("CUDA_DEVICE_ORDER") != "PCI_BUS_ID":  # number GPUs as nvidia-smi does, not fastest first
+            os.environ["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
+            applied.append("CUDA_DEVICE_ORDER=PCI_BUS_ID")
     if memory_limit_mb is not None and split is not None:
         raise HomlEdgeError("give either memory_limit_mb (one device per GPU) or split (several devices), not both")
     wants_tf = any(v is not None for v in (memory_growth, memory_limit_mb, split, cpu_split))
@@ -194,6 +203,198 @@ def mirrored_strategy(devices_=None):
         logical = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
         devices_ = [d.name for d in logical]
     return tf.distribute.MirroredStrategy(devices=devices_)
+
+
+# ------------------------------------------------------------------------------------ placement, threads, strategies
+@contextlib.contextmanager
+def _captured_fd(fd: int):
+    """Collect what C++ code writes to a file descriptor (TensorFlow's placement log goes to fd 1, not sys.stdout)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    box = {"text": ""}
+    with tempfile.TemporaryFile() as f:
+        os.dup2(f.fileno(), fd)
+        try:
+            yield box
+        finally:
+            os.dup2(saved, fd)
+            os.close(saved)
+            f.seek(0)
+            box["text"] = f.read().decode(errors="replace")
+
+
+_PLUMBING = {"_Arg", "_Retval", "_DeviceArg", "_EagerConst", "NoOp", "Identity"}
+
+
+def placements(fn, *args, **kwargs):
+    """Run ``fn(*args, **kwargs)`` with TensorFlow's device placement log on; returns ``(result, table)``: one row
+    per operation kernel that ran (``op``, ``type``, ``device``), in order, without the argument/return plumbing.
+
+    The log is what ``tf.debugging.set_log_device_placement(True)`` prints; TensorFlow's C++ code writes it to the
+    process's standard output, which a notebook never shows, so it is captured here.
+    """
+    from . import _tf
+    from .report import Table
+
+    tf = _tf.tf()
+    with _captured_fd(1) as log:
+        tf.debugging.set_log_device_placement(True)
+        try:
+            result = fn(*args, **kwargs)
+        finally:
+            tf.debugging.set_log_device_placement(False)
+    rows = []
+    for line in log["text"].splitlines():
+        m = re.fullmatch(r"(\S+): \((\w+)\): (\S+)", line.strip())
+        if m and m.group(2) not in _PLUMBING:
+            rows.append({"op": m.group(1), "type": m.group(2), "device": m.group(3).rsplit("/", 1)[-1]})
+    return result, Table(rows, columns=["op", "type", "device"])
+
+
+_THREADS_CHILD = """
+import json, sys, time
+import tensorflow as tf
+inter, intra, size, streams, repeats = map(int, sys.argv[1:6])
+tf.config.threading.set_inter_op_parallelism_threads(inter)
+tf.config.threading.set_intra_op_parallelism_threads(intra)
+xs = [tf.random.uniform((size, size), seed=i) for i in range(streams)]
+@tf.function
+def step(xs):
+    return [tf.reduce_sum(tf.matmul(x, x)) for x in xs]   # independent matmuls: inter-op threads may overlap them
+step(xs)
+times = []
+for _ in range(repeats):
+    t0 = time.perf_counter(); [v.numpy() for v in step(xs)]; times.append(time.perf_counter() - t0)
+times.sort()
+print(json.dumps({"seconds": times[len(times) // 2]}))
+"""
+
+
+def thread_scaling(settings=((1, 1), (1, 2), (2, 1), (2, 2)), *, size: int = 384, streams: int = 4,
+                   repeats: int = 15, timeout_s: float = 300) -> "Table":
+    """Throughput of one step of ``streams`` independent ``size`` x ``size`` matmuls under each (inter-op, intra-op)
+    thread-pool setting. Each setting runs in a fresh Python process: the pools are fixed when TensorFlow's runtime
+    starts. Returns a Table: ``inter_op``, ``intra_op``, ``step_ms`` (median), ``gflops``, ``speedup`` (vs. the
+    first setting)."""
+    from .report import Table
+
+    rows = []
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES", "")}
+    for inter, intra in settings:
+        if int(inter) < 1 or int(intra) < 1:
+            raise HomlEdgeError(f"thread counts must be at least 1, got inter={inter}, intra={intra}")
+        r = subprocess.run([sys.executable, "-c", _THREADS_CHILD, str(inter), str(intra), str(size), str(streams),
+                            str(repeats)], capture_output=True, text=True, timeout=timeout_s, env=env)
+        if r.returncode:
+            raise HomlEdgeError(f"the thread-pool measurement failed (inter={inter}, intra={intra}): "
+                                f"{(r.stderr.strip().splitlines() or ['no output'])[-1]}")
+        sec = json.loads(r.stdout.strip().splitlines()[-1])["seconds"]
+        rows.append({"inter_op": int(inter), "intra_op": int(intra), "step_ms": sec * 1e3,
+                     "gflops": 2 * size ** 3 * streams / sec / 1e9})
+    table = Table(rows)
+    table["speedup"] = table.step_ms.iloc[0] / table.step_ms
+    return table
+
+
+def central_storage_strategy(devices_=None):
+    """A ``CentralStorageStrategy``: variables on one device (the CPU), computation mirrored on the GPUs (or on the
+    logical CPUs when there is no GPU)."""
+    from . import _tf
+
+    tf = _tf.tf()
+    if devices_ is None:
+        logical = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        devices_ = [d.name for d in logical]
+    return tf.distribute.experimental.CentralStorageStrategy(compute_devices=devices_,
+                                                             parameter_device=tf.config.list_logical_devices("CPU")[0].name)
+
+
+def strategy_step_times(build, x, y, strategies: dict, *, batch_size: int = 128, steps: int = 12,
+                        repeats: int = 3) -> "Table":
+    """Train a fresh ``build()`` model (compiled inside each strategy's scope) on ``(x, y)`` and time its steps.
+
+    ``strategies``: ``{name: tf.distribute.Strategy}`` (``tf.distribute.get_strategy()`` is one device). Each is
+    warmed up (tracing, the first all-reduce) with one epoch, then ``steps`` steps are timed ``repeats`` times; the
+    median is kept. Returns a Table: ``replicas``, ``step_ms``, ``samples_per_s``, ``speedup`` (vs. the first).
+    """
+    import numpy as np
+
+    from .report import Table
+
+    rows = []
+    x, y = np.asarray(x), np.asarray(y)
+    n = batch_size * steps
+    if len(x) < n:
+        reps = -(-n // len(x))
+        x, y = np.concatenate([x] * reps)[:n], np.concatenate([y] * reps)[:n]
+    for name, strategy in strategies.items():
+        with strategy.scope():
+            model = build()
+        model.fit(x[:batch_size * 2], y[:batch_size * 2], batch_size=batch_size, epochs=1, verbose=0)
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            model.fit(x[:n], y[:n], batch_size=batch_size, epochs=1, verbose=0, shuffle=False)
+            times.append((time.perf_counter() - t0) / steps)
+        step = float(np.median(times))
+        rows.append({"strategy": name, "replicas": int(strategy.num_replicas_in_sync), "step_ms": step * 1e3,
+                     "samples_per_s": batch_size / step})
+    table = Table(rows).set_index("strategy")
+    table["speedup"] = table.step_ms.iloc[0] / table.step_ms
+    return table
+
+
+def tf_config(workers, index: int, *, task_type: str = "worker", chief: str | None = None) -> str:
+    """The ``TF_CONFIG`` that each process of a ``MultiWorkerMirroredStrategy`` job reads: the whole cluster
+    (every worker's ``host:port``, the same list, in the same order, everywhere) and this process's own task.
+    Validated here: host:port forms, no address twice, the index inside the list. Set it in the environment
+    before the strategy is created; worker 0 (or the chief) is the one that saves checkpoints."""
+    workers = [str(w).strip() for w in (workers.split(",") if isinstance(workers, str) else workers)]
+    cluster = {"worker": workers}
+    if chief is not None:
+        cluster = {"chief": [str(chief).strip()], **cluster}
+    cfg = {"cluster": cluster, "task": {"type": task_type, "index": int(index)}}
+    check_tf_config(cfg)
+    return json.dumps(cfg)
+
+
+def check_tf_config(config) -> dict:
+    """Parse and check a ``TF_CONFIG`` (a JSON string or a dict); returns it as a dict or raises one line saying
+    what is wrong."""
+    if isinstance(config, str):
+        try:
+            config = json.loads(config)
+        except json.JSONDecodeError as e:
+            raise HomlEdgeError(f"TF_CONFIG is not JSON ({e.msg} at character {e.pos})") from None
+    if not isinstance(config, dict) or not isinstance(config.get("cluster"), dict) or not config["cluster"]:
+        raise HomlEdgeError('TF_CONFIG needs a "cluster": {"worker": ["host:port", ...]}')
+    seen = set()
+    for kind, addresses in config["cluster"].items():
+        if kind not in ("chief", "worker", "ps", "evaluator"):
+            raise HomlEdgeError(f"TF_CONFIG cluster has an unknown task type {kind!r}: chief, worker, ps or evaluator")
+        if not isinstance(addresses, list) or not addresses:
+            raise HomlEdgeError(f"TF_CONFIG cluster {kind!r} must be a non-empty list of 'host:port'")
+        for a in addresses:
+            m = re.fullmatch(r"([A-Za-z0-9.\-\[\]:]+):(\d{1,5})", str(a))
+            if not m or not 0 < int(m.group(2)) < 65536:
+                raise HomlEdgeError(f"TF_CONFIG address {a!r} is not host:port (e.g. 'localhost:12345')")
+            if a in seen:
+                raise HomlEdgeError(f"TF_CONFIG lists {a!r} twice: every task needs its own port")
+            seen.add(a)
+    task = config.get("task")
+    if not isinstance(task, dict) or "type" not in task or "index" not in task:
+        raise HomlEdgeError('TF_CONFIG needs this process\'s "task": {"type": "worker", "index": N}')
+    if task["type"] not in config["cluster"]:
+        raise HomlEdgeError(f"TF_CONFIG task type {task['type']!r} is not in the cluster "
+                            f"({', '.join(config['cluster'])})")
+    n = len(config["cluster"][task["type"]])
+    if not isinstance(task["index"], int) or not 0 <= task["index"] < n:
+        raise HomlEdgeError(f"TF_CONFIG task index {task['index']!r} is outside the {n} {task['type']} address(es) "
+                            f"(0 to {n - 1})")
+    if config["cluster"].get("chief") and len(config["cluster"]["chief"]) != 1:
+        raise HomlEdgeError("TF_CONFIG may name one chief, not several")
+    return config
 
 
 def _parse_ids(visible) -> str:
