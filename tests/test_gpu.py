@@ -65,10 +65,13 @@ def test_environment_route_before_tensorflow_loads():
 
 
 def test_visible_before_tensorflow_sets_cuda_visible_devices():
-    r = run_py("import os, sys, homl_edge as he\nres = he.gpu.configure(visible='0,1')\n"
-               "print(res['applied'], os.environ['CUDA_VISIBLE_DEVICES'], 'tensorflow' in sys.modules)")
+    r = run_py("import os, sys, homl_edge as he\nos.environ.pop('CUDA_DEVICE_ORDER', None)\n"
+               "res = he.gpu.configure(visible='0,1')\n"
+               "print(res['applied'], os.environ['CUDA_VISIBLE_DEVICES'], os.environ['CUDA_DEVICE_ORDER'], "
+               "'tensorflow' in sys.modules)")
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == "['CUDA_VISIBLE_DEVICES=0,1'] 0,1 False"
+    # numbered as nvidia-smi numbers them (PCI bus order), not CUDA's fastest-first default
+    assert r.stdout.strip() == "['CUDA_VISIBLE_DEVICES=0,1', 'CUDA_DEVICE_ORDER=PCI_BUS_ID'] 0,1 PCI_BUS_ID False"
 
 
 def test_bad_settings():
@@ -124,3 +127,70 @@ print(json.dumps({"device": b.device, "logical": he.gpu.devices()["logical"], "m
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["device"].endswith("GPU:1") and sum("GPU" in d for d in out["logical"]) == 2
+
+
+def test_placement_log_and_strategy_step_times_on_two_logical_cpus():
+    """Chapter 08's measurements: the placement log as a table, and one training step under each strategy."""
+    code = """import json, homl_edge as he
+he.gpu.configure(cpu_split=2)
+tf = he.tensorflow()
+def work():
+    with tf.device('/CPU:1'):
+        b = tf.random.uniform((64, 64), seed=0) @ tf.ones((64, 64))
+    return tf.reduce_sum(b)
+total, log = he.gpu.placements(work)
+k = he._keras.legacy()
+def build():
+    m = k.Sequential([k.Input((8, 8, 1)), k.layers.Flatten(), k.layers.Dense(32, activation='relu'),
+                      k.layers.Dense(10, activation='softmax')])
+    m.compile('adam', 'sparse_categorical_crossentropy')
+    return m
+(x, y), _ = he.datasets.digits()
+steps = he.gpu.strategy_step_times(build, x, y, {'one': tf.distribute.get_strategy(),
+    'mirrored': he.gpu.mirrored_strategy(), 'central': he.gpu.central_storage_strategy()}, batch_size=64, steps=4,
+    repeats=1)
+with he.gpu.central_storage_strategy().scope():
+    v = build().layers[-1].kernel
+print(json.dumps({"log": log.to_dict("records"), "replicas": steps.replicas.tolist(),
+                  "step_ms": steps.step_ms.tolist(), "speedup0": float(steps.speedup.iloc[0]),
+                  "central": v.device, "mirrored_type": type(he.gpu.mirrored_strategy()).__name__}))
+"""
+    r = run_py(code)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    where = {row["type"]: row["device"] for row in out["log"]}
+    assert where.get("MatMul", where.get("_MklMatMul")) == "device:CPU:1" and where["Sum"] == "device:CPU:0"
+    assert not {"_Arg", "_Retval"} & set(where)  # the plumbing is left out
+    assert out["replicas"] == [1, 2, 2] and all(ms > 0 for ms in out["step_ms"]) and out["speedup0"] == 1.0
+    assert out["central"].endswith("CPU:0")
+
+
+def test_thread_scaling_runs_each_setting_in_its_own_process():
+    import homl_edge as he
+
+    t = he.gpu.thread_scaling(((1, 1), (1, 2)), size=128, streams=2, repeats=3)
+    assert t[["inter_op", "intra_op"]].values.tolist() == [[1, 1], [1, 2]]
+    assert t.speedup.iloc[0] == 1.0 and (t.gflops > 0).all()
+    assert t.gflops.iloc[0] == pytest.approx(2 * 128 ** 3 * 2 / (t.step_ms.iloc[0] / 1e3) / 1e9)
+    with pytest.raises(he.HomlEdgeError, match="thread counts must be at least 1"):
+        he.gpu.thread_scaling(((0, 1),))
+
+
+def test_tf_config_is_built_and_checked():
+    import homl_edge as he
+
+    cfg = json.loads(he.gpu.tf_config("a:1, b:2", index=1, chief="c:3"))
+    assert cfg == {"cluster": {"chief": ["c:3"], "worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 1}}
+    for bad, message in [
+        ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 1}}', "outside the 1 worker"),
+        ('{"cluster": {"worker": ["a:1", "a:1"]}, "task": {"type": "worker", "index": 0}}', "twice"),
+        ('{"cluster": {"worker": ["a"]}, "task": {"type": "worker", "index": 0}}', "is not host:port"),
+        ('{"cluster": {"worker": ["a:70000"]}, "task": {"type": "worker", "index": 0}}', "is not host:port"),
+        ('{"cluster": {"boss": ["a:1"]}, "task": {"type": "boss", "index": 0}}', "unknown task type 'boss'"),
+        ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "chief", "index": 0}}', "task type 'chief' is not in"),
+        ('{"cluster": {"worker": ["a:1"]}}', 'needs this process\'s "task"'),
+        ('{"task": {}}', 'needs a "cluster"'),
+        ("{", "is not JSON"),
+    ]:
+        with pytest.raises(he.HomlEdgeError, match=message):
+            he.gpu.check_tf_config(bad)
