@@ -180,15 +180,19 @@ def table_from_rows(rows: list[dict]) -> Table:
     return df[[c for c in COLUMNS if c in df.columns]].set_index("variant")
 
 
-def choose(table, *, max_bytes: int | None = None, max_latency_ms: float | None = None,
-           max_accuracy_drop: float | None = None, by: str = "size_bytes") -> str:
+def choose(table, *, max_bytes: int | None = None, max_gzip_bytes: int | None = None,
+           max_latency_ms: float | None = None, max_accuracy_drop: float | None = None,
+           by: str = "size_bytes") -> str:
     """The name of the best variant that meets every budget (smallest ``by`` first); raises if none does.
 
+    ``max_bytes`` bounds the file (what a device holds), ``max_gzip_bytes`` the compressed download,
     ``max_accuracy_drop`` is measured against the first row (e.g. 0.01 for one point).
     """
     ok = table.copy()
     if max_bytes is not None:
         ok = ok[ok.size_bytes <= max_bytes]
+    if max_gzip_bytes is not None:
+        ok = ok[ok.gzip_bytes <= max_gzip_bytes]
     if max_latency_ms is not None:
         ok = ok[ok.latency_median_ms <= max_latency_ms]
     if max_accuracy_drop is not None:

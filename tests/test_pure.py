@@ -158,6 +158,11 @@ def test_choose_meets_every_budget():
     assert report.choose(t, max_bytes=250, max_latency_ms=1.0) == "int8"
     assert report.choose(t, by="latency_median_ms") == "int8"
     assert report.choose(t, max_bytes=125) == "int4"
+    assert report.choose(t, max_gzip_bytes=200, by="accuracy") == "int4"  # the lowest accuracy first: by= sorts
+    assert report.choose(t, max_gzip_bytes=200, max_accuracy_drop=0.01) == "int8"
+    assert report.choose(t, max_gzip_bytes=199) == "int4"
+    with pytest.raises(HomlEdgeError, match="no variant meets every budget"):
+        report.choose(t, max_gzip_bytes=119)
     with pytest.raises(HomlEdgeError, match="no variant meets every budget"):
         report.choose(t, max_bytes=124)
     with pytest.raises(HomlEdgeError, match="no variant meets every budget"):
