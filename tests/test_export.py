@@ -218,3 +218,25 @@ def test_deployment_snippets_run_and_match_the_signature(trained, digits, tmp_pa
     assert f"allocateDirect({nbytes})" in s["kotlin"] and f"Data of {nbytes} bytes" in s["swift"]
     assert ("FloatArray(10)" if mode == "float32" else "ByteArray(10)") in s["kotlin"]
     assert 'input 0 is "image"' in s["swift"] and 'output 0 is "classifier"' in s["swift"]
+
+
+@pytest.mark.parametrize("quantize, flags", [(None, []), ("uint8", ["--quantize_uint8", "*"])])
+def test_export_tfjs_writes_what_the_official_command_line_writes(trained, tmp_path, quantize, flags):
+    """Chapter 06: `tensorflowjs_converter` on a saved .h5 and he.export_tfjs give the same topology, the same
+    weights manifest and byte-identical weight shards."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    trained.save(tmp_path / "digits.h5")
+    ours = he.export_tfjs(trained, tmp_path / "ours", quantize=quantize)
+    exe = Path(sys.executable).parent / "tensorflowjs_converter"
+    r = subprocess.run([str(exe), "--input_format=keras", *flags, str(tmp_path / "digits.h5"), str(tmp_path / "cli")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    a, b = (json.loads((tmp_path / d / "model.json").read_text()) for d in ("ours", "cli"))
+    assert a["modelTopology"] == b["modelTopology"] and a["weightsManifest"] == b["weightsManifest"]
+    shards = sorted(p.name for p in (tmp_path / "cli").glob("*.bin"))
+    assert shards == sorted(p.name for p in ours.path.glob("*.bin"))
+    assert all((tmp_path / "cli" / s).read_bytes() == (ours.path / s).read_bytes() for s in shards)
