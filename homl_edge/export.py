@@ -359,8 +359,9 @@ def signature(lite: LiteModel, key: str | None = None) -> dict:
         raise HomlEdgeError(f"no signature {key!r} in {lite.name}: it has {', '.join(keys)}")
     runner = interp.get_signature_runner(key)
 
-    def describe(details):
-        return {name: (tuple(int(s) for s in d["shape"]), np.dtype(d["dtype"]).name,
+    def describe(details):  # the signature's own shapes (batch 1 where it is free), not a resized interpreter's
+        return {name: (tuple(1 if int(s) < 0 else int(s) for s in d.get("shape_signature", d["shape"])),
+                       np.dtype(d["dtype"]).name,
                        (float(d["quantization"][0]), int(d["quantization"][1])))
                 for name, d in details.items()}
 

@@ -191,6 +191,10 @@ def test_predict_in_browser_helper_works_inside_a_running_event_loop(trained, sa
     assert all(r.startswith("/") for r in result["requests"])  # only its own origin was asked for anything
 
 
+def sig_shape(snippets):
+    return snippets["signature"]["inputs"]["image"][0]
+
+
 @pytest.mark.parametrize("mode", ["float32", "int8-io"])
 def test_deployment_snippets_run_and_match_the_signature(trained, digits, tmp_path, mode):
     """Chapter 01: the Raspberry Pi code runs here, on the saved file, and predicts like LiteModel; the Kotlin and
@@ -203,7 +207,9 @@ def test_deployment_snippets_run_and_match_the_signature(trained, digits, tmp_pa
     (x, _), (xt, _) = digits
     lite = he.quantize(trained, mode, data=x[:200])
     lite.save(tmp_path / "digits.tflite", overwrite=True)
+    lite.predict(xt[:5])  # resizes the interpreter to a batch of 5: the snippets still show the signature's batch 1
     s = export.deployment_snippets(lite, "digits.tflite")
+    assert sig_shape(s) == (1, 8, 8, 1)
     sig = s["signature"]
     assert sig["key"] == "serving_default" and list(sig["inputs"]) == ["image"] and list(sig["outputs"]) == ["classifier"]
     np.save(tmp_path / "x.npy", xt[:1])
