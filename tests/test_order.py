@@ -16,25 +16,26 @@ MODULES = ["tests/test_panels.py", "tests/test_pure.py"]
 SEEDS = [1, 2, 3]
 
 
-def _order(seed):
+def _run(seed):
+    """One shuffled run, verbose: its lines give the order the tests ran in, and its summary the outcome."""
     r = subprocess.run([sys.executable, "-m", "pytest", *MODULES, "-p", "randomly", f"--randomly-seed={seed}",
-                        "-p", "no:cacheprovider", "--collect-only", "-q"], cwd=ROOT, capture_output=True, text=True)
-    assert r.returncode == 0, r.stdout + r.stderr
-    return [line for line in r.stdout.splitlines() if "::" in line]
+                        "-p", "no:cacheprovider", "-v"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    order = [m.group(1) for m in re.finditer(r"^(tests/\S+::\S+) (?:PASSED|FAILED|ERROR)", r.stdout, re.M)]
+    return r, order
 
 
 @pytest.mark.slow
 def test_panel_tests_pass_in_shuffled_orders():
-    orders = {seed: _order(seed) for seed in SEEDS}
-    assert len({tuple(o) for o in orders.values()}) == len(SEEDS)  # the seeds really give different orders
-    panels = {seed: [t.split("::")[1] for t in o if "test_panels" in t] for seed, o in orders.items()}
-    # the order that used to fail: the button test ran first and left its runs in a shared panel
-    assert any(p.index("test_optimizer_panel_buttons_call_the_same_path")
-               < p.index("test_optimizer_panel_runs_and_keeps_history") for p in panels.values()), panels
+    orders = {}
     for seed in SEEDS:
-        r = subprocess.run([sys.executable, "-m", "pytest", *MODULES, "-p", "randomly", f"--randomly-seed={seed}",
-                            "-p", "no:cacheprovider", "-q"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+        r, order = _run(seed)
         summary = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else r.stderr[-500:]
         print(f"seed {seed}: {summary}")
         assert r.returncode == 0 and re.search(r"\d+ passed", summary) and "failed" not in summary, \
             r.stdout[-3000:] + r.stderr[-2000:]
+        orders[seed] = order
+    assert len({tuple(o) for o in orders.values()}) == len(SEEDS)  # the seeds really gave different orders
+    panels = {seed: [t.split("::")[1].split("[")[0] for t in o if "test_panels" in t] for seed, o in orders.items()}
+    # the order that used to fail: the button test ran first and left its runs in a shared panel
+    assert any(p.index("test_optimizer_panel_buttons_call_the_same_path")
+               < p.index("test_optimizer_panel_runs_and_keeps_history") for p in panels.values()), panels
