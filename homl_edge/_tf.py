@@ -91,3 +91,25 @@ def keras_is_legacy() -> bool:
         return t.keras.Model is tf_keras.Model
     except Exception:  # pragma: no cover - a broken Keras install
         return False
+
+
+@contextlib.contextmanager
+def recording_ops():
+    """Record every operation TensorFlow executes eagerly in this block: yields a list that fills with
+    ``(op_type, [device of each output])``. TensorFlow's op-callback hook (``tensorflow.python.framework.
+    op_callbacks``, private, stable since TF 2.2; what ``tf.debugging.enable_check_numerics`` is built on). Unlike
+    ``set_log_device_placement``, which logs when a kernel is first created and so only once per op and device in
+    a process, it sees every execution."""
+    from tensorflow.python.framework import op_callbacks
+
+    seen: list = []
+
+    def callback(op_type, inputs, attrs, outputs, op_name=None, graph=None):
+        seen.append((op_type, [getattr(o, "device", "") or "" for o in (outputs or ())]))
+        return None
+
+    op_callbacks.add_op_callback(callback)
+    try:
+        yield seen
+    finally:
+        op_callbacks.remove_op_callback(callback)

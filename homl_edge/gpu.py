@@ -9,13 +9,11 @@ code is exercised on a machine without a GPU.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
 
 from .errors import GpuConfigError, HomlEdgeError
@@ -206,50 +204,22 @@ def mirrored_strategy(devices_=None):
 
 
 # ------------------------------------------------------------------------------------ placement, threads, strategies
-@contextlib.contextmanager
-def _captured_fd(fd: int):
-    """Collect what C++ code writes to a file descriptor (TensorFlow's placement log goes to fd 1, not sys.stdout)."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(fd)
-    box = {"text": ""}
-    with tempfile.TemporaryFile() as f:
-        os.dup2(f.fileno(), fd)
-        try:
-            yield box
-        finally:
-            os.dup2(saved, fd)
-            os.close(saved)
-            f.seek(0)
-            box["text"] = f.read().decode(errors="replace")
-
-
 _PLUMBING = {"_Arg", "_Retval", "_DeviceArg", "_EagerConst", "NoOp", "Identity"}
 
 
 def placements(fn, *args, **kwargs):
-    """Run ``fn(*args, **kwargs)`` with TensorFlow's device placement log on; returns ``(result, table)``: one row
-    per operation kernel that ran (``op``, ``type``, ``device``), in order, without the argument/return plumbing.
-
-    The log is what ``tf.debugging.set_log_device_placement(True)`` prints; TensorFlow's C++ code writes it to the
-    process's standard output, which a notebook never shows, so it is captured here.
-    """
+    """Run ``fn(*args, **kwargs)`` eagerly and return ``(result, table)``: one row per operation it executed
+    (``op`` type and ``device``), in order. What ``tf.debugging.set_log_device_placement(True)`` would print, but
+    recorded for every execution: the log itself appears only when TensorFlow first creates a kernel for an op on a
+    device (once per process), and in a notebook it goes to the kernel's console, not the cell."""
     from . import _tf
     from .report import Table
 
-    tf = _tf.tf()
-    with _captured_fd(1) as log:
-        tf.debugging.set_log_device_placement(True)
-        try:
-            result = fn(*args, **kwargs)
-        finally:
-            tf.debugging.set_log_device_placement(False)
-    rows = []
-    for line in log["text"].splitlines():
-        m = re.fullmatch(r"(\S+): \((\w+)\): (\S+)", line.strip())
-        if m and m.group(2) not in _PLUMBING:
-            rows.append({"op": m.group(1), "type": m.group(2), "device": m.group(3).rsplit("/", 1)[-1]})
-    return result, Table(rows, columns=["op", "type", "device"])
+    with _tf.recording_ops() as seen:
+        result = fn(*args, **kwargs)
+    rows = [{"op": op, "device": (devices[0] if devices else "").rsplit("/", 1)[-1]}
+            for op, devices in seen if op not in _PLUMBING]
+    return result, Table(rows, columns=["op", "device"])
 
 
 _THREADS_CHILD = """
