@@ -70,8 +70,8 @@ def quantize_aware(model, train, epochs: int = 2, *, batch_size: int = 32, learn
         scheme = None
         if preserve == "sparsity":
             scheme = mot.experimental.combine.Default8BitPrunePreserveQuantizeScheme()
-        elif preserve == "clusters":
-            scheme = mot.experimental.combine.Default8BitClusterPreserveQuantizeScheme()
+        elif preserve == "clusters":  # TF-MOT's default is preserve_sparsity=True, i.e. PCQAT: say CQAT
+            scheme = mot.experimental.combine.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=False)
         elif preserve == "both":
             scheme = mot.experimental.combine.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=True)
         with q.quantize_scope():
