@@ -192,15 +192,25 @@ def allow_growth_env() -> str:
     return "TF_FORCE_GPU_ALLOW_GROWTH=true"
 
 
+_STRATEGIES: dict = {}
+
+
 def mirrored_strategy(devices_=None):
-    """A ``tf.distribute.MirroredStrategy`` over all GPUs, or over the logical CPUs when there is no GPU."""
+    """A ``tf.distribute.MirroredStrategy`` over all GPUs, or over the logical CPUs when there is no GPU.
+
+    One per set of devices and process: a second MirroredStrategy over the same devices numbers its collective
+    operations from the same start, and training under both aborts with "Shape mismatch in the collective
+    instance"; so a second call returns the first strategy."""
     from . import _tf
 
     tf = _tf.tf()
     if devices_ is None:
         logical = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
         devices_ = [d.name for d in logical]
-    return tf.distribute.MirroredStrategy(devices=devices_)
+    key = ("mirrored", tuple(devices_))
+    if key not in _STRATEGIES:
+        _STRATEGIES[key] = tf.distribute.MirroredStrategy(devices=devices_)
+    return _STRATEGIES[key]
 
 
 # ------------------------------------------------------------------------------------ placement, threads, strategies
@@ -241,8 +251,8 @@ print(json.dumps({"seconds": times[len(times) // 2]}))
 """
 
 
-def thread_scaling(settings=((1, 1), (1, 2), (2, 1), (2, 2)), *, size: int = 384, streams: int = 4,
-                   repeats: int = 15, timeout_s: float = 300) -> "Table":
+def thread_scaling(settings=((1, 1), (1, 2), (2, 1), (2, 2)), *, size: int = 1024, streams: int = 2,
+                   repeats: int = 7, timeout_s: float = 300) -> "Table":
     """Throughput of one step of ``streams`` independent ``size`` x ``size`` matmuls under each (inter-op, intra-op)
     thread-pool setting. Each setting runs in a fresh Python process: the pools are fixed when TensorFlow's runtime
     starts. Returns a Table: ``inter_op``, ``intra_op``, ``step_ms`` (median), ``gflops``, ``speedup`` (vs. the
@@ -269,15 +279,18 @@ def thread_scaling(settings=((1, 1), (1, 2), (2, 1), (2, 2)), *, size: int = 384
 
 def central_storage_strategy(devices_=None):
     """A ``CentralStorageStrategy``: variables on one device (the CPU), computation mirrored on the GPUs (or on the
-    logical CPUs when there is no GPU)."""
+    logical CPUs when there is no GPU); one per set of devices and process, like :func:`mirrored_strategy`."""
     from . import _tf
 
     tf = _tf.tf()
     if devices_ is None:
         logical = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
         devices_ = [d.name for d in logical]
-    return tf.distribute.experimental.CentralStorageStrategy(compute_devices=devices_,
-                                                             parameter_device=tf.config.list_logical_devices("CPU")[0].name)
+    key = ("central", tuple(devices_))
+    if key not in _STRATEGIES:
+        _STRATEGIES[key] = tf.distribute.experimental.CentralStorageStrategy(
+            compute_devices=devices_, parameter_device=tf.config.list_logical_devices("CPU")[0].name)
+    return _STRATEGIES[key]
 
 
 def strategy_step_times(build, x, y, strategies: dict, *, batch_size: int = 128, steps: int = 12,

@@ -152,6 +152,11 @@ steps = he.gpu.strategy_step_times(build, x, y, {'one': tf.distribute.get_strate
     repeats=1)
 with he.gpu.central_storage_strategy().scope():
     v = build().layers[-1].kernel
+# a second strategy over the same devices is the first: two would abort on colliding collective instances
+assert he.gpu.mirrored_strategy() is he.gpu.mirrored_strategy()
+with he.gpu.mirrored_strategy().scope():
+    again_model = build()
+again_model.fit(x[:128], y[:128], batch_size=64, epochs=1, verbose=0)
 print(json.dumps({"log": log.to_dict("records"), "again": again.to_dict("records"), "replicas": steps.replicas.tolist(),
                   "step_ms": steps.step_ms.tolist(), "speedup0": float(steps.speedup.iloc[0]),
                   "central": v.device, "mirrored_type": type(he.gpu.mirrored_strategy()).__name__}))
