@@ -18,7 +18,8 @@ FUNCTIONS = {
     "homl_edge.sparsity": ["_parse_structure", "_masks", "filter_scores", "channels_to_keep", "m_by_n_holds",
                            "flat_indices"],
     "homl_edge._sandbox": ["grow_arena", "smallest_arena", "_classify"],
-    "homl_edge.micro": ["fits_on"],
+    "homl_edge.micro": ["fits_on", "resolver_method", "arena_to_declare"],
+    "homl_edge.gpu": ["check_tf_config", "tf_config"],
 }
 root = Path(__file__).resolve().parent.parent
 mutmut = [sys.executable, "-m", "mutmut"]

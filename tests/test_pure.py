@@ -346,3 +346,37 @@ def test_table_html_exactly():
     named.index.name = "row"  # a named RangeIndex is shown; so is an unnamed index of labels
     assert "<th>row</th>" in named._repr_html_()
     assert "<th>index</th>" in report.Table({"a": [1]}, index=["k"])._repr_html_()
+
+
+# --------------------------------------------------------------------- TFLM set-up code and TF_CONFIG (pure parts)
+def test_resolver_methods_and_arena_to_declare():
+    from homl_edge import micro
+
+    assert micro.resolver_method("conv_2d") == "AddConv2D" and micro.resolver_method("L2_POOL_2D") == "AddL2Pool2D"
+    assert micro.resolver_method("BATCH_TO_SPACE_ND") == "AddBatchToSpaceNd"
+    assert micro.resolver_method("EXPAND_DIMS") == "AddExpandDims"
+    assert micro.arena_to_declare(4720) == 5904 and micro.arena_to_declare(1) == 16
+    assert micro.arena_to_declare(100, margin=0.5) == 160 and micro.arena_to_declare(0) == 0
+
+
+def test_tf_config_checks():
+    import json
+
+    from homl_edge import gpu
+
+    assert json.loads(gpu.tf_config(["h:1"], 0)) == {"cluster": {"worker": ["h:1"]}, "task": {"type": "worker",
+                                                                                              "index": 0}}
+    assert gpu.check_tf_config({"cluster": {"worker": ["[::1]:80"]}, "task": {"type": "worker", "index": 0}})
+    for bad, message in [
+        ({"cluster": {"worker": ["h:1"]}, "task": {"type": "worker", "index": -1}}, r"index -1 is outside"),
+        ({"cluster": {"worker": ["h:0"]}, "task": {"type": "worker", "index": 0}}, "is not host:port"),
+        ({"cluster": {"worker": ["h:65536"]}, "task": {"type": "worker", "index": 0}}, "is not host:port"),
+        ({"cluster": {"worker": []}, "task": {"type": "worker", "index": 0}}, "non-empty list"),
+        ({"cluster": {"chief": ["a:1", "b:1"], "worker": ["c:1"]}, "task": {"type": "worker", "index": 0}},
+         "one chief"),
+        ({"cluster": {"worker": ["h:1"]}, "task": {"type": "worker", "index": "0"}}, "outside"),
+        ({"cluster": {"worker": ["h:1"]}, "task": {"index": 0}}, 'needs this process'),
+        ([], 'needs a "cluster"'),
+    ]:
+        with pytest.raises(HomlEdgeError, match=message):
+            gpu.check_tf_config(bad)
