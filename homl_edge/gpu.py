@@ -201,15 +201,20 @@ def mirrored_strategy(devices_=None):
     One per set of devices and process: a second MirroredStrategy over the same devices numbers its collective
     operations from the same start, and training under both aborts with "Shape mismatch in the collective
     instance"; so a second call returns the first strategy."""
+    return _one_strategy("mirrored", devices_, lambda tf, devices: tf.distribute.MirroredStrategy(devices=devices))
+
+
+def _one_strategy(kind: str, devices_, make):
+    """The process's one strategy of ``kind`` over ``devices_`` (default: every GPU, else every logical CPU)."""
     from . import _tf
 
     tf = _tf.tf()
     if devices_ is None:
         logical = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
         devices_ = [d.name for d in logical]
-    key = ("mirrored", tuple(devices_))
+    key = (kind, tuple(devices_))
     if key not in _STRATEGIES:
-        _STRATEGIES[key] = tf.distribute.MirroredStrategy(devices=devices_)
+        _STRATEGIES[key] = make(tf, list(devices_))
     return _STRATEGIES[key]
 
 
@@ -280,17 +285,8 @@ def thread_scaling(settings=((1, 1), (1, 2), (2, 1), (2, 2)), *, size: int = 102
 def central_storage_strategy(devices_=None):
     """A ``CentralStorageStrategy``: variables on one device (the CPU), computation mirrored on the GPUs (or on the
     logical CPUs when there is no GPU); one per set of devices and process, like :func:`mirrored_strategy`."""
-    from . import _tf
-
-    tf = _tf.tf()
-    if devices_ is None:
-        logical = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
-        devices_ = [d.name for d in logical]
-    key = ("central", tuple(devices_))
-    if key not in _STRATEGIES:
-        _STRATEGIES[key] = tf.distribute.experimental.CentralStorageStrategy(
-            compute_devices=devices_, parameter_device=tf.config.list_logical_devices("CPU")[0].name)
-    return _STRATEGIES[key]
+    return _one_strategy("central", devices_, lambda tf, devices: tf.distribute.experimental.CentralStorageStrategy(
+        compute_devices=devices, parameter_device=tf.config.list_logical_devices("CPU")[0].name))
 
 
 def strategy_step_times(build, x, y, strategies: dict, *, batch_size: int = 128, steps: int = 12,
