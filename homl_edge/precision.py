@@ -172,7 +172,8 @@ def autoquantize(model, data, test, max_drop: float = 0.01, *, max_variants: int
     if not layers:
         raise HomlEdgeError("the model has no layer with weights to quantize")
     tried = []
-    bar = _progress.bar(progress, min(max_variants, 2 * len(layers) + len(layers) + 1), "autoquantize")
+    # the search stops as soon as the budget is met: how many variants it converts is not known in advance
+    bar = _progress.bar(progress, None, "autoquantize")
 
     def variant(recipe: dict, label: str):
         precision = {f"/{name}/": p for name, p in recipe.items()}
@@ -199,6 +200,7 @@ def autoquantize(model, data, test, max_drop: float = 0.01, *, max_variants: int
             break
         recipe = {**recipe, name: prec}
         lite, acc = variant(recipe, ", ".join(f"{n}:{p}" for n, p in recipe.items() if p != "int4") or "all int4")
+    bar.set_postfix({"variants": len(tried), "budget": "met" if base_acc - acc <= max_drop else "not met"})
     bar.close()
     table = Table([{k: v for k, v in t.items() if k != "lite"} for t in tried]).set_index("variant")
     within = [t for t in tried if t["drop"] <= max_drop + 1e-12]
