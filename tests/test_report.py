@@ -32,6 +32,16 @@ def test_plot_tradeoff(trained, digits, lite_f32, lite_int8io, artifacts):
     fig.savefig(artifacts / "tradeoff.png")
 
 
+def test_compare_rounds_keep_each_variants_best(digits, lite_f32, lite_int8io):
+    (_, _), (xt, yt) = digits
+    one = he.compare({"float32": lite_f32, "int8-io": lite_int8io}, xt[:50], yt[:50], runs=30)
+    best = he.compare({"float32": lite_f32, "int8-io": lite_int8io}, xt[:50], yt[:50], runs=30, rounds=4)
+    assert list(best.index) == ["float32", "int8-io"] and (best.accuracy == one.accuracy).all()
+    assert (best.latency_median_ms > 0).all() and (best.latency_p90_ms >= best.latency_median_ms).all()
+    with pytest.raises(he.HomlEdgeError, match="rounds must be at least 1"):
+        he.compare({"float32": lite_f32}, xt, yt, rounds=0)
+
+
 def test_compare_errors(digits, lite_f32):
     (_, _), (xt, yt) = digits
     with pytest.raises(he.HomlEdgeError, match="dict"):
