@@ -276,15 +276,10 @@ class LiteModel:
         convolutions, fully connected layers, batched matmuls and LSTMs (the usual compute proxy; element-wise ops
         are not counted), and ``activation_bytes``, the bytes of every tensor computed at run time, which is the
         RAM for activations before the runtime's memory planner reuses any of it (an upper bound of the arena)."""
-        from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-        from ._tf import quiet
-
-        with quiet():
-            interp = Interpreter(model_content=self._content,
-                                 experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-        shapes = {t["index"]: tuple(int(v) for v in t["shape"]) for t in interp.get_tensor_details()}
-        dtypes = {t["index"]: np.dtype(t["dtype"]) for t in interp.get_tensor_details()}
+        interp = new_interpreter(self._content, delegates=False)
+        details = interp.get_tensor_details()
+        shapes = {t["index"]: tuple(int(v) for v in t["shape"]) for t in details}
+        dtypes = {t["index"]: np.dtype(t["dtype"]) for t in details}
         ops = op_details(interp)
         produced = {int(i) for op in ops for i in op["outputs"]} | {d["index"] for d in interp.get_input_details()}
         macs = 0
@@ -314,14 +309,7 @@ class LiteModel:
     def builtin_ops(self) -> collections.Counter:
         """The operators stored in the file, before LiteRT hands any of them to a delegate (XNNPACK): what a
         runtime without delegates, such as TensorFlow Lite Micro, has to provide kernels for."""
-        from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-        from ._tf import quiet
-
-        with quiet():
-            interp = Interpreter(model_content=self._content,
-                                 experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-        return collections.Counter(op["op_name"] for op in op_details(interp))
+        return collections.Counter(op["op_name"] for op in op_details(new_interpreter(self._content, delegates=False)))
 
     def tensors(self) -> list[dict]:
         """Every tensor: name, shape, dtype and quantization (scale and zero point; per channel if so)."""
@@ -508,15 +496,18 @@ def op_details(interp) -> list[dict]:
     return interp._get_ops_details()
 
 
-def new_interpreter(content: bytes, threads: int | None = None):
-    """A LiteRT interpreter with its tensors allocated (for bytes already verified or made by the converter)."""
-    from ai_edge_litert.interpreter import Interpreter
+def new_interpreter(content: bytes, threads: int | None = None, *, delegates: bool = True):
+    """A LiteRT interpreter with its tensors allocated (for bytes already verified or made by the converter).
+
+    ``delegates=False``: LiteRT's builtin kernels only, no XNNPACK, so the graph keeps the file's own operators."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     from ._tf import quiet
 
+    kind = OpResolverType.AUTO if delegates else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     try:
         with quiet():  # LiteRT announces its XNNPACK delegate on the C stderr
-            interp = Interpreter(model_content=content, num_threads=threads)
+            interp = Interpreter(model_content=content, num_threads=threads, experimental_op_resolver_type=kind)
             interp.allocate_tensors()
     except (RuntimeError, ValueError) as e:
         text = " ".join(str(e).split())
