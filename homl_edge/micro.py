@@ -42,13 +42,9 @@ def fits_on(flash_bytes: int, arena_bytes: int, boards: dict | None = None):
     return Table(rows).set_index("board")
 
 
-# TFLM's MicroMutableOpResolver method for each builtin operator whose name does not follow the CamelCase rule
+# The builtin operators whose MicroMutableOpResolver method does not follow the CamelCase rule of resolver_method
 _RESOLVER_METHODS = {"UNIDIRECTIONAL_SEQUENCE_LSTM": "AddUnidirectionalSequenceLSTM", "PADV2": "AddPadV2",
-                     "BATCH_MATMUL": "AddBatchMatMul", "SELECT_V2": "AddSelectV2", "SPLIT_V": "AddSplitV",
-                     "L2_NORMALIZATION": "AddL2Normalization", "L2_POOL_2D": "AddL2Pool2D",
-                     "BATCH_TO_SPACE_ND": "AddBatchToSpaceNd", "SPACE_TO_BATCH_ND": "AddSpaceToBatchNd",
-                     "GATHER_ND": "AddGatherNd", "CUMSUM": "AddCumSum", "SVDF": "AddSvdf", "PRELU": "AddPrelu",
-                     "RELU6": "AddRelu6", "RELU_N1_TO_1": "AddReluN1To1", "LOG_SOFTMAX": "AddLogSoftmax"}
+                     "BATCH_MATMUL": "AddBatchMatMul", "CUMSUM": "AddCumSum"}
 
 
 def resolver_method(op: str) -> str:
