@@ -1,4 +1,5 @@
 """JupyterLab itself renders the extension: %quantize, the OptimizerPanel and the TradeoffExplorer, in Chromium."""
+import contextlib
 import json
 import os
 import socket
@@ -93,11 +94,8 @@ def test_widgets_render_in_jupyterlab_and_a_click_reaches_python(lab, artifacts)
     with chromium() as browser:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.set_default_timeout(90_000)
-        try:
+        with _screenshot_on_failure(page, artifacts / "jupyterlab-failure.png"):
             quantize_table = _drive(page, url)
-        except Exception:
-            page.screenshot(path=str(artifacts / "jupyterlab-failure.png"), full_page=True)
-            raise
         page.screenshot(path=str(artifacts / "jupyterlab-widgets.png"), full_page=True)
         deadline = time.time() + 30
         while not (root / "selected.txt").exists() and time.time() < deadline:
@@ -115,7 +113,7 @@ def test_exported_page_runs_inside_the_notebook(lab, artifacts):
         context.on("request", lambda r: requests.append(r.url))  # the context sees service-worker requests too
         page = context.new_page()
         page.set_default_timeout(90_000)
-        try:
+        with _screenshot_on_failure(page, artifacts / "jupyterlab-page-failure.png"):
             _open_and_run_all(page, url, "sub/page.ipynb")
             page.wait_for_selector("iframe.homl-edge-frame", state="attached")
             src = page.locator("iframe.homl-edge-frame").get_attribute("src")
@@ -127,9 +125,6 @@ def test_exported_page_runs_inside_the_notebook(lab, artifacts):
                                    " return a && a.textContent.trim().length > 0; }")
             answer = frame.locator("#answer").inner_text()
             page.screenshot(path=str(artifacts / "jupyterlab-page-in-notebook.png"), full_page=True)
-        except Exception:
-            page.screenshot(path=str(artifacts / "jupyterlab-page-failure.png"), full_page=True)
-            raise
     expected = json.loads((root / "sub" / "expected.json").read_text())
     assert src == "/homl-edge/page/sub/web/index.html"
     assert answer.split()[0] == str(expected[0])  # the page in the notebook predicts what Keras predicts
@@ -144,7 +139,7 @@ def test_chapter_06_shows_its_page_in_the_notebook(lab, artifacts):
     with chromium() as browser:
         page = browser.new_page(viewport={"width": 1400, "height": 1100})
         page.set_default_timeout(240_000)
-        try:
+        with _screenshot_on_failure(page, artifacts / "jupyterlab-chapter06-failure.png"):
             _open_and_run_all(page, url, "chapter06.ipynb")
             frame_el = page.locator("iframe.homl-edge-frame").first
             frame_el.wait_for(state="attached")
@@ -158,11 +153,18 @@ def test_chapter_06_shows_its_page_in_the_notebook(lab, artifacts):
             answer = frame.locator("#answer").inner_text()
             frame_el.scroll_into_view_if_needed()
             page.screenshot(path=str(artifacts / "jupyterlab-chapter06-page.png"))
-        except Exception:
-            page.screenshot(path=str(artifacts / "jupyterlab-chapter06-failure.png"), full_page=True)
-            raise
     assert src == "/homl-edge/page/build/web-float32/index.html"
     assert answer.split()[0] == label  # the chapter's model reads its first test digit right, in the notebook
+
+
+@contextlib.contextmanager
+def _screenshot_on_failure(page, path):
+    """A full-page screenshot of JupyterLab when a step fails (CI keeps test-artifacts/), then the error."""
+    try:
+        yield
+    except Exception:
+        page.screenshot(path=str(path), full_page=True)
+        raise
 
 
 def _open_and_run_all(page, url, path):
