@@ -207,17 +207,9 @@ def _convert_tfjs(model, folder: Path, quantize):
 
 
 def _import_tfjs():
-    """The official converter; its import prints a tensorflow-decision-forests banner, which we keep out."""
-    import contextlib
-    import io
+    from ._tfjs import import_tfjs
 
-    os.environ.setdefault("TFDF_DISABLE_WELCOME_MESSAGE", "1")  # its HTML banner in notebooks (issue 19)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            import tensorflowjs
-    except ImportError as e:
-        raise HomlEdgeError(f"the TF.js converter is not installed ({e}); pip install 'homl-edge[web]'") from None
-    return tensorflowjs
+    return import_tfjs()
 
 
 def _write_page(model, folder: Path, quantize, tfjs_url, title, labels, samples, trainable=False):

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Build .venv-current: Python 3.12, the newest TensorFlow and numpy 2 (binder/current.txt) installed first, as a
+# researcher has them, then homl-edge on top. Fails if installing homl-edge changed TensorFlow, Keras or numpy.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=.venv-current
+PY312=$(command -v python3.12 || true)
+if [ -z "$PY312" ]; then echo "current-env: python3.12 is not on PATH; install it to run the second environment" >&2; exit 1; fi
+test -x $VENV/bin/python || "$PY312" -m venv $VENV
+PIP="$VENV/bin/python -m pip --disable-pip-version-check -q"
+$PIP install -r binder/current.txt
+before=$($VENV/bin/python -m pip freeze | grep -iE '^(tensorflow|keras|numpy)==' | sort)
+$PIP install -e ".[test,micro,web-nodeps]"
+# the TF.js converter without its dependencies (they pin TensorFlow 2.19 and pull in JAX; pyproject.toml says why)
+$PIP install --no-deps "tensorflowjs==4.22.0"
+after=$($VENV/bin/python -m pip freeze | grep -iE '^(tensorflow|keras|numpy)==' | sort)
+if [ "$before" != "$after" ]; then
+  echo "current-env: installing homl-edge changed the user's stack:" >&2
+  diff <(echo "$before") <(echo "$after") >&2 || true
+  exit 1
+fi
+echo "current-env: $(echo $after | tr '\n' ' ') unchanged by installing homl-edge"
