@@ -126,8 +126,8 @@ class EdgeMagics(Magics):
         data = self._get(args.data, "calibration data") if args.data else None
         lite = quantization.quantize(model, args.mode, data=data, precision=args.precision,
                                      granularity=args.granularity)
-        row = {"mode": lite.meta["mode"], "size_bytes": lite.size, "gzip_bytes": lite.gzip_size,
-               "cached": lite.meta["cached"]}
+        row = {"mode": lite.meta["mode"], "size_bytes": lite.size, "gzip_bytes": lite.gzip_size}
+        # (lite.meta["cached"] says whether the conversion came from the cache: not a property of the model)
         if args.eval:
             x, y = self._pair(args.eval, "evaluation data")
             row.update(report.measure(lite, x, y))

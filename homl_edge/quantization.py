@@ -238,7 +238,8 @@ def float_problem(lite: LiteModel) -> str | None:
     from .lite import op_details
 
     ops = {op["op_name"] for op in op_details(lite.interpreter())}
-    weights = [t for t in lite.tensors() if len(t["shape"]) >= 2]
+    io_names = {d["name"] for d in lite.input_details + lite.output_details}   # an int8 input is not a weight
+    weights = [t for t in lite.tensors() if len(t["shape"]) >= 2 and t["name"] not in io_names]
     if "DENSIFY" in ops or ("DEQUANTIZE" in ops and any(t["dtype"] == "float16" for t in lite.tensors())):
         return ("its weights are stored as float16 (behind DEQUANTIZE/DENSIFY ops); re-quantize the float32 "
                 "original, or convert the Keras model with he.quantize(model, mode)")
@@ -302,7 +303,8 @@ def quantize_mixed(model, precision: dict, base: str | None = "int4", *, name=No
         content = _aeq(float_lite.content, entries, granularity)
         if key:
             _cache_put(key, content)
-    label = name or f"{model.name}-{base}" + ("-mixed" if precision else "")
+    label = name or (f"{model.name}-{base}" + (f"-{granularity}" if granularity != "channel" else "")
+                     + ("-mixed" if precision else ""))   # two granularities: two names
     meta = {"mode": "int4" if base == "int4" and not precision else "mixed", "precision": dict(entries),
             "granularity": granularity, "source": model.name, "cached": cached,
             "seconds": time.perf_counter() - t0}
@@ -347,7 +349,8 @@ def _aeq(float_bytes: bytes, entries, granularity: str, calib=None, signature_in
     q = quantizer.Quantizer(float_bytes)
     q.load_quantization_recipe(rm.get_quantization_recipe())
     try:
-        with quiet(), contextlib.redirect_stdout(io.StringIO()):
+        # its tqdm bars write to sys.stderr, which in a notebook is not file descriptor 2: quiet() misses them
+        with quiet(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             result = None
             if calib is not None:
                 if signature_input is None:

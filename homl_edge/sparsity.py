@@ -138,7 +138,9 @@ def sparsity_report(model):
         w = kernel_of(layer)
         if w is None:
             continue
-        v = w.numpy()
+        cell = getattr(layer, "cell", None)   # a recurrent layer: its recurrent kernel is pruned and counted too
+        recurrent = getattr(cell, "recurrent_kernel", None) if cell is not None else None
+        v = w.numpy() if recurrent is None else np.concatenate([w.numpy().ravel(), recurrent.numpy().ravel()])
         rows.append({"layer": layer.name, "type": type(layer).__name__, "weights": int(v.size),
                      "zeros": int((v == 0).sum()), "sparsity": float((v == 0).mean())})
     return Table(rows)
