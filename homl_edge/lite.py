@@ -25,6 +25,8 @@ from . import _sandbox
 from .errors import HomlEdgeError, InvalidModelFileError, first_line
 
 _INT_TYPES = (np.int8, np.uint8, np.int16)
+KEEP_SAMPLES = 64  # real inputs a LiteModel keeps for benchmark() and throughput()
+SAMPLES = 32  # different inputs benchmark() cycles through
 
 
 # ----------------------------------------------------------------------------------------------- verification
@@ -54,9 +56,27 @@ def verify(data: bytes, name: str = "model") -> None:
     The interpreter is built in a child process, so even bytes that would crash LiteRT only cost an error here.
     """
     check_header(data, name)
+    check_variables(data, name)
     result = _sandbox.check(bytes(data))
     if not result["ok"]:
         raise InvalidModelFileError(f"{name} is not a valid .tflite model: {result['error']}")
+
+
+def check_variables(data: bytes, name: str = "model") -> None:
+    """Refuse a file that reads resource variables it never assigns: its weights were left outside the file
+    (e.g. ``from_concrete_functions`` on a traced Keras 3 model), LiteRT runs it, and every output is NaN."""
+    from . import _flatbuffer
+
+    try:
+        reads = _flatbuffer.unassigned_variables(_flatbuffer.parse(data, name))
+    except InvalidModelFileError:
+        return  # not readable here: LiteRT's own verifier gives the reason
+    if reads:
+        found = ", ".join(f"{k} x{v}" for k, v in sorted(reads.items()))
+        raise InvalidModelFileError(
+            f"{name} reads variables it never assigns ({found}, no ASSIGN_VARIABLE): its weights are not in the "
+            "file and every output would be NaN; convert from the Keras model (he.quantize(model, 'float32')), or "
+            "freeze the variables before converting")
 
 
 # ----------------------------------------------------------------------------------------------- the model
@@ -76,6 +96,8 @@ class LiteModel:
         self.name = name
         self.meta = dict(meta or {})
         self._interpreters: dict = {}
+        self._samples = None  # a few real inputs for benchmark(): see keep_samples
+        self._samples_source = ""
 
     # -- bytes
     @property
@@ -232,6 +254,7 @@ class LiteModel:
                                         "interpreter yourself (lite.interpreter())")
                 results[k].append(y[:rows])
         arrays = [np.concatenate(r, axis=0) for r in results]
+        check_finite(self.name, "LiteRT", arrays, self.output_names, inputs)
         if len(arrays) == 1:
             return arrays[0]
         return dict(zip(self.output_names, arrays))
@@ -246,24 +269,74 @@ class LiteModel:
         if isinstance(pred, dict):
             raise HomlEdgeError(f"{self.name} has {len(pred)} outputs {list(pred)}: accuracy needs one; take "
                                 "lite.predict(x)[name] and compare it yourself")
+        if self._samples is None:
+            self.keep_samples(x, "evaluation data")
         return float((pred.argmax(axis=-1) == y).mean())
 
-    def benchmark(self, threads: int = 1, runs: int = 200, warmup: int = 20, min_time_s: float = 0.0) -> dict:
-        """Latency of one single-sample ``invoke`` after warm-up: median and p90 in milliseconds."""
-        interp = new_interpreter(self._content, threads)
-        for d in interp.get_input_details():
-            interp.set_tensor(d["index"], np.zeros(d["shape"], dtype=d["dtype"]))
-        for _ in range(warmup):
-            interp.invoke()
-        times = []
-        t_end = time.perf_counter() + min_time_s
-        while len(times) < runs or time.perf_counter() < t_end:
-            t0 = time.perf_counter()
-            interp.invoke()
-            times.append(time.perf_counter() - t0)
-        ms = np.array(times) * 1e3
-        return {"median_ms": float(np.median(ms)), "p90_ms": float(np.percentile(ms, 90)),
-                "mean_ms": float(ms.mean()), "runs": len(ms), "threads": threads}
+    def keep_samples(self, x, source: str) -> None:
+        """Keep a few real inputs (at most 64 rows) for :meth:`benchmark` and :meth:`throughput`, saying where they
+        came from ("calibration data", "evaluation data"). ``quantize(..., data=)`` and ``evaluate`` call it."""
+        arrays = x if isinstance(x, _Prepared) else self.prepare_inputs(x)
+        self._samples = _Prepared(np.array(a[:KEEP_SAMPLES], dtype=np.float32 if a.dtype.kind == "f" else a.dtype)
+                         for a in arrays)
+        self._samples_source = str(source)
+
+    def benchmark(self, x=None, threads: int = 1, runs: int = 200, warmup: int = 20, min_time_s: float = 0.0, *,
+                  rounds: int = 1, samples: int = SAMPLES, seed: int = 0, cold_start: bool = True) -> "Latency":
+        """Latency of one ``invoke`` on real inputs: median and p90 in milliseconds, plus how it was measured.
+
+        Inputs, in this order: the samples ``x`` given; else the calibration or evaluation data this model was
+        made or checked with (kept by ``quantize(..., data=)`` and ``evaluate``); else a seeded random normal sample
+        matching the input's dtype and quantization (said in ``note``). Never zeros: LiteRT's kernels take
+        shortcuts on all-zero input. Up to ``samples`` different inputs are cycled, one per invoke (a batch of
+        the file's fixed size, else one sample). ``warmup`` untimed invokes precede each of ``rounds`` rounds of
+        ``runs`` timed invokes; ``median_ms`` is the best round's median, ``spread_ms`` the range of the round
+        medians. ``cold_start_ms``: bytes to interpreter to first result. An integer ``x`` is taken as
+        ``threads`` (the old signature ``benchmark(threads)``). Compare several models with
+        :func:`benchmark_many`, which interleaves their rounds.
+        """
+        if isinstance(x, (int, np.integer)) and not isinstance(x, bool):
+            x, threads = None, int(x)
+        return benchmark_many({self.name: self}, x, threads=threads, runs=runs, warmup=warmup, rounds=rounds,
+                              min_time_s=min_time_s, samples=samples, seed=seed,
+                              cold_start=cold_start)[self.name]
+
+    def throughput(self, x=None, batch_sizes=(1, 8, 32, 128), threads=(1, 2), processes=(1,), *,
+                   seconds: float = 0.5, seed: int = 0):
+        """Samples per second and latency per batch, for every batch size x threads x worker processes.
+
+        ``x``: real inputs (else the kept calibration/evaluation data, else a seeded random sample, as in
+        :meth:`benchmark`). The file is resized only where its batch dimension is free (``shape_signature[0] ==
+        -1``); for a fixed-batch file the other batch sizes get a row saying so. ``processes > 1`` runs that many
+        worker processes at once (each its own interpreter, LiteRT only, never TensorFlow) for ``seconds`` and
+        adds their samples: what more serving processes buy on this CPU. Returns a :class:`~homl_edge.report.Table`
+        (``samples_per_s``, ``latency_ms`` per batch, ``ms_per_sample``).
+        """
+        from ._table import Table
+
+        for name, v in (("batch_sizes", batch_sizes), ("threads", threads), ("processes", processes)):
+            if isinstance(v, (int, np.integer)):
+                v = (int(v),)
+            if not len(v) or any(int(k) < 1 for k in v):
+                raise HomlEdgeError(f"{name} takes positive integers, e.g. (1, 2); got {v!r}")
+        as_tuple = lambda v: (int(v),) if isinstance(v, (int, np.integer)) else tuple(int(k) for k in v)  # noqa: E731
+        rows = throughput_rows(self, x, as_tuple(batch_sizes), as_tuple(threads), as_tuple(processes),
+                               seconds=seconds, seed=seed)
+        return Table(rows).set_index(["batch", "threads", "processes"])
+
+    def benchmark_inputs(self, x=None, samples: int = SAMPLES, seed: int = 0) -> tuple[list, str, str]:
+        """The float inputs :meth:`benchmark` times (one array per input, at most ``samples`` rows), their source
+        and a note ("" unless they are random)."""
+        if x is not None:
+            arrays, source = self.prepare_inputs(x), "given samples"
+        elif getattr(self, "_samples", None) is not None:
+            arrays, source = self._samples, self._samples_source
+        else:
+            arrays = random_inputs(self.input_details, max(samples, self.fixed_batch or 1), seed)
+            return arrays, f"random normal (seed {seed})", (
+                "no real inputs: timed on a seeded random normal sample; pass x=... (a few real inputs) for a "
+                "figure you can trust")
+        return [a[:max(samples, self.fixed_batch or 1)] for a in arrays], source, ""
 
     # -- inspection
     @property
@@ -365,6 +438,7 @@ class LiteModel:
         raw = r["outputs"]
         ref = self._raw_outputs(q)
         floats = [dequantize_array(o, d) for o, d in zip(raw, outs)]
+        check_finite(self.name, "TensorFlow Lite Micro", floats, self.output_names, inputs)
         agree = float(np.mean([(a.reshape(len(a), -1).argmax(-1) == dequantize_array(b, d).reshape(len(b), -1)
                                 .argmax(-1)).mean() for a, b, d in zip(floats, ref, outs)]))
         same = float(np.mean([np.all(a.reshape(len(a), -1) == b.reshape(len(b), -1), axis=1).mean()
@@ -435,6 +509,244 @@ def load_lite(path, name: str | None = None) -> LiteModel:
     return LiteModel(data, name=name or p.stem, meta={"path": str(p)})
 
 
+# ----------------------------------------------------------------------------------------------- timing
+class _Prepared(list):
+    """Inputs already split one array per input (what ``prepare_inputs`` returns), kept by ``keep_samples``."""
+
+
+def format_ms(ms: float) -> str:
+    """A latency for people: microseconds below 1 ms, milliseconds above."""
+    ms = float(ms)
+    return f"{ms * 1e3:.3g} µs" if abs(ms) < 1 else f"{ms:.3g} ms"
+
+
+class Latency(dict):
+    """What :meth:`LiteModel.benchmark` measured: a plain dict (``median_ms``, ``p90_ms``, ``mean_ms``, ``runs``,
+    ``threads``, ``rounds``, ``round_medians_ms``, ``spread_ms``, ``warmup``, ``cold_start_ms``, ``input``,
+    ``samples``, ``batch``, ``note``) that prints itself in µs or ms."""
+
+    def __repr__(self):
+        spread = f" ± {format_ms(self['spread_ms'] / 2)}" if self.get("rounds", 1) > 1 else ""
+        cold = f", cold start {format_ms(self['cold_start_ms'])}" if self.get("cold_start_ms") is not None else ""
+        rounds = f"best of {self['rounds']} rounds of {self['runs']}" if self.get("rounds", 1) > 1 else \
+            f"{self['runs']} runs"
+        text = (f"median {format_ms(self['median_ms'])}{spread} (p90 {format_ms(self['p90_ms'])}; {rounds}, "
+                f"{self['warmup']} warm-up invokes each; {self['threads']} thread{'s' * (self['threads'] != 1)})"
+                f"{cold}; input: {self['input']}, {self['samples']} different batch{'es' * (self['samples'] != 1)}"
+                f" of {self['batch']}")
+        return text + (f" — {self['note']}" if self.get("note") else "")
+
+    def _repr_pretty_(self, p, cycle):
+        p.text(repr(self))
+
+
+def random_inputs(details, n: int, seed: int = 0) -> list[np.ndarray]:
+    """A seeded random normal sample of ``n`` rows per input, as floats the model takes: normal (0, 1) for float
+    inputs; for quantized integer inputs, normal over the representable range (centre, a sixth of it as the
+    standard deviation); small non-negative integers for plain integer inputs (ids, counts)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for d in details:
+        shape = [n] + [max(int(s), 1) for s in _signature(d)[1:]]
+        dtype = np.dtype(d["dtype"])
+        if dtype == np.bool_:
+            out.append(rng.random(shape) < 0.5)
+        elif dtype.kind in "iu":
+            scale, zp = d.get("quantization", (0.0, 0)) or (0.0, 0)
+            info = np.iinfo(dtype)
+            if scale:
+                lo, hi = (info.min - zp) * scale, (info.max - zp) * scale
+                out.append(rng.normal((lo + hi) / 2, (hi - lo) / 6, shape).astype(np.float32))
+            else:
+                out.append(np.minimum(np.abs(np.round(rng.normal(0, 2, shape))), info.max).astype(dtype))
+        else:
+            out.append(rng.standard_normal(shape).astype(np.float32))
+    return out
+
+
+class _Runner:
+    """One interpreter at one batch size, fed a cycle of different pre-quantized input batches."""
+
+    def __init__(self, lite: LiteModel, arrays: list, batch: int | None, threads: int):
+        self.lite, self.threads = lite, threads
+        details = lite.input_details
+        fixed = lite.fixed_batch
+        sig_free = all(_signature(d)[0] == -1 for d in details) if details else False
+        self.batch = fixed if fixed is not None or not sig_free else (batch or 1)
+        if batch and batch != self.batch:
+            raise HomlEdgeError(f"{lite.name} has a fixed batch of {self.batch} in the file: it cannot run batches "
+                                f"of {batch}")
+        n = len(arrays[0])
+        reps = -(-self.batch // n) if n < self.batch else 1
+        arrays = [np.concatenate([a] * reps) if reps > 1 else a for a in arrays]
+        n = len(arrays[0])
+        self.groups = [[quantize_array(a[i:i + self.batch], d) for a, d in zip(arrays, details)]
+                       for i in range(0, n - self.batch + 1, self.batch)]
+        self.cold_ms = None
+        self.interp = None
+
+    def start(self):
+        """Bytes -> interpreter -> first result, timed (the cold start)."""
+        t0 = time.perf_counter()
+        interp = new_interpreter(self.lite.content, self.threads)
+        if any(int(d["shape"][0]) != self.batch for d in interp.get_input_details()):
+            for d in interp.get_input_details():
+                interp.resize_tensor_input(d["index"], [self.batch, *d["shape"][1:]], strict=True)
+            interp.allocate_tensors()
+        self.inputs = [d["index"] for d in interp.get_input_details()]
+        self.interp, self.k = interp, 0
+        self._feed()
+        interp.invoke()
+        self.cold_ms = (time.perf_counter() - t0) * 1e3
+        return self
+
+    def _feed(self):
+        group = self.groups[self.k % len(self.groups)]
+        self.k += 1
+        for idx, a in zip(self.inputs, group):
+            self.interp.set_tensor(idx, a)
+        self.interp.reset_all_variables()
+
+    def run(self, runs: int, warmup: int = 0, min_time_s: float = 0.0) -> np.ndarray:
+        """Seconds per invoke; feeding the next input batch is not timed."""
+        interp, perf = self.interp, time.perf_counter
+        for _ in range(warmup):
+            self._feed()
+            interp.invoke()
+        times = []
+        t_end = perf() + min_time_s
+        while len(times) < runs or perf() < t_end:
+            self._feed()
+            t0 = perf()
+            interp.invoke()
+            times.append(perf() - t0)
+        return np.array(times)
+
+
+def benchmark_many(variants: dict, x=None, *, threads: int = 1, runs: int = 200, warmup: int = 20, rounds: int = 5,
+                   min_time_s: float = 0.0, samples: int = SAMPLES, seed: int = 0, cold_start: bool = True) -> dict:
+    """Time several :class:`LiteModel` s on the same real inputs in interleaved rounds: each round runs every
+    model in turn (the order rotates), so a core taken away by another process for a while slows all of them,
+    not one. Returns ``{name: Latency}``; each is the best round's median (see :meth:`LiteModel.benchmark`)."""
+    if not isinstance(variants, dict) or not variants:
+        raise HomlEdgeError("benchmark_many takes a dict {name: LiteModel}")
+    if int(rounds) < 1 or int(runs) < 1:
+        raise HomlEdgeError(f"rounds and runs must be at least 1, got rounds={rounds}, runs={runs}")
+    runners, sources = {}, {}
+    for name, lite in variants.items():
+        if not isinstance(lite, LiteModel):
+            raise HomlEdgeError(f"{name!r} is a {type(lite).__name__}, not a LiteModel")
+        arrays, source, note = lite.benchmark_inputs(x, samples=samples, seed=seed)
+        runners[name] = _Runner(lite, arrays, None, threads).start()
+        sources[name] = (source, note)
+    names = list(runners)
+    per_round = {n: [] for n in names}
+    for r in range(int(rounds)):
+        for n in names[r % len(names):] + names[:r % len(names)]:
+            per_round[n].append(runners[n].run(int(runs), warmup=int(warmup), min_time_s=min_time_s) * 1e3)
+    out = {}
+    for n in names:
+        medians = [float(np.median(t)) for t in per_round[n]]
+        best = per_round[n][int(np.argmin(medians))]
+        rn = runners[n]
+        out[n] = Latency(median_ms=float(np.median(best)), p90_ms=float(np.percentile(best, 90)),
+                         mean_ms=float(best.mean()), runs=len(best), threads=threads, rounds=int(rounds),
+                         round_medians_ms=medians, spread_ms=float(max(medians) - min(medians)),
+                         warmup=int(warmup), cold_start_ms=rn.cold_ms if cold_start else None,
+                         input=sources[n][0], samples=len(rn.groups), batch=rn.batch, note=sources[n][1])
+    return out
+
+
+def throughput_rows(lite: LiteModel, x=None, batch_sizes=(1, 8, 32, 128), threads=(1, 2), processes=(1,), *,
+                    seconds: float = 0.5, seed: int = 0) -> list[dict]:
+    """The measurements behind :meth:`LiteModel.throughput`, as rows."""
+    fixed = lite.fixed_batch
+    free = all(_signature(d)[0] == -1 for d in lite.input_details)
+    arrays, source, note = lite.benchmark_inputs(x, samples=max(batch_sizes) * 2, seed=seed)
+    rows = []
+    for b in batch_sizes:
+        b = int(b)
+        if b < 1:
+            raise HomlEdgeError(f"batch sizes must be at least 1, got {b}")
+        for t in threads:
+            for p in processes:
+                row = {"batch": b, "threads": int(t), "processes": int(p), "samples_per_s": None,
+                       "latency_ms": None, "ms_per_sample": None, "input": source, "note": note}
+                if not free and b != (fixed or 1):
+                    row["note"] = (f"not run: the file's batch is fixed to {fixed} (shape_signature[0] != -1); "
+                                   "resizing it would give wrong shapes")
+                    rows.append(row)
+                    continue
+                if int(p) == 1:
+                    runner = _Runner(lite, arrays, b if free else None, int(t)).start()
+                    runner.run(0, warmup=3)
+                    t0 = time.perf_counter()
+                    times = runner.run(5, min_time_s=seconds)
+                    wall = time.perf_counter() - t0  # feeding included, as in the workers
+                    row.update(latency_ms=float(np.median(times)) * 1e3, samples_per_s=b * len(times) / wall)
+                else:
+                    done, elapsed, lat = _run_workers(lite.content, arrays, b if free else 0, int(t),
+                                                                 int(p), seconds)
+                    row.update(latency_ms=lat * 1e3, samples_per_s=done / elapsed)
+                row["ms_per_sample"] = row["latency_ms"] / b
+                rows.append(row)
+    return rows
+
+
+def _run_workers(content: bytes, arrays: list, batch: int, threads: int, processes: int, seconds: float):
+    """``processes`` child processes (LiteRT only, never TensorFlow) each run the model flat out for ``seconds``,
+    started together once all are ready. Returns (samples done, wall seconds, median seconds per invoke)."""
+    import subprocess
+    import sys
+
+    with tempfile.TemporaryDirectory() as d:
+        Path(d, "model.tflite").write_bytes(content)
+        np.savez(Path(d, "inputs.npz"), *arrays)
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+        cmd = [sys.executable, "-c", "from homl_edge.lite import _worker_main; _worker_main()", d, str(batch),
+               str(threads), str(seconds)]
+        procs = [subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  env=env, text=True) for _ in range(processes)]
+        try:
+            for p in procs:
+                line = p.stdout.readline()
+                if line.strip() != "ready":
+                    err = p.stderr.read().strip().splitlines()
+                    raise HomlEdgeError(f"a throughput worker failed: {(err or [line])[-1][:300]}")
+            for p in procs:
+                p.stdin.write("go\n")
+                p.stdin.flush()
+            results = [json.loads(p.stdout.readline()) for p in procs]
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+                p.wait()
+    done = sum(r["invokes"] * r["batch"] for r in results)
+    wall = max(r["elapsed"] for r in results)
+    return done, wall, float(np.median([r["median"] for r in results]))
+
+
+def _worker_main() -> None:
+    """A throughput worker (see :func:`_run_workers`): imports numpy and LiteRT only."""
+    import sys
+
+    d, batch, threads, seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+    content = Path(d, "model.tflite").read_bytes()
+    with np.load(Path(d, "inputs.npz")) as f:
+        arrays = [f[k] for k in sorted(f.files, key=lambda k: int(k.split("_")[1]))]
+    lite = LiteModel(content, _trusted=True)
+    runner = _Runner(lite, arrays, batch or None, threads).start()
+    runner.run(0, warmup=3)
+    print("ready", flush=True)
+    sys.stdin.readline()
+    t0 = time.perf_counter()
+    times = runner.run(1, min_time_s=seconds)
+    elapsed = time.perf_counter() - t0
+    print(json.dumps({"invokes": len(times), "elapsed": elapsed, "median": float(np.median(times)),
+                      "batch": runner.batch}), flush=True)
+
+
 class MicroRun:
     """What :meth:`LiteModel.on_micro` measured (``run["arena_bytes"]`` works as well as ``run.arena_bytes``)."""
 
@@ -471,6 +783,24 @@ class MicroRun:
                     else f"{v:,} B" if f.endswith("bytes") or f == "arena_tried" else str(v))
             rows.append(f"<tr><th style='text-align:left'>{f.replace('_', ' ')}</th><td>{text}</td></tr>")
         return "<table>" + "".join(rows) + "</table>"
+
+
+def check_finite(name: str, runtime: str, outputs, output_names, inputs) -> None:
+    """Raise a one-line error when an output holds NaN or infinity, saying whether the inputs already did."""
+    for out, oname in zip(outputs, output_names):
+        out = np.asarray(out)
+        if not np.issubdtype(out.dtype, np.floating) or np.isfinite(out).all():
+            continue
+        rows = out.reshape(len(out), -1) if out.ndim else out.reshape(1, -1)
+        bad = int((~np.isfinite(rows)).any(axis=1).sum())
+        bad_in = sum(int((~np.isfinite(np.asarray(a, dtype=np.float64).reshape(len(a), -1))).any(axis=1).sum())
+                     for a in inputs if np.issubdtype(np.asarray(a).dtype, np.floating))
+        if bad_in:
+            raise HomlEdgeError(f"{bad_in} input sample(s) contain NaN or infinite values, so {bad} output row(s) "
+                                f"of {name} are not finite: clean the inputs first")
+        raise HomlEdgeError(f"{runtime} computed NaN or infinite values for {bad} of {len(rows)} samples "
+                            f"(output {oname!r}) of {name} from finite inputs: the file's weights or ranges are "
+                            "broken (variables never assigned? float16 overflow?); check lite.tensors()")
 
 
 def _layer_name(tensor_name: str) -> str:

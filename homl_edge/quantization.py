@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import inspect
 import json
 import os
 import re
@@ -77,7 +78,7 @@ def clear_cache() -> None:
     _memory_cache.clear()
     d = cache_dir()
     if d and d.exists():
-        for f in d.glob("*.tflite"):
+        for f in (*d.glob("*.tflite"), *d.glob("*.sha256")):
             f.unlink(missing_ok=True)
 
 
@@ -147,7 +148,13 @@ def quantize(model, mode: str = "int8", data=None, *, name: str | None = None, c
     meta = {"mode": mode, "source": model.name, "cached": cached, "seconds": time.perf_counter() - t0,
             "calibration_samples": 0 if calib is None else len(calib), "route": route,
             "ranges": "learned (QAT)" if qat and calib is None and mode == "int8" else None}
-    return LiteModel(content, name=name, meta=meta, _trusted=True)
+    lite = LiteModel(content, name=name, meta=meta, _trusted=True)
+    if calib is not None or isinstance(data, np.ndarray):  # real inputs for lite.benchmark(), never zeros
+        try:
+            lite.keep_samples(calib if calib is not None else data, "calibration data")
+        except HomlEdgeError:
+            pass  # data= that does not fit the input is ignored by the modes that need no calibration
+    return lite
 
 
 def _route(model) -> str:
@@ -230,7 +237,12 @@ def requantize(lite: LiteModel, mode: str = "dynamic", *, data=None, precision=N
     meta = {"mode": mode if not precision else "mixed", "source": lite.name, "cached": cached,
             "seconds": time.perf_counter() - t0, "precision": dict(entries), "granularity": granularity,
             "requantized": True}
-    return LiteModel(content, name=name or f"{lite.name}-{mode}", meta=meta, _trusted=True)
+    out = LiteModel(content, name=name or f"{lite.name}-{mode}", meta=meta, _trusted=True)
+    if calib is not None:
+        out.keep_samples(calib, "calibration data")
+    elif lite._samples is not None:
+        out.keep_samples(lite._samples, lite._samples_source)
+    return out
 
 
 def float_problem(lite: LiteModel) -> str | None:
@@ -450,9 +462,14 @@ def _collect(data, max_samples, want) -> np.ndarray:
 
 # ----------------------------------------------------------------------------------------------- cache
 def _code_digest() -> str:
-    """A digest of this module's source: a change to the conversion code misses every older cache entry."""
+    """A digest of the whole homl_edge package's source (every ``.py`` file, by path): any change to its code
+    misses every older cache entry."""
     if "code" not in _KEY_PARTS:
-        _KEY_PARTS["code"] = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+        pkg = Path(__file__).resolve().parent
+        h = hashlib.sha256()
+        for f in sorted(pkg.rglob("*.py")):
+            h.update(f"{f.relative_to(pkg).as_posix()}|".encode() + f.read_bytes())
+        _KEY_PARTS["code"] = h.hexdigest()[:16]
     return _KEY_PARTS["code"]
 
 
@@ -462,7 +479,7 @@ def versions() -> dict:
         from importlib import metadata
 
         v = {}
-        for dist in ("tensorflow", "tf-keras", "keras", "ai-edge-quantizer", "ai-edge-litert"):
+        for dist in ("tensorflow", "tf-keras", "keras", "ai-edge-quantizer", "ai-edge-litert", "numpy"):
             try:
                 v[dist] = metadata.version(dist)
             except metadata.PackageNotFoundError:
@@ -470,7 +487,10 @@ def versions() -> dict:
         _KEY_PARTS["versions"] = v
     from ._version import __version__
 
-    return {**_KEY_PARTS["versions"], "homl-edge": __version__, "conversion-code": _code_digest()}
+    import sys
+
+    return {**_KEY_PARTS["versions"], "homl-edge": __version__, "conversion-code": _code_digest(),
+            "python": "%d.%d" % sys.version_info[:2]}
 
 
 _KEY_PARTS: dict = {}
@@ -489,12 +509,77 @@ def cache_key(model, mode: str, calib, extra: str = "") -> str:
     else:
         def weights():
             yield "architecture", model.to_json().encode()
+            yield from custom_code(model)
             for w in model.weights:
                 v = np.asarray(w.numpy())
                 yield f"{getattr(w, 'path', None) or w.name}{v.shape}{v.dtype}", np.ascontiguousarray(v).tobytes()
 
         parts = weights()
     return content_key(mode, extra, parts, calib)
+
+
+_LIBRARIES = {"keras", "tf_keras", "tensorflow", "tensorflow_model_optimization", "homl_edge", "builtins", "numpy",
+              "abc", "typing", "functools"}
+
+
+def _is_library(obj) -> bool:
+    return (getattr(obj, "__module__", None) or "builtins").split(".")[0] in _LIBRARIES
+
+
+def _code_bytes(code) -> bytes:
+    """A code object's bytecode, names and constants (nested code objects too): what it computes, stably."""
+    parts = [code.co_code, repr((code.co_names, code.co_varnames, code.co_freevars)).encode()]
+    for c in code.co_consts:
+        parts.append(_code_bytes(c) if hasattr(c, "co_code") else repr(c).encode())
+    return b"|".join(parts)
+
+
+def _function_code(fn) -> bytes:
+    fn = inspect.unwrap(fn) if callable(fn) else fn
+    code = getattr(fn, "__code__", None)
+    out = _code_bytes(code) if code is not None else b""
+    for cell in getattr(fn, "__closure__", None) or ():
+        try:
+            v = cell.cell_contents
+        except ValueError:
+            continue
+        if isinstance(v, (int, float, str, bytes, bool, tuple, type(None))):
+            out += b"|closure|" + repr(v).encode()
+    try:
+        out += inspect.getsource(fn).encode()
+    except (OSError, TypeError):
+        pass
+    return out
+
+
+def custom_code(model):
+    """(label, bytes) of the code that a model runs and its config does not hold: every class of its layers (and
+    the model's own class) defined outside Keras/TensorFlow, and every such function a layer keeps (a custom
+    activation), as source (where ``inspect`` finds it) and bytecode. A changed ``call()`` is another model."""
+    import types
+
+    layers = getattr(model, "_flatten_layers", None)
+    layers = list(layers(include_self=True, recursive=True)) if layers else [model, *getattr(model, "layers", [])]
+    seen = set()
+    for layer in layers:
+        for cls in type(layer).__mro__:
+            if _is_library(cls) or cls in seen:
+                continue
+            seen.add(cls)
+            code = b""
+            try:
+                code += inspect.getsource(cls).encode()
+            except (OSError, TypeError):
+                pass
+            for name, member in sorted(vars(cls).items()):
+                for fn in (member, getattr(member, "__func__", None), getattr(member, "fget", None)):
+                    if isinstance(fn, types.FunctionType):
+                        code += f"|{name}|".encode() + _function_code(fn)
+            yield f"class {cls.__module__}.{cls.__qualname__}", code
+        for name, value in sorted(vars(layer).items()):
+            if isinstance(value, types.FunctionType) and not _is_library(value) and value not in seen:
+                seen.add(value)
+                yield f"function {layer.name}.{name}", _function_code(value)
 
 
 def content_key(mode: str, extra: str, parts, calib=None) -> str:
@@ -513,18 +598,39 @@ def content_key(mode: str, extra: str, parts, calib=None) -> str:
 
 
 def _cache_get(key):
-    if key in _memory_cache:
+    """The cached bytes for ``key``, or None. An entry read from disk is trusted only when its content hash matches
+    the one stored beside it and LiteRT builds and runs it in the child process (as any other bytes); a damaged,
+    truncated or replaced entry is deleted and the conversion runs again."""
+    if key in _memory_cache:  # this process made (and checked) these bytes
         _memory_cache.move_to_end(key)
         return _memory_cache[key]
     d = cache_dir()
-    if d is not None:
-        f = d / f"{key}.tflite"
-        if f.is_file():
-            data = f.read_bytes()
-            if len(data) >= 8 and data[4:8] == b"TFL3":
-                _remember(key, data)
-                return data
-    return None
+    if d is None:
+        return None
+    f, digest = d / f"{key}.tflite", d / f"{key}.sha256"
+    if not f.is_file():
+        return None
+    try:
+        data = f.read_bytes()
+        ok = digest.is_file() and digest.read_text().strip() == hashlib.sha256(data).hexdigest()
+    except OSError:
+        ok = False
+    if ok:
+        from .lite import verify
+
+        try:
+            verify(data, "a cached conversion")
+        except HomlEdgeError:
+            ok = False
+    if not ok:
+        for p in (f, digest):
+            try:
+                p.unlink(missing_ok=True)
+            except OSError:
+                pass
+        return None
+    _remember(key, data)
+    return data
 
 
 def _cache_put(key, content):
@@ -537,6 +643,7 @@ def _cache_put(key, content):
 
         d.mkdir(parents=True, exist_ok=True)
         atomic_write(d / f"{key}.tflite", content, overwrite=True)
+        atomic_write(d / f"{key}.sha256", hashlib.sha256(content).hexdigest().encode(), overwrite=True)
     except (OSError, HomlEdgeError):
         pass  # a read-only home folder only costs the cross-session cache
 

@@ -1,9 +1,8 @@
-"""Side-by-side measurements of model variants (size, gzip size, accuracy, latency), and :class:`Table`, the one
-type of every table homl-edge returns. Plots of these tables live in :mod:`homl_edge.plots` (a face)."""
+"""Side-by-side measurements of model variants (size, gzip size, accuracy, latency), and :class:`Table` (from
+:mod:`homl_edge._table`), the one type of every table homl-edge returns. Plots of these tables live in :mod:`homl_edge.plots` (a face)."""
 from __future__ import annotations
 
 import gzip
-import html
 import os
 import tempfile
 import time
@@ -13,80 +12,11 @@ import pandas as pd
 
 from . import _keras
 from .errors import HomlEdgeError
-from .lite import LiteModel
-
-
-class Table(pd.DataFrame):
-    """A pandas DataFrame that shows itself with units: sizes in KB/MB, ratios with an "x", fractions as %.
-
-    Every table homl-edge returns is one (``compare``, ``sparsity_report``, ``prune_sensitivity``,
-    ``quantization_error``, ``fits_on``, the channel table): compute on it like any DataFrame;
-    ``to_frame()`` gives a plain one.
-    """
-
-    @property
-    def _constructor(self):
-        return Table
-
-    def to_frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self)
-
-    def _repr_html_(self):
-        frame = pd.DataFrame(self)
-        if frame.index.name is not None or not isinstance(frame.index, pd.RangeIndex):
-            frame = frame.reset_index()
-        head = "".join(f"<th>{html.escape(str(c).replace('_', ' '))}</th>" for c in frame.columns)
-        body = []
-        for _, row in frame.iterrows():
-            cells = "".join(f"<td style='text-align:{'left' if isinstance(v, str) else 'right'}'>"
-                            f"{html.escape(format_value(c, v))}</td>" for c, v in row.items())
-            body.append(f"<tr>{cells}</tr>")
-        return (f"<table class='homl-edge-table'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}"
-                "</tbody></table>")
-
-
-_PERCENT = ("accuracy", "drop", "sparsity", "agreement", "identical", "accuracy_delta", "_%")
-_RATIO = ("ratio", "speedup")
-
-
-def format_value(column: str, v) -> str:
-    """One cell, with its unit chosen from the column's name."""
-    c = str(column)
-    if isinstance(v, (bool, np.bool_)) or v is None or isinstance(v, str):
-        return "" if v is None else str(v)
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return str(v)
-    if not np.isfinite(f):
-        return "inf" if f > 0 else ("-inf" if f < 0 else "")
-    if c.endswith("bytes") or c.endswith("_bytes_") or c == "arena_tried":
-        return human_bytes(f)
-    if c.endswith("_%"):
-        return f"{f:.1f}%"
-    if any(c.endswith(p) or c == p for p in _PERCENT):
-        return f"{100 * f:+.2f} pt" if c.endswith("delta") or c == "drop" else f"{100 * f:.2f}%"
-    if any(c.endswith(p) for p in _RATIO):
-        return f"{f:.2f}x"
-    if c.endswith("_ms"):
-        return f"{f:.3g} ms"
-    if c.endswith("_db"):
-        return f"{f:.1f} dB"
-    if float(f).is_integer():
-        return f"{int(f):,}"
-    return f"{f:.4g}"
-
-
-def human_bytes(n: float) -> str:
-    n = float(n)
-    if n < 1000:
-        return f"{n:.0f} B"
-    if n < 1e6:
-        return f"{n / 1e3:.1f} KB"
-    return f"{n / 1e6:.2f} MB"
+from ._table import _PERCENT, _RATIO, Table, format_value, human_bytes  # noqa: F401  (re-exported)
+from .lite import LiteModel, benchmark_many
 
 COLUMNS = ["variant", "kind", "size_bytes", "gzip_bytes", "accuracy", "latency_median_ms", "latency_p90_ms",
-           "macs", "activation_bytes", "size_ratio", "gzip_ratio", "speedup", "accuracy_delta"]
+           "cold_start_ms", "macs", "activation_bytes", "size_ratio", "gzip_ratio", "speedup", "accuracy_delta"]
 
 
 def peak_memory_mb() -> float:
@@ -109,13 +39,19 @@ def peak_memory_mb() -> float:
     return peak / 1024 if sys.platform != "darwin" else peak / 2**20
 
 
-def measure(variant, x, y, threads: int = 1, runs: int = 100) -> dict:
-    """Size, gzip size, accuracy and single-sample latency of one variant (a LiteModel or a Keras model)."""
+def measure(variant, x, y, threads: int = 1, runs: int = 100, *, latency: bool = True) -> dict:
+    """Size, gzip size, accuracy and single-sample latency of one variant (a LiteModel or a Keras model).
+
+    A LiteModel is timed on ``x`` itself (real inputs, cycled; see :meth:`LiteModel.benchmark`), with its cold
+    start; ``latency=False`` leaves the timing to the caller (``compare`` interleaves the variants' rounds)."""
     if isinstance(variant, LiteModel):
-        lat = variant.benchmark(threads=threads, runs=runs)
-        return {"kind": f"tflite {variant.meta.get('mode', '')}".strip(), "size_bytes": variant.size,
-                "gzip_bytes": variant.gzip_size, "accuracy": variant.evaluate(x, y),
-                "latency_median_ms": lat["median_ms"], "latency_p90_ms": lat["p90_ms"], **variant.profile()}
+        row = {"kind": f"tflite {variant.meta.get('mode', '')}".strip(), "size_bytes": variant.size,
+               "gzip_bytes": variant.gzip_size, "accuracy": variant.evaluate(x, y), **variant.profile()}
+        if latency:
+            lat = variant.benchmark(x, threads=threads, runs=runs)
+            row.update(latency_median_ms=lat["median_ms"], latency_p90_ms=lat["p90_ms"],
+                       cold_start_ms=lat["cold_start_ms"])
+        return row
     _keras.check_model(variant)
     data = _keras_bytes(variant)
     yy = np.asarray(y)
@@ -156,9 +92,10 @@ def compare(variants: dict, x, y, *, threads: int = 1, runs: int = 100, rounds: 
 
     ``size_ratio`` and ``gzip_ratio`` say how many times smaller than the first row, ``speedup`` how many times
     faster (median latency), ``accuracy_delta`` the accuracy change in points of fraction (0.01 = 1 point).
-    ``rounds > 1`` times the ``.tflite`` variants again, round after round (each round all of them in turn), and
-    keeps each one's best round: on a shared machine another process can take a core for a while, and a variant
-    timed only then would look slower than it is.
+    The ``.tflite`` variants are timed on ``x`` (real inputs, a different one per invoke, never zeros);
+    ``rounds > 1`` times them round after round (each round all of them in turn) and keeps each one's best round:
+    on a shared machine another process can take a core for a while, and a variant timed only then would look
+    slower than it is. ``cold_start_ms``: bytes to interpreter to first result.
     """
     if not isinstance(variants, dict) or not variants:
         raise HomlEdgeError("compare takes a dict of {name: model}, e.g. {'keras': model, 'int8': lite}")
@@ -169,15 +106,23 @@ def compare(variants: dict, x, y, *, threads: int = 1, runs: int = 100, rounds: 
     rows = []
     for name, v in variants.items():
         row = {"variant": str(name)}
-        row.update(measure(v, x, y, threads=threads, runs=runs))
+        row.update(measure(v, x, y, threads=threads, runs=runs, latency=False))
         rows.append(row)
-    for _ in range(int(rounds) - 1):
-        for row, v in zip(rows, variants.values()):
-            if isinstance(v, LiteModel):
-                lat = v.benchmark(threads=threads, runs=runs)
-                if lat["median_ms"] < row["latency_median_ms"]:
-                    row["latency_median_ms"], row["latency_p90_ms"] = lat["median_ms"], lat["p90_ms"]
-    return table_from_rows(rows)
+    lites = {str(n): v for n, v in variants.items() if isinstance(v, LiteModel)}
+    if lites:  # every .tflite on the same real inputs (x), in interleaved rounds
+        lat = benchmark_many(lites, x, threads=threads, runs=runs, rounds=int(rounds))
+        for row in rows:
+            if row["variant"] in lat:
+                t = lat[row["variant"]]
+                row.update(latency_median_ms=t["median_ms"], latency_p90_ms=t["p90_ms"],
+                           cold_start_ms=t["cold_start_ms"])
+    table = table_from_rows(rows)
+    if lites:
+        t = next(iter(lat.values()))
+        table.attrs["latency"] = (f"median of {t['runs']} invokes on {t['samples']} different test inputs, best of "
+                                  f"{t['rounds']} interleaved round{'s' * (t['rounds'] != 1)}, {t['warmup']} "
+                                  f"warm-up invokes each, {threads} thread{'s' * (threads != 1)}")
+    return table
 
 
 def table_from_rows(rows: list[dict]) -> Table:

@@ -105,7 +105,7 @@ def test_cache_dir(monkeypatch, tmp_path):
     ("model_flash_%", 12.345, "12.3%"), ("accuracy", 0.97321, "97.32%"), ("argmax_agreement", 1.0, "100.00%"),
     ("sparsity", 0.8, "80.00%"), ("identical", 0.5, "50.00%"),
     ("accuracy_delta", -0.0123, "-1.23 pt"), ("drop", 0.02, "+2.00 pt"), ("accuracy_delta", 0.0, "+0.00 pt"),
-    ("size_ratio", 3.8234, "3.82x"), ("speedup", 0.5, "0.50x"), ("latency_median_ms", 0.012345, "0.0123 ms"),
+    ("size_ratio", 3.8234, "3.82x"), ("speedup", 0.5, "0.50x"), ("latency_median_ms", 0.012345, "12.3 µs"), ("latency_median_ms", 1.0, "1 ms"),
     ("latency_p90_ms", 123.456, "123 ms"), ("snr_db", 41.26, "41.3 dB"),
     ("params", 1234567, "1,234,567"), ("params", 12.0, "12"), ("score", 0.123456, "0.1235"),
     ("note", "kept", "kept"), ("fits", True, "True"), ("fits", np.bool_(False), "False"), ("note", None, ""),
@@ -139,9 +139,11 @@ ROWS = [{"variant": "float32", "kind": "tflite float32", "size_bytes": 1000, "gz
 
 def test_table_from_rows_ratios_against_the_first():
     t = report.table_from_rows(ROWS)
-    assert list(t.columns) == [c for c in report.COLUMNS[1:] if c not in ("macs", "activation_bytes")]
+    assert list(t.columns) == [c for c in report.COLUMNS[1:] if c not in ("macs", "activation_bytes",
+                                                                          "cold_start_ms")]
     assert list(t.index) == ["float32", "int8", "int4"]
-    with_profile = report.table_from_rows([{**r, "macs": 10, "activation_bytes": 4} for r in ROWS])
+    with_profile = report.table_from_rows([{**r, "macs": 10, "activation_bytes": 4, "cold_start_ms": 1.0}
+                                           for r in ROWS])
     assert list(with_profile.columns) == report.COLUMNS[1:]
     assert t.size_ratio.tolist() == [1.0, 4.0, 8.0]
     assert t.gzip_ratio.tolist() == [1.0, 4.5, 7.5]

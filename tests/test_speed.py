@@ -1,0 +1,99 @@
+"""Speed you can trust: benchmark() times real inputs (never zeros), compare() interleaves its rounds, throughput()
+resizes only a free batch and adds worker processes; autoquantize(objective="latency") picks the fastest variant
+within the budget, never one slower than float32."""
+import numpy as np
+import pytest
+
+import homl_edge as he
+from homl_edge.lite import LiteModel, _Runner, benchmark_many, random_inputs
+
+
+def _fed_inputs(lite, x=None, invokes=6):
+    """What the benchmark's interpreter really holds at each invoke (read back from LiteRT)."""
+    arrays, source, note = lite.benchmark_inputs(x)
+    runner = _Runner(lite, arrays, None, 1).start()
+    idx = lite.input_details[0]["index"]
+    seen = []
+    for _ in range(invokes):
+        runner.run(1)
+        seen.append(runner.interp.get_tensor(idx).copy())
+    return seen, source, note
+
+
+def test_benchmark_feeds_real_inputs_never_zeros(lite_f32, lite_int8io, digits):
+    (x, _), (xt, yt) = digits
+    fresh = LiteModel(lite_f32.content, name="fresh", _trusted=True)  # nothing kept: random, said so
+    seen, source, note = _fed_inputs(fresh)
+    assert source.startswith("random normal") and "no real inputs" in note
+    assert all(np.abs(s).sum() > 0 for s in seen) and len({s.tobytes() for s in seen}) == len(seen)
+    # the calibration data int8 was made with: integer inputs, quantized, different at every invoke
+    seen, source, note = _fed_inputs(lite_int8io)
+    assert source == "calibration data" and note == ""
+    assert seen[0].dtype == np.int8 and len({s.tobytes() for s in seen}) == len(seen)
+    q = he.lite.quantize_array(x[1:len(seen) + 1], lite_int8io.input_details[0])  # sample 0 went to the cold start
+    assert all(np.array_equal(s[0], q[i]) for i, s in enumerate(seen))  # the very samples, in order
+    # given samples win; evaluate() keeps its data for a model that had none
+    seen, source, _ = _fed_inputs(fresh, xt[5:9])
+    assert source == "given samples" and np.array_equal(seen[0][0], xt[6]) and np.array_equal(seen[3][0], xt[5])
+    fresh.evaluate(xt, yt)
+    assert fresh.benchmark_inputs()[1] == "evaluation data"
+
+
+def test_benchmark_result_keeps_old_keys_adds_method_and_prints_microseconds(lite_int8io, digits):
+    (_, _), (xt, _) = digits
+    b = lite_int8io.benchmark(xt, runs=30, warmup=5, rounds=3)
+    assert {"median_ms", "p90_ms", "mean_ms", "runs", "threads"} <= set(b)
+    assert b["rounds"] == 3 and len(b["round_medians_ms"]) == 3 and b["median_ms"] == min(b["round_medians_ms"])
+    assert b["spread_ms"] == pytest.approx(max(b["round_medians_ms"]) - min(b["round_medians_ms"]))
+    assert b["input"] == "given samples" and b["samples"] == 32 and b["warmup"] == 5 and b["batch"] == 1
+    assert b["cold_start_ms"] > b["median_ms"] > 0
+    assert "µs" in repr(b) and "best of 3 rounds" in repr(b)  # a digits invoke takes microseconds
+    assert lite_int8io.benchmark(1, runs=5, warmup=1)["threads"] == 1  # the old benchmark(threads) still works
+    assert he.report.format_value("latency_median_ms", 0.0687) == "68.7 µs"
+
+
+def test_random_inputs_match_dtype_and_quantization():
+    f, q, ids = ({"dtype": np.float32, "shape_signature": [-1, 4], "shape": [1, 4]},
+                 {"dtype": np.int8, "shape_signature": [-1, 4], "shape": [1, 4], "quantization": (0.1, -3)},
+                 {"dtype": np.int32, "shape_signature": [-1, 4], "shape": [1, 4], "quantization": (0.0, 0)})
+    a, b, c = random_inputs([f, q, ids], 500, seed=1)
+    assert a.dtype == np.float32 and abs(a.mean()) < 0.1 and 0.9 < a.std() < 1.1
+    qa = he.lite.quantize_array(b, q)  # spread over int8's range, centred, rarely clipped
+    assert -10 < qa.mean() < 10 and (np.abs(qa.astype(int)) >= 127).mean() < 0.01 and qa.std() > 30
+    assert c.dtype == np.int32 and c.min() >= 0 and c.max() > 0
+    assert np.array_equal(random_inputs([f], 3, seed=1)[0], random_inputs([f], 3, seed=1)[0])
+
+
+def test_compare_times_every_tflite_on_real_inputs_in_interleaved_rounds(trained, lite_f32, lite_int8io, digits):
+    (_, _), (xt, yt) = digits
+    t = he.compare({"float32": lite_f32, "int8": lite_int8io}, xt, yt, runs=30, rounds=2)
+    assert "interleaved" in t.attrs["latency"] and "test inputs" in t.attrs["latency"]
+    assert (t.cold_start_ms > t.latency_median_ms).all()
+    assert "µs" in t._repr_html_()
+    many = benchmark_many({"a": lite_f32, "b": lite_int8io}, xt, runs=20, rounds=2, warmup=2)
+    assert set(many) == {"a", "b"} and all(m["rounds"] == 2 and m["input"] == "given samples" for m in many.values())
+
+
+def _fixed_batch_model():
+    import keras
+
+    m = keras.Sequential([keras.Input((8, 8, 1), batch_size=1), keras.layers.Flatten(),
+                          keras.layers.Dense(10, activation="softmax")], name="fixed1")
+    return he.quantize(m, "float32")
+
+
+def test_throughput_resizes_only_a_free_batch_and_runs_worker_processes(lite_f32, digits):
+    (_, _), (xt, _) = digits
+    t = lite_f32.throughput(xt, batch_sizes=(1, 32), threads=(1,), processes=(1, 2), seconds=0.2)
+    assert list(t.index.names) == ["batch", "threads", "processes"] and len(t) == 4
+    assert (t.samples_per_s > 0).all() and t.note.eq("").all()
+    one, many = t.loc[(1, 1, 1)], t.loc[(32, 1, 1)]
+    assert many.latency_ms > 2 * one.latency_ms  # 32 samples per invoke: the tensor was really resized
+    assert many.ms_per_sample == pytest.approx(many.latency_ms / 32)
+    fixed = _fixed_batch_model()
+    assert fixed.fixed_batch == 1
+    ft = fixed.throughput(xt, batch_sizes=(1, 8), threads=(1,), seconds=0.1)
+    assert ft.loc[(1, 1, 1)].samples_per_s > 0
+    assert np.isnan(ft.loc[(8, 1, 1)].samples_per_s) and "fixed to 1" in ft.loc[(8, 1, 1)].note
+    with pytest.raises(he.HomlEdgeError, match="positive integers"):
+        lite_f32.throughput(xt, batch_sizes=(0,))
