@@ -70,23 +70,118 @@ def check_input_shape(model, x):
 
 
 def loss_and_metrics(model, y):
-    """The original model's loss if it was compiled, else a guess from the labels and the last activation."""
+    """The loss that fits both the model's output and the labels given, whatever the model was compiled with.
+
+    A model compiled with a cross-entropy (or not compiled) gets the one its labels need: sparse for integer
+    labels, categorical for one-hot rows, ``from_logits`` read from the output layer (softmax/sigmoid: no). Any
+    other loss (MSE, a custom one, one per output) is kept as compiled. Labels that cannot match the output (class
+    9 for a 7-unit output, one-hot rows of 10 classes for 7 units) are refused in one line.
+    """
     k = _keras.legacy()
     loss = getattr(model, "loss", None)
-    if loss:
+    units = output_units(model)
+    if loss and (not _is_crossentropy(loss) or units is None):
         return loss, ["accuracy"]
-    last = model.layers[-1]
-    softmax = getattr(getattr(last, "activation", None), "__name__", "") == "softmax" or \
-        type(last).__name__ == "Softmax"
-    if y is None or (np.issubdtype(np.asarray(y).dtype, np.integer) and np.asarray(y).ndim == 1):
-        return k.losses.SparseCategoricalCrossentropy(from_logits=not softmax), ["accuracy"]
-    if np.asarray(y).ndim == 2 and np.asarray(y).shape[1] > 1:
-        return k.losses.CategoricalCrossentropy(from_logits=not softmax), ["accuracy"]
-    return k.losses.MeanSquaredError(), []
+    kind, classes = label_kind(y)
+    logits = not outputs_probabilities(model)
+    if units is None or kind is None:
+        if loss:
+            return loss, ["accuracy"]
+        if kind == "regression" or (kind is None and y is not None and np.asarray(y).size):
+            return k.losses.MeanSquaredError(), []
+        return k.losses.SparseCategoricalCrossentropy(from_logits=logits), ["accuracy"]
+    if kind == "regression":
+        if loss:
+            raise HomlEdgeError(f"the model was compiled with {_loss_label(loss)} (a classifier) but the labels are "
+                                "not class numbers (fractions or negatives): pass labels 0..n-1 or one-hot rows")
+        return k.losses.MeanSquaredError(), []
+    if kind == "onehot":
+        if classes != units:
+            raise HomlEdgeError(f"the labels are one-hot rows of {classes} classes but the model's output has {units} "
+                                f"unit{'s' * (units != 1)}: labels and model must count the same classes")
+        return k.losses.CategoricalCrossentropy(from_logits=logits), ["accuracy"]
+    # integer labels
+    if units == 1:
+        if classes is not None and classes > 2:
+            raise HomlEdgeError(f"the labels name {classes} classes but the model's output has 1 unit: give it "
+                                f"{classes} outputs, or labels 0/1 for a binary classifier")
+        return k.losses.BinaryCrossentropy(from_logits=logits), ["accuracy"]
+    if classes is not None and classes > units:
+        raise HomlEdgeError(f"the labels go up to {classes - 1} ({classes} classes) but the model's output has "
+                            f"{units} units: labels and model must count the same classes")
+    return k.losses.SparseCategoricalCrossentropy(from_logits=logits), ["accuracy"]
+
+
+def _loss_label(loss) -> str:
+    return loss if isinstance(loss, str) else (getattr(loss, "name", None) or getattr(loss, "__name__", None)
+                                               or type(loss).__name__)
+
+
+def _is_crossentropy(loss) -> bool:
+    """A (sparse) categorical cross-entropy, given as a string, a function or a Loss object of either Keras."""
+    if isinstance(loss, (dict, list, tuple)):
+        return False
+    name = re.sub("[^a-z]", "", str(_loss_label(loss)).lower())
+    return name in ("categoricalcrossentropy", "sparsecategoricalcrossentropy")
+
+
+def output_units(model) -> int | None:
+    """The width of a single-output model's last axis (None for several outputs or an unknown width)."""
+    outputs = getattr(model, "outputs", None) or []
+    if len(outputs) != 1:
+        return None
+    shape = tuple(outputs[0].shape)
+    return int(shape[-1]) if len(shape) >= 2 and shape[-1] is not None else None
+
+
+def outputs_probabilities(model) -> bool:
+    """True when the output layer ends in softmax or sigmoid (probabilities), False for logits."""
+    names = list(getattr(model, "output_names", None) or [])
+    try:
+        last = model.get_layer(names[0]) if len(names) == 1 else model.layers[-1]
+    except (ValueError, IndexError):
+        last = model.layers[-1]
+    if type(last).__name__ == "Softmax":
+        return True
+    act = getattr(last, "activation", None)
+    return getattr(act, "__name__", str(act)) in ("softmax", "sigmoid")
+
+
+def label_kind(y) -> tuple[str | None, int | None]:
+    """("sparse", classes seen) for class numbers, ("onehot", classes) for one-hot rows, ("regression", None)
+    for fractional targets, (None, None) when nothing is known. ``y`` may be an empty array standing for a
+    dataset's label spec."""
+    if y is None:
+        return None, None
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim == 1:
+        if not np.issubdtype(y.dtype, np.number) or y.dtype == np.bool_:
+            return (None, None) if y.dtype != np.bool_ else ("sparse", 2)
+        if y.size == 0:
+            return ("sparse", None) if np.issubdtype(y.dtype, np.integer) else (None, None)
+        if not np.isfinite(y).all() or not np.array_equal(y, np.round(y)) or y.min() < 0:
+            return "regression", None
+        return "sparse", int(y.max()) + 1
+    if y.ndim == 2:
+        return "onehot", int(y.shape[1])
+    return None, None
 
 
 def labels_of(train):
-    return None if not isinstance(train, (tuple, list)) else np.asarray(train[1])
+    """The labels of ``(x, y)``; for a ``tf.data.Dataset``, an empty array of its label shape and dtype."""
+    if isinstance(train, (tuple, list)):
+        return np.asarray(train[1])
+    spec = getattr(train, "element_spec", None)
+    if isinstance(spec, tuple) and len(spec) == 2:
+        shape = getattr(spec[1], "shape", None)
+        try:
+            dims = [int(d) for d in tuple(shape)[1:]]
+            return np.zeros((0, *dims), dtype=spec[1].dtype.as_numpy_dtype)
+        except (TypeError, ValueError, AttributeError):
+            return None
+    return None
 
 
 def _dataset(x, y, batch_size, seed=0):

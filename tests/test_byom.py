@@ -346,3 +346,53 @@ def test_keras3_only_activations_survive_clone_and_pruning(digits):
     assert he._keras.flavour(he.training.clone(copy)) == "keras2"
     p = he.prune(m, (x, y), channels=0.5, epochs=1, progress=False)
     assert he._keras.flavour(p) == "keras3" and p.get_layer("conv").filters == 4
+
+
+# ----------------------------------------------------------------------------------------------- round two (issue 27)
+def test_file_that_reads_unassigned_variables_is_refused(digits, tmp_path):
+    """A Keras 3 model traced by tf.function and converted with from_concrete_functions keeps its weights outside
+    the file (VAR_HANDLE/READ_VARIABLE, never ASSIGN_VARIABLE): LiteRT runs it and answers garbage."""
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(0)
+    m = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(16, activation="relu"),
+                          keras.layers.Dense(10)])
+
+    @tf.function(input_signature=[tf.TensorSpec([1, 8, 8, 1], tf.float32)])
+    def f(t):
+        z = m(t)
+        return {"logits": z, "probs": tf.nn.softmax(z)}
+
+    content = tf.lite.TFLiteConverter.from_concrete_functions([f.get_concrete_function()], m).convert()
+    path = tmp_path / "traced.tflite"
+    path.write_bytes(content)
+    with pytest.raises(he.HomlEdgeError, match=r"reads variables it never assigns \(READ_VARIABLE x\d, VAR_HANDLE "
+                                               r"x\d, no ASSIGN_VARIABLE\).*convert from the Keras model") as e:
+        he.load_lite(path)
+    assert "\n" not in str(e.value)
+    with pytest.raises(he.HomlEdgeError, match="never assigns"):
+        he.quantize(str(path), "int4")
+
+
+def test_non_finite_outputs_are_an_error_not_a_result(digits):
+    import tensorflow as tf
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32)])
+    def log(t):
+        return tf.math.log(t)
+
+    lite = he.LiteModel(tf.lite.TFLiteConverter.from_concrete_functions([log.get_concrete_function()]).convert(),
+                        name="log")
+    assert np.allclose(lite.predict(np.ones((3, 4), np.float32)), 0.0)
+    x = np.ones((5, 4), np.float32)
+    x[2, 1] = -1.0
+    with pytest.raises(he.HomlEdgeError, match=r"LiteRT computed NaN or infinite values for 1 of 5 samples "
+                                               r"\(output .*\) of log from finite inputs"):
+        lite.predict(x)
+    with pytest.raises(he.HomlEdgeError, match="NaN or infinite"):
+        lite.evaluate(x, np.zeros(5, int))
+    x[2, 1] = np.nan
+    with pytest.raises(he.HomlEdgeError, match="1 input sample.* contain NaN or infinite values.*clean the inputs"):
+        lite.predict(x)
+    with pytest.raises(he.HomlEdgeError, match="NaN or infinite"):
+        he.compare({"log": lite}, x, np.zeros(5, int))

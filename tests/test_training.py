@@ -174,3 +174,59 @@ def test_progress_bar_is_shown(trained, digits, capsys):
     he.cluster(trained, (x[:256], y[:256]), clusters=8, epochs=1, progress=True)
     err = capsys.readouterr().err
     assert "clustering to 8 centroids" in err and "8/8" in err
+
+
+# ----------------------------------------------------------------------------------------------- labels vs loss
+def _compiled_like_a_user(loss, activation, classes=7):
+    """A small tf_keras classifier of ``classes`` units compiled with the user's ``loss`` (issue 27)."""
+    k = _keras.legacy()
+    k.utils.set_random_seed(1)
+    m = k.Sequential([k.layers.Input(shape=(8, 8, 1)), k.layers.Flatten(), k.layers.Dense(32, activation="relu"),
+                      k.layers.Dense(classes, activation=activation, name="out")])
+    m.compile(optimizer="adam", loss=loss, metrics=["accuracy"])
+    return m
+
+
+@pytest.mark.parametrize("how", ["prune", "cluster", "qat"])
+def test_one_hot_compiled_model_trains_on_integer_labels(digits, how):
+    (x, y), _ = digits
+    keep = y < 7
+    x7, y7 = x[keep][:400], y[keep][:400]
+    m = _compiled_like_a_user("categorical_crossentropy", "softmax")
+    m.fit(x7, np.eye(7)[y7], epochs=15, verbose=0)
+    before = float(np.mean(m.predict(x7, verbose=0).argmax(-1) == y7))
+    kwargs = {"prune": dict(sparsity=0.5), "cluster": dict(clusters=16), "qat": {}}[how]
+    fn = {"prune": he.prune, "cluster": he.cluster, "qat": he.quantize_aware}[how]
+    out = fn(m, (x7, y7), epochs=2, progress=False, **kwargs)  # integer labels: a raw Keras shape error before
+    after = float(np.mean(out.predict(x7, verbose=0).argmax(-1) == y7))
+    print(f"{how}: accuracy on its training digits {before:.3f} -> {after:.3f}")
+    assert before > 0.9 and after >= before - 0.05
+    assert m.loss == "categorical_crossentropy"  # the user's model is left as it was
+
+
+def test_loss_follows_labels_and_output_activation(digits):
+    (_, y), _ = digits
+    from homl_edge import training
+
+    logits = _compiled_like_a_user("sparse_categorical_crossentropy", None, classes=10)
+    probs = _compiled_like_a_user("categorical_crossentropy", "softmax", classes=10)
+    for model, want_logits in ((logits, True), (probs, False)):
+        for labels, kind in ((y, "SparseCategoricalCrossentropy"), (np.eye(10)[y], "CategoricalCrossentropy"),
+                             (y.astype(np.float32), "SparseCategoricalCrossentropy")):
+            loss, _ = training.loss_and_metrics(model, labels)
+            assert type(loss).__name__ == kind and loss.get_config()["from_logits"] is want_logits
+    mse = _compiled_like_a_user("mse", None, classes=10)
+    assert training.loss_and_metrics(mse, y)[0] == "mse"  # a loss that is not a cross-entropy is kept
+
+
+def test_labels_that_cannot_match_the_output_are_refused_in_one_line(digits):
+    (x, y), _ = digits
+    m = _compiled_like_a_user("categorical_crossentropy", "softmax")
+    with pytest.raises(he.HomlEdgeError, match=r"labels go up to 9 \(10 classes\) but the model's output has 7 "
+                                               "units") as e:
+        he.prune(m, (x[:64], y[:64]), epochs=1, progress=False)
+    assert "\n" not in str(e.value)
+    with pytest.raises(he.HomlEdgeError, match="one-hot rows of 10 classes but the model's output has 7 units"):
+        he.cluster(m, (x[:64], np.eye(10)[y[:64]]), epochs=1, progress=False)
+    with pytest.raises(he.HomlEdgeError, match="not class numbers"):
+        he.quantize_aware(m, (x[:64], y[:64] + 0.5), epochs=1, progress=False)
