@@ -7,11 +7,11 @@ STAMP  := $(VENV)/.homl-edge-installed
 PORT   ?= 8888
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: install lab test test-fast system-deps notebooks bench lock mutation clean help
+.PHONY: install install-current lab test test-fast system-deps notebooks bench lock mutation clean help
 
 help:
 	@echo "make lab         install everything into .venv and open JupyterLab on notebooks/"
-	@echo "make test        install everything and run the whole test suite"
+	@echo "make test        install everything and run the whole test suite (the lock's .venv and a current .venv-current)"
 	@echo "make test-fast   the unit tests only (no notebooks, no browser)"
 	@echo "make notebooks   re-execute the chapter notebooks in place (keeps their outputs)"
 	@echo "make bench       benchmarks (writes benchmarks/RESULTS.md)"
@@ -28,6 +28,14 @@ $(STAMP): binder/requirements.txt pyproject.toml
 
 install: $(STAMP)
 
+# The second environment: Python 3.12 with the newest TensorFlow and numpy 2 installed first, homl-edge on top
+CURRENT_STAMP := .venv-current/.homl-edge-installed
+$(CURRENT_STAMP): binder/current.txt pyproject.toml scripts/current-env.sh
+	bash scripts/current-env.sh
+	@touch $(CURRENT_STAMP)
+
+install-current: $(CURRENT_STAMP)
+
 system-deps:
 	@bash scripts/install-system-deps.sh
 
@@ -37,9 +45,10 @@ ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 lab: install
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ip=$${LAB_IP:-127.0.0.1} --port=$(PORT) $(ROOT_FLAG) $${LAB_ARGS:-}
 
-# HOML_EDGE_REQUIRE_TOOLS=1: the chapters' optional tools (Chromium, gcc) are mandatory in the test run
-test: system-deps install
-	HOML_EDGE_REQUIRE_TOOLS=1 $(PY) -m pytest $${PYTEST_ARGS:-}
+# Both environments at once (scripts/test.sh); HOML_EDGE_REQUIRE_TOOLS=1 there: the chapters' optional tools
+# (Chromium, gcc) are mandatory in the test run
+test: system-deps install install-current
+	bash scripts/test.sh
 
 test-fast: install
 	$(PY) -m pytest tests -m "not browser" $${PYTEST_ARGS:-}
@@ -59,4 +68,4 @@ lock:
 	$(PY) scripts/lock.py
 
 clean:
-	rm -rf $(VENV) web/node_modules .pytest_cache test-artifacts mutants
+	rm -rf $(VENV) .venv-current web/node_modules .pytest_cache test-artifacts mutants

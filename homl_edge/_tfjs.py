@@ -3,8 +3,8 @@
 ``import tensorflowjs`` imports every converter it has: the SavedModel one imports ``tensorflow_decision_forests``
 (which pins TensorFlow 2.19) and the JAX one imports ``jax.experimental.jax2tf``. A Keras or SavedModel export uses
 neither. Beside a newer TensorFlow, where those packages cannot be installed, the converter is installed without its
-dependencies (``pip install --no-deps tensorflowjs``) and imported here with empty stand-ins for just those two
-modules, and only while ``tensorflowjs`` imports: an installed module is never replaced, and the stand-ins are
+dependencies (``pip install --no-deps tensorflowjs``) and imported here with empty stand-ins for just those modules (and
+``tensorflow_hub``, for TF-Hub modules only, whose 0.16 release fails to import beside setuptools 81+), and only while ``tensorflowjs`` imports: an installed module is never replaced, and the stand-ins are
 removed from ``sys.modules`` afterwards, so the user's own ``import jax`` still fails or succeeds as before.
 """
 from __future__ import annotations
@@ -24,6 +24,7 @@ _UNUSED = {
     "jax": "JAX functions only",
     "jax.experimental": "JAX functions only",
     "jax.experimental.jax2tf": "JAX functions only",
+    "tensorflow_hub": "TF-Hub modules only",
 }
 
 INSTALL_HINT = ("pip install 'homl-edge[web]' (TensorFlow 2.19), or beside a newer TensorFlow: "
@@ -31,11 +32,16 @@ INSTALL_HINT = ("pip install 'homl-edge[web]' (TensorFlow 2.19), or beside a new
 
 
 def _installed(root: str) -> bool:
+    """Importable as it is (tensorflowjs imports it next anyway); a broken install counts as missing: tensorflow_hub
+    0.16 imports ``pkg_resources``, which setuptools 81 and later no longer have."""
     if root in sys.modules:
         return True
     try:
-        return importlib.util.find_spec(root) is not None
-    except (ImportError, ValueError):
+        importlib.import_module(root)
+        return True
+    except Exception:  # noqa: BLE001 - any failure to import means tensorflowjs would fail on it too
+        for name in [n for n in sys.modules if n == root or n.startswith(root + ".")]:
+            sys.modules.pop(name, None)
         return False
 
 

@@ -4,8 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=.venv-current
-PY312=$(command -v python3.12 || true)
-if [ -z "$PY312" ]; then echo "current-env: python3.12 is not on PATH; install it to run the second environment" >&2; exit 1; fi
+# python3.12 from PATH, else from pyenv's versions (this machine's image has it there, not on PATH)
+PY312=""
+for c in python3.12 $(ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.12*/bin/python3.12 2>/dev/null | sort -V | tail -1); do
+  if "$c" -V >/dev/null 2>&1; then PY312=$(command -v "$c"); break; fi
+done
+if [ -z "$PY312" ]; then echo "current-env: no Python 3.12 found (PATH or pyenv); install one to run the second environment" >&2; exit 1; fi
 test -x $VENV/bin/python || "$PY312" -m venv $VENV
 PIP="$VENV/bin/python -m pip --disable-pip-version-check -q"
 $PIP install -r binder/current.txt

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The whole test suite, what `make test` runs after installing both environments:
+#   1. the main environment (.venv, the lock): unit tests, every chapter under nbval, the browser tests;
+#   2. the current environment (.venv-current: Python 3.12, the newest TensorFlow, numpy 2): the unit tests.
+# Both run at the same time (2 cores: the second is mostly one busy core beside the first, which is also how the
+# suite proves its timing asserts hold under load). The second's output goes to test-artifacts/current-env.log and
+# its summary is printed at the end; the exit code fails if either failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p test-artifacts
+CURRENT_LOG=test-artifacts/current-env.log
+# The unit tests that do not depend on the lock itself (its pins, the Binder build) and need no browser or chapter,
+# and the TF.js export predicting like Keras in Chromium (the converter there has no TensorFlow-2.19 dependencies).
+CURRENT_ARGS=(tests -m "not notebook" -k "not browser or test_tfjs_export_predicts_like_keras_in_chromium"
+              -p no:cacheprovider -q
+              --ignore=tests/test_binder.py --ignore=tests/test_order.py --ignore=tests/test_chapter_outputs.py
+              --ignore=tests/test_prose.py)
+start=$(date +%s)
+( HOML_EDGE_CACHE=$(mktemp -d) .venv-current/bin/python -m pytest "${CURRENT_ARGS[@]}" -o addopts="-ra --strict-markers -p no:randomly" \
+    > "$CURRENT_LOG" 2>&1; echo $? > test-artifacts/current-env.rc ) &
+bg=$!
+HOML_EDGE_REQUIRE_TOOLS=1 .venv/bin/python -m pytest ${PYTEST_ARGS:-} 2>&1 | tee test-artifacts/main.log
+main_rc=${PIPESTATUS[0]}
+main_end=$(date +%s)
+wait $bg
+cur_rc=$(cat test-artifacts/current-env.rc 2>/dev/null || echo 1)
+end=$(date +%s)
+echo
+echo "=== current environment ($(.venv-current/bin/python -c 'import sys, tensorflow as tf, numpy as np, keras; print(f"Python {sys.version.split()[0]}, TensorFlow {tf.__version__}, Keras {keras.__version__}, numpy {np.__version__}")' 2>/dev/null)): last lines of $CURRENT_LOG"
+tail -n 15 "$CURRENT_LOG"
+echo "main environment: $((main_end - start)) s; both: $((end - start)) s"
+# one closing line for both runs: the counts of the two pytest summaries added up
+count() { tail -n 3 "$1" | grep -oE "[0-9]+ $2" | tail -n 1 | grep -oE "^[0-9]+" || echo 0; }
+passed=$(( $(count test-artifacts/main.log passed) + $(count "$CURRENT_LOG" passed) ))
+failed=$(( $(count test-artifacts/main.log failed) + $(count "$CURRENT_LOG" failed) + $(count test-artifacts/main.log error) + $(count "$CURRENT_LOG" error) ))
+skipped=$(( $(count test-artifacts/main.log skipped) + $(count "$CURRENT_LOG" skipped) ))
+if [ "$main_rc" != 0 ] || [ "$cur_rc" != 0 ]; then
+  echo "main environment exit $main_rc, current environment exit $cur_rc"
+  [ "$failed" -gt 0 ] || failed=1
+  echo "total: $passed passed, $failed failed, $skipped skipped"
+  exit 1
+fi
+echo "total: $passed passed, $failed failed, $skipped skipped"
