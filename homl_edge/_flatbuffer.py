@@ -191,13 +191,30 @@ def widen_float16(content: bytes, name: str = "model") -> tuple[bytes, int]:
             wide = np.frombuffer(np.asarray(buf.data, dtype=np.uint8).tobytes(), dtype="<f2").astype("<f4")
             buf.data = np.frombuffer(wide.tobytes(), dtype=np.uint8)
             src.type = s.TensorType.FLOAT32
-            src.name, dst.name = dst.name, (_text(dst.name) + "/float16_dequantized").encode()
+            src.name = dst.name
             src.quantization = None
             replace[o] = i
         sg.operators = [op for k, op in enumerate(sg.operators) if k not in drop]
+        # the DEQUANTIZE outputs are gone: renumber the tensors without them (a tensor nobody produces and that
+        # holds no data would stop a calibrator that reads every tensor)
+        keep = [i for i in range(len(sg.tensors)) if i not in replace]
+        new = {old: k for k, old in enumerate(keep)}
+        new.update({o: new[i] for o, i in replace.items()})
+
+        def remap(indices):
+            return np.array([new[int(i)] if int(i) >= 0 else int(i) for i in indices], dtype=np.int32)
+
+        sg.tensors = [sg.tensors[i] for i in keep]
         for op in sg.operators:
-            op.inputs = np.array([replace.get(int(i), int(i)) for i in op.inputs], dtype=np.int32)
-        sg.outputs = np.array([replace.get(int(i), int(i)) for i in sg.outputs], dtype=np.int32)
+            op.inputs = remap(op.inputs)
+            op.outputs = remap(op.outputs)
+            if op.intermediates is not None and len(op.intermediates):
+                op.intermediates = remap(op.intermediates)
+        sg.inputs, sg.outputs = remap(sg.inputs), remap(sg.outputs)
+        for sig in model.signatureDefs or []:
+            if int(sig.subgraphIndex or 0) == g:
+                for m in list(sig.inputs or []) + list(sig.outputs or []):
+                    m.tensorIndex = new[int(m.tensorIndex)]
     builder = flatbuffers.Builder(len(content) * 2 + 1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output()), len(found)

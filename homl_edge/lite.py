@@ -407,6 +407,14 @@ class LiteModel:
         lines = [f"LiteModel {self.name!r}: {self.size:,} bytes ({self.gzip_size:,} gzipped)"]
         if self.meta.get("mode"):
             lines[0] += f", mode {self.meta['mode']}"
+        if self.meta.get("changed") is not None:
+            lines.append("  quantized: " + ", ".join(f"{r['layer'] or r['tensor'][:30]} ({r['op']}) {r['from']}->"
+                                                     f"{r['to']}" for r in self.meta["changed"]))
+            if self.meta.get("kept"):
+                lines.append("  kept in float: " + ", ".join(f"{r['layer'] or r['tensor'][:30]} ({r['op']})"
+                                                             for r in self.meta["kept"]))
+        if self.meta.get("warning"):
+            lines.append(f"  warning: {self.meta['warning']}")
         for kind, details in (("input", self.input_details), ("output", self.output_details)):
             for d in details:
                 q = d.get("quantization", (0.0, 0))
@@ -492,6 +500,11 @@ class LiteModel:
 
     def __repr__(self):
         mode = f", mode={self.meta['mode']!r}" if self.meta.get("mode") else ""
+        changed = self.meta.get("changed")
+        if changed is not None:  # a re-quantization: what changed precision, what stayed, and any warning
+            mode += f", {len(changed)} weight tensors quantized, {len(self.meta.get('kept') or [])} kept in float"
+        if self.meta.get("warning"):
+            mode += f"; warning: {self.meta['warning']}"
         return f"<LiteModel {self.name!r}: {self.size:,} bytes{mode}>"
 
     def _repr_html_(self):

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _keras, _tf
+from . import _flatbuffer, _keras, _tf
 from ._tf import quiet
 from .errors import HomlEdgeError, first_line
 from .lite import LiteModel, load_lite
@@ -200,6 +200,12 @@ def requantize(lite: LiteModel, mode: str = "dynamic", *, data=None, precision=N
     reason = float_problem(lite)
     if reason:
         raise HomlEdgeError(f"{lite.name} cannot be re-quantized: {reason}")
+    original, widened = lite, 0
+    if _flatbuffer.float16_constants(_flatbuffer.parse(lite.content, lite.name)):
+        # float16 weights behind DEQUANTIZE: widen them to float32 (exact) and drop the DEQUANTIZE ops first
+        wide, widened = _flatbuffer.widen_float16(lite.content, lite.name)
+        _check_runs(wide, "float32")
+        lite = LiteModel(wide, name=lite.name, meta=dict(lite.meta, widened_float16=widened), _trusted=True)
     precision = parse_precision(precision)
     if mode == "float32" and not precision:
         return lite
@@ -236,8 +242,11 @@ def requantize(lite: LiteModel, mode: str = "dynamic", *, data=None, precision=N
             _cache_put(key, content)
     meta = {"mode": mode if not precision else "mixed", "source": lite.name, "cached": cached,
             "seconds": time.perf_counter() - t0, "precision": dict(entries), "granularity": granularity,
-            "requantized": True}
+            "requantized": True, "source_bytes": original.size, "widened_float16": widened}
+    meta.update(_requantize_report(original, lite, content, mode))
     out = LiteModel(content, name=name or f"{lite.name}-{mode}", meta=meta, _trusted=True)
+    if data is not None:
+        out.meta["agreement"] = agreement(original, out, original.prepare_inputs(data)[0][:max_samples])
     if calib is not None:
         out.keep_samples(calib, "calibration data")
     elif lite._samples is not None:
@@ -252,14 +261,76 @@ def float_problem(lite: LiteModel) -> str | None:
     ops = {op["op_name"] for op in op_details(lite.interpreter())}
     io_names = {d["name"] for d in lite.input_details + lite.output_details}   # an int8 input is not a weight
     weights = [t for t in lite.tensors() if len(t["shape"]) >= 2 and t["name"] not in io_names]
-    if "DENSIFY" in ops or ("DEQUANTIZE" in ops and any(t["dtype"] == "float16" for t in lite.tensors())):
-        return ("its weights are stored as float16 (behind DEQUANTIZE/DENSIFY ops); re-quantize the float32 "
-                "original, or convert the Keras model with he.quantize(model, mode)")
+    if "DENSIFY" in ops:
+        return ("its weights are stored sparse (behind DENSIFY ops); re-quantize the dense original, or convert "
+                "the Keras model with he.quantize(model, mode)")
+    model = _flatbuffer.parse(lite.content, lite.name)
+    halves = [t for t in _flatbuffer.tensors(model) if t["dtype"] == "float16" and t["constant"]]
+    if len(halves) > _flatbuffer.float16_constants(model):
+        return (f"{len(halves)} of its weights are float16 but not all feed a DEQUANTIZE op (e.g. "
+                f"{halves[0]['name'][:60]!r}), so they cannot be widened exactly; re-quantize the float32 original")
     quantized = [t for t in weights if t["dtype"] in ("int8", "uint8", "int4", "int16") and t["scale"] is not None]
     if quantized:
         return (f"it is already quantized ({len(quantized)} integer weight tensors, e.g. {quantized[0]['name'][:60]!r} "
                 f"is {quantized[0]['dtype']}); quantizing twice adds error for nothing: start from the float model")
     return None
+
+
+def precision_changes(before: bytes, after: bytes) -> dict:
+    """Which weight tensors (float constants of 2+ dimensions) a re-quantization changed, and which it left in
+    float: ``{"changed": [...], "kept": [...]}``, each row naming the tensor, its layer, its op and both types."""
+    from .lite import _layer_name
+
+    mb, ma = _flatbuffer.parse(before), _flatbuffer.parse(after)
+    tb = _flatbuffer.tensors(mb)
+    ta = {t["name"]: t for t in _flatbuffer.tensors(ma)}
+    layer_of = {}
+    for op in mb.subgraphs[0].operators or []:
+        out = tb[int(op.outputs[0])]["name"] if op.outputs is not None and len(op.outputs) else ""
+        for i in (op.inputs if op.inputs is not None else []):
+            if int(i) >= 0:
+                layer_of.setdefault(int(i), (_flatbuffer.op_name(mb, op.opcodeIndex), _layer_name(out)))
+    changed, kept = [], []
+    for t in tb:
+        if not t["constant"] or t["dtype"] not in ("float32", "float16") or len(t["shape"]) < 2:
+            continue
+        now = ta.get(t["name"])
+        kind, layer = layer_of.get(t["index"], ("", ""))
+        row = {"tensor": t["name"], "layer": layer, "op": kind, "from": t["dtype"],
+               "to": now["dtype"] if now else "(renamed)", "bytes_before": t["bytes"],
+               "bytes_after": now["bytes"] if now else None}
+        (changed if now is None or now["dtype"] != t["dtype"] else kept).append(row)
+    return {"changed": changed, "kept": kept}
+
+
+def _requantize_report(original: LiteModel, source: LiteModel, content: bytes, mode: str) -> dict:
+    """The meta of a re-quantization: tensors changed and kept; a refusal when nothing changed; a warning when
+    the file grew (the quantization parameters and (de)quantize ops of a tiny model can cost more than they save)."""
+    report = precision_changes(source.content, content)
+    changed, kept = report["changed"], report["kept"]
+    if not changed:
+        kinds = sorted({r["op"] for r in kept if r["op"]})
+        raise HomlEdgeError(f"re-quantizing {original.name} to {mode!r} changed no weight's precision ({len(kept)} "
+                            f"float weight tensors stayed float, in {', '.join(kinds) or 'no'} ops, which the "
+                            "precision recipe left alone or ai-edge-quantizer does not quantize): nothing to gain")
+    report["warning"] = None
+    if len(content) > original.size:
+        saved = sum(r["bytes_before"] - (r["bytes_after"] or 0) for r in changed)
+        report["warning"] = (f"the file grew from {original.size:,} to {len(content):,} bytes: its "
+                             f"{len(changed)} quantized weight tensors saved only {saved:,} bytes, less than the "
+                             "scales, zero points and (de)quantize ops added; keep the smaller file")
+    return report
+
+
+def agreement(reference: LiteModel, variant: LiteModel, x) -> dict:
+    """How a variant's outputs compare with the reference file's on ``x``: argmax agreement (the worst output)
+    and the largest absolute difference."""
+    a, b = reference.predict(x), variant.predict(x)
+    a = a if isinstance(a, dict) else {"output": a}
+    b = b if isinstance(b, dict) else {"output": b}
+    argmax = min(float((a[k].reshape(len(a[k]), -1).argmax(-1) == b[k].reshape(len(b[k]), -1).argmax(-1)).mean())
+                 for k in a)
+    return {"argmax": argmax, "max_abs_diff": max(float(np.max(np.abs(a[k] - b[k]))) for k in a), "n": len(x)}
 
 
 def _signature_input(lite: LiteModel) -> tuple[str, str] | None:

@@ -261,8 +261,6 @@ def test_requantize_a_float_tflite_to_int4(trained, digits, tmp_path):
     assert lite.size / int4.size > 6
     with pytest.raises(he.HomlEdgeError, match="already quantized"):
         he.quantize(int8, "int4")
-    with pytest.raises(he.HomlEdgeError, match="float16"):
-        he.quantize(he.quantize(trained, "float16"), "int4")
     with pytest.raises(he.HomlEdgeError, match="needs the Keras model"):
         he.quantize(lite, "float16")
     with pytest.raises(he.HomlEdgeError, match="needs data"):
@@ -396,3 +394,54 @@ def test_non_finite_outputs_are_an_error_not_a_result(digits):
         lite.predict(x)
     with pytest.raises(he.HomlEdgeError, match="NaN or infinite"):
         he.compare({"log": lite}, x, np.zeros(5, int))
+
+
+def test_float16_tflite_requantizes_against_its_own_outputs(trained, digits):
+    """float16 weights behind DEQUANTIZE (how Google ships pre-trained vision models) are widened to float32
+    exactly, then re-quantized; each variant is checked against the float16 file's outputs on the user's data."""
+    from homl_edge import _flatbuffer
+
+    (x, _), (xt, yt) = digits
+    f16 = he.LiteModel(he.quantize(trained, "float16").content, name="f16")  # as if loaded from a file
+    wide, n = _flatbuffer.widen_float16(f16.content)
+    widened = he.LiteModel(wide, name="wide")
+    assert n == 6 and "DEQUANTIZE" not in widened.builtin_ops()
+    assert np.array_equal(widened.predict(xt), f16.predict(xt))  # exact: every float16 is a float32
+    base = f16.evaluate(xt, yt)
+    for mode, kw, shrink in (("dynamic", {"data": xt}, 1.9), ("int4", {"data": xt}, 3.6),
+                             ("int8", {"data": x[:200]}, 1.9)):
+        q = he.quantize(f16, mode, **kw)
+        a = q.meta["agreement"]
+        print(f"float16 {f16.size:,} B -> {mode} {q.size:,} B ({f16.size / q.size:.2f}x), argmax agreement "
+              f"{a['argmax']:.3f}, max |diff| {a['max_abs_diff']:.3g}; {q!r}")
+        assert q.meta["source_bytes"] == f16.size and q.meta["widened_float16"] == 6
+        assert f16.size / q.size > shrink and a["argmax"] >= 0.98 and a["n"] == len(kw["data"][:500])
+        assert abs(q.evaluate(xt, yt) - base) <= 0.01
+        assert {r["layer"] for r in q.meta["changed"]} == {"relu", "dense", "classifier"} and not q.meta["kept"]
+
+
+def test_requantize_says_what_changed_and_refuses_nothing(trained, digits, lite_f32):
+    (x, _), _ = digits
+    mixed = he.quantize(lite_f32, "int4", precision={"classifier": "float"})
+    assert [r["layer"] for r in mixed.meta["kept"]] == ["classifier"]
+    assert {(r["layer"], r["to"]) for r in mixed.meta["changed"]} == {("relu", "int4"), ("dense", "int4")}
+    assert "2 weight tensors quantized, 1 kept in float" in repr(mixed)
+    assert "kept in float: classifier (FULLY_CONNECTED)" in mixed.summary(print_fn=None)
+    with pytest.raises(he.HomlEdgeError, match=r"changed no weight's precision \(3 float weight tensors stayed "
+                                               r"float, in CONV_2D, FULLY_CONNECTED ops.*nothing to gain"):
+        he.quantize(lite_f32, "dynamic", precision={".*": "float"})
+
+
+def test_requantize_warns_when_the_file_grows():
+    """A tiny model: scales, zero points and (de)quantize ops cost more than 4x fewer weight bytes save."""
+    k = he._keras.legacy()
+    k.utils.set_random_seed(0)
+    tiny = k.Sequential([k.Input((4,)), k.layers.Dense(3, activation="relu"), k.layers.Dense(2)])
+    f32 = he.quantize(tiny, "float32")
+    x = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
+    q = he.quantize(f32, "int8", data=x)
+    print(f"tiny model: float32 {f32.size:,} B, int8 {q.size:,} B; {q!r}")
+    assert q.size > f32.size
+    assert q.meta["warning"].startswith(f"the file grew from {f32.size:,} to {q.size:,} bytes: its 2 quantized "
+                                        "weight tensors saved only ")
+    assert "warning: the file grew" in repr(q)
