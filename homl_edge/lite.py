@@ -324,6 +324,54 @@ class LiteModel:
                                seconds=seconds, seed=seed)
         return Table(rows).set_index(["batch", "threads", "processes"])
 
+    def op_times(self, x=None, *, threads: int = 1, runs: int = 50, rounds: int = 3, seed: int = 0):
+        """Where the time goes: each op type's share of one invoke, as a ``Table`` sorted by time.
+
+        LiteRT's Python interpreter exposes no op profiler, so the model is cut after each op of its main graph
+        (the same file with the ops after it removed and that op's outputs made the graph's outputs) and every cut
+        is timed on the same real inputs in interleaved rounds (as :func:`benchmark_many`); an op's time is the
+        difference between its cut and the previous one (never below 0). Columns: ``ops`` (how many), ``time_ms``,
+        ``share`` of the sum of those times (``attrs["total_ms"]``: the whole model's median). E.g. a full-int8 LSTM: UNIDIRECTIONAL_SEQUENCE_LSTM, 0.9 of the time.
+        """
+        from ._table import Table
+
+        ops = op_details(new_interpreter(self._content, delegates=False))
+        if not ops:
+            raise HomlEdgeError(f"{self.name} has no operators to time")
+        arrays, source, note = self.benchmark_inputs(x, seed=seed)
+        cuts = {}
+        for k in range(1, len(ops) + 1):
+            try:
+                cut = LiteModel(_cut_after(self._content, k), name=f"{self.name}[:{k}]", _trusted=True)
+                _Runner(cut, arrays, None, threads).start()  # a cut LiteRT cannot run (a constant output) is skipped
+            except Exception:
+                continue
+            cut._samples, cut._samples_source = _Prepared(arrays), source
+            cuts[k] = cut
+        if not cuts:
+            raise HomlEdgeError(f"{self.name} could not be cut into runnable parts: no time per op")
+        lat = benchmark_many({str(k): c for k, c in cuts.items()}, None, threads=threads, runs=runs, rounds=rounds,
+                             cold_start=False)
+        total = lat[str(max(cuts))]["median_ms"]
+        times = collections.Counter()
+        counts = collections.Counter()
+        prev = 0.0
+        for k in sorted(cuts):
+            t = lat[str(k)]["median_ms"]
+            name = ops[k - 1]["op_name"]
+            times[name] += max(0.0, t - prev)
+            counts[name] += 1
+            prev = max(prev, t)
+        for k in range(1, len(ops) + 1):  # ops whose cut could not run are counted with the next cut's op
+            if k not in cuts:
+                counts[ops[k - 1]["op_name"]] += 1
+        whole = sum(times.values())
+        rows = [{"op": n, "ops": counts[n], "time_ms": times[n], "share": times[n] / whole if whole else 0.0}
+                for n in counts]
+        t = Table(rows).sort_values("time_ms", ascending=False).set_index("op")
+        t.attrs.update(total_ms=total, input=source, note=note)
+        return t
+
     def benchmark_inputs(self, x=None, samples: int = SAMPLES, seed: int = 0) -> tuple[list, str, str]:
         """The float inputs :meth:`benchmark` times (one array per input, at most ``samples`` rows), their source
         and a note ("" unless they are random)."""
@@ -445,6 +493,13 @@ class LiteModel:
             raise HomlEdgeError(self._micro_failure(r))
         raw = r["outputs"]
         ref = self._raw_outputs(q)
+        for name, a, b in zip(self.output_names, raw, ref):  # shapes first: numpy would broadcast a mismatch
+            if a.shape != b.shape:
+                raise HomlEdgeError(f"{self.name}: TensorFlow Lite Micro gave output {name!r} the shape "
+                                    f"{tuple(a.shape)} where LiteRT computes {tuple(b.shape)} for the same inputs "
+                                    "(the file's tensor shapes contradict its ops): no comparison is possible")
+        if len(raw) != len(ref):
+            raise HomlEdgeError(f"{self.name}: TensorFlow Lite Micro gave {len(raw)} outputs, LiteRT {len(ref)}")
         floats = [dequantize_array(o, d) for o, d in zip(raw, outs)]
         check_finite(self.name, "TensorFlow Lite Micro", floats, self.output_names, inputs)
         agree = float(np.mean([(a.reshape(len(a), -1).argmax(-1) == dequantize_array(b, d).reshape(len(b), -1)
@@ -518,6 +573,8 @@ def load_lite(path, name: str | None = None) -> LiteModel:
         raise HomlEdgeError(f"no file at {p}: check the path")
     if p.is_dir():
         raise HomlEdgeError(f"{p} is a folder; expected a .tflite file")
+    if not p.is_file():  # /dev/zero never ends, a FIFO blocks: only a regular file has a size to read
+        raise HomlEdgeError(f"{p} is not a regular file (a device, pipe or socket): give a .tflite file")
     data = p.read_bytes()
     return LiteModel(data, name=name or p.stem, meta={"path": str(p)})
 
@@ -704,6 +761,21 @@ def throughput_rows(lite: LiteModel, x=None, batch_sizes=(1, 8, 32, 128), thread
                 row["ms_per_sample"] = row["latency_ms"] / b
                 rows.append(row)
     return rows
+
+
+def _cut_after(content: bytes, k: int) -> bytes:
+    """The model's main graph up to its ``k``-th op: later ops removed, op ``k``'s outputs the graph's outputs."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    m = schema.ModelT.InitFromPackedBuf(content, 0)
+    sg = m.subgraphs[0]
+    sg.operators = sg.operators[:k]
+    sg.outputs = [int(i) for i in sg.operators[-1].outputs if int(i) >= 0]
+    m.signatureDefs = []
+    b = flatbuffers.Builder(len(content) + 1024)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
 
 
 def _run_workers(content: bytes, arrays: list, batch: int, threads: int, processes: int, seconds: float):

@@ -342,12 +342,15 @@ class EdgeMagics(Magics):
     @argument("--data", required=True, help="calibration inputs, e.g. x_train[:200]")
     @argument("--eval", nargs=2, metavar=("X", "Y"), required=True, help="test arrays for the accuracy budget")
     @argument("--max-drop", type=float, default=0.01, help="accuracy budget, e.g. 0.01 for one point (default)")
+    @argument("--objective", choices=("size", "latency"), default="size",
+              help="size: the smallest mix (default); latency: the fastest variant, timed on the test inputs")
     @argument("--plot", action="store_true", help="draw every variant tried and the Pareto front")
     @argument("-o", "--output", metavar="NAME", help="bind the result (.lite, .recipe, .tried) to this name")
     @line_magic
     @_usage_errors
     def autoquantize(self, line):
-        """Search the smallest per-layer float/int8/int4 mix whose accuracy drop stays within --max-drop.
+        """Search the smallest per-layer float/int8/int4 mix whose accuracy drop stays within --max-drop (or, with
+        --objective latency, the fastest variant within it, never slower than float32).
 
         Example: %autoquantize model --data x_train[:200] --eval x_test y_test --max-drop 0.01 -o best
         """
@@ -356,10 +359,14 @@ class EdgeMagics(Magics):
         args = parse_argstring(self.autoquantize, line)
         model = self._model(args.model)
         result = precision.autoquantize(model, self._get(args.data, "calibration data"),
-                                        self._pair(args.eval, "evaluation data"), max_drop=args.max_drop)
+                                        self._pair(args.eval, "evaluation data"), max_drop=args.max_drop,
+                                        objective=args.objective)
         self._show(result.tried.drop(columns=["recipe"]))
-        print(f"chosen: {result.recipe} -> {result.lite.size:,} bytes ({result.size_ratio:.1f}x smaller than "
-              f"float32)" + "".join(f"; {n}" for n in result.notes))
+        if args.objective == "latency":
+            print("; ".join(result.notes))
+        else:
+            print(f"chosen: {result.recipe} -> {result.lite.size:,} bytes ({result.size_ratio:.1f}x smaller than "
+                  f"float32)" + "".join(f"; {n}" for n in result.notes))
         if args.plot:
             import matplotlib.pyplot as plt
 

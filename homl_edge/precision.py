@@ -7,6 +7,7 @@ with ai-edge-quantizer, and returns the smallest model within an accuracy budget
 """
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -123,6 +124,7 @@ class AutoQuantResult:
     baseline_accuracy: float
     float_bytes: int
     notes: list = field(default_factory=list)
+    objective: str = "size"
 
     @property
     def size_ratio(self) -> float:
@@ -138,7 +140,14 @@ class AutoQuantResult:
         t = self.tried.drop(columns=["recipe"], errors="ignore")
         head = (f"<p><b>chosen</b>: {self.lite.size:,} bytes, {self.size_ratio:.2f}x smaller than float32; "
                 f"recipe {self.recipe}</p>")
-        return head + Table(t)._repr_html_()
+        if self.objective == "latency" and "latency_median_ms" in self.tried:
+            from .lite import format_ms
+
+            row = self.tried[self.tried.chosen].iloc[0]
+            head = (f"<p><b>fastest within the budget</b>: {row.name}, {format_ms(row.latency_median_ms)} "
+                    f"({row.speedup:.2f}x float32), {self.lite.size:,} bytes</p>")
+        notes = "".join(f"<p>{html.escape(n)}</p>" for n in self.notes)
+        return head + notes + Table(t)._repr_html_()
 
 
 def pareto_front(table):
@@ -152,9 +161,15 @@ def pareto_front(table):
     return t.loc[keep]
 
 
-def autoquantize(model, data, test, max_drop: float = 0.01, *, max_variants: int = 12, progress=True,
-                 granularity: str = "channel") -> AutoQuantResult:
-    """The smallest per-layer mix of float / int8 / int4 weights whose test accuracy drop stays within ``max_drop``.
+OBJECTIVES = ("size", "latency")
+
+
+def autoquantize(model, data, test, max_drop: float = 0.01, *, objective: str = "size", max_variants: int = 12,
+                 progress=True, granularity: str = "channel", threads: int = 1, rounds: int = 5,
+                 runs: int = 100) -> AutoQuantResult:
+    """The smallest per-layer mix of float / int8 / int4 weights whose test accuracy drop stays within ``max_drop``
+    (``objective="size"``, the default), or the fastest variant within it (``objective="latency"``: see
+    :func:`fastest_within`; ``threads``, ``rounds`` and ``runs`` shape its timing).
 
     1. measure each layer's sensitivity: accuracy with only that layer in int4;
     2. start from all layers in int4; while over budget, raise the most sensitive layer still in int4 to int8,
@@ -163,6 +178,11 @@ def autoquantize(model, data, test, max_drop: float = 0.01, *, max_variants: int
     ``data`` are calibration inputs (kept for the API's symmetry with ``quantize``; weight-only precision needs no
     calibration), ``test=(x, y)`` the accuracy check.
     """
+    if objective not in OBJECTIVES:
+        raise HomlEdgeError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+    if objective == "latency":
+        return fastest_within(model, data, test, max_drop, threads=threads, rounds=rounds, runs=runs,
+                              progress=progress)
     _keras.check_model(model)
     quantization.calibration_array(model, data)  # same input checks as quantize
     xt, yt = test
@@ -214,3 +234,123 @@ def autoquantize(model, data, test, max_drop: float = 0.01, *, max_variants: int
     table.attrs["max_drop"] = max_drop
     return AutoQuantResult(lite=best["lite"], recipe=best["recipe"], tried=table, baseline_accuracy=base_acc,
                            float_bytes=float_lite.size, notes=notes)
+
+
+# layers LiteRT runs slowly in full int8 (its integer LSTM kernel; hard-swish's integer path): a mix keeps them float
+MIN_SPEEDUP = 1.05  # a variant must beat float32 by this much to be picked for speed: less is timing noise
+SLOW_IN_INT8 = ("LSTM", "GRU", "SimpleRNN", "Bidirectional", "RNN", "ConvLSTM2D")
+
+
+def _slow_layers(model) -> list[str]:
+    out = []
+    for layer in model.layers:
+        act = getattr(getattr(layer, "activation", None), "__name__", "")
+        if type(layer).__name__ in SLOW_IN_INT8 or "hard_swish" in act or "hard_silu" in act:
+            out.append(layer.name)
+    return out
+
+
+def fastest_within(model, data, test, max_drop: float = 0.01, *, threads: int = 1, rounds: int = 5,
+                   runs: int = 100, progress=True) -> AutoQuantResult:
+    """The fastest variant whose test accuracy drop stays within ``max_drop``, timed on the real runtime.
+
+    Tries float32, float16, dynamic (int8 weights), int8 (calibrated on ``data``), blockwise int4 weights and,
+    where the model has layers LiteRT runs slowly in integer arithmetic (LSTM, GRU, hard-swish), per-layer mixes
+    that keep those layers float. Every variant is timed on the test inputs in interleaved rounds
+    (:func:`homl_edge.lite.benchmark_many`); the winner is the lowest median latency among those within the
+    budget, and never one slower than float32: a variant less than ``MIN_SPEEDUP`` (1.05x) as fast as float32
+    loses to it (then float32 is returned and the notes say why). For each variant
+    slower than float32 the notes name the op type that takes the time (:meth:`LiteModel.op_times`).
+    """
+    from .lite import benchmark_many, format_ms
+
+    _keras.check_model(model)
+    calib = quantization.calibration_array(model, data)
+    xt, yt = test
+    slow = _slow_layers(model)
+    plans = [("float32", lambda: quantization.quantize(model, "float32"), {"mode": "float32"}),
+             ("float16", lambda: quantization.quantize(model, "float16"), {"mode": "float16"}),
+             ("dynamic", lambda: quantization.quantize(model, "dynamic"), {"mode": "dynamic"}),
+             ("int8", lambda: quantization.quantize(model, "int8", data=calib), {"mode": "int8"}),
+             ("int4 block32", lambda: quantization.quantize(model, "int4", granularity="block32"),
+              {"mode": "int4", "granularity": "block32"})]
+    if slow:
+        keep = {f"/{n}/": "float" for n in slow}
+        label = ", ".join(slow)
+        plans.append((f"dynamic, {label} float",
+                      lambda: quantization.quantize_mixed(model, keep, base="int8", name=f"{model.name}-mix-dyn"),
+                      {"mode": "dynamic", **{n: "float" for n in slow}}))
+        plans.append((f"int8, {label} float", lambda: _int8_keeping_float(model, calib, slow),
+                      {"mode": "int8", **{n: "float" for n in slow}}))
+    bar = _progress.bar(progress, len(plans) + 1, "autoquantize (latency)")
+    notes, made = [], {}
+    for label, make, recipe in plans:
+        try:
+            lite = make()
+        except HomlEdgeError as e:
+            notes.append(f"{label}: not made ({e})")
+            bar.update(1)
+            continue
+        lite.keep_samples(xt[:64], "test data")
+        made[label] = (lite, recipe, lite.evaluate(xt, yt))
+        bar.update(1)
+    if "float32" not in made:
+        raise HomlEdgeError("the float32 conversion failed: nothing to compare the others with")
+    lat = benchmark_many({k: v[0] for k, v in made.items()}, xt, threads=threads, runs=runs, rounds=rounds)
+    bar.update(1)
+    bar.close()
+    base_acc = made["float32"][2]
+    f32 = lat["float32"]["median_ms"]
+    rows = []
+    for label, (lite, recipe, acc) in made.items():
+        rows.append({"variant": label, "size_bytes": lite.size, "accuracy": acc, "drop": base_acc - acc,
+                     "latency_median_ms": lat[label]["median_ms"], "latency_p90_ms": lat[label]["p90_ms"],
+                     "latency_spread_ms": lat[label]["spread_ms"], "speedup": f32 / lat[label]["median_ms"],
+                     "within_budget": base_acc - acc <= max_drop + 1e-12, "recipe": recipe})
+    within = [r for r in rows if r["within_budget"]]
+    best = min(within, key=lambda r: r["latency_median_ms"])
+    if best["variant"] != "float32" and best["speedup"] < MIN_SPEEDUP:  # never slower than float32
+        best = rows[0]
+    if best["variant"] == "float32":
+        faster = [r for r in rows if r["speedup"] >= MIN_SPEEDUP and r["variant"] != "float32"]
+        why = (f"no quantized variant ran at least {MIN_SPEEDUP:.2f}x as fast as float32 here (closer is timing "
+               "noise)" if not faster else
+               "the faster ones (" + ", ".join(f"{r['variant']} {r['speedup']:.2f}x" for r in faster) +
+               f") lose more than {max_drop:.2%} accuracy")
+        notes.insert(0, f"float32 is returned ({format_ms(f32)}): {why}")
+    else:
+        notes.insert(0, f"{best['variant']}: {format_ms(best['latency_median_ms'])}, {best['speedup']:.2f}x "
+                        f"float32 ({format_ms(f32)}) within {max_drop:.2%} accuracy")
+    for r in rows:
+        if r["speedup"] < 1 / MIN_SPEEDUP and r["variant"] != "float32":
+            try:
+                top = made[r["variant"]][0].op_times(xt, runs=max(20, runs // 4)).iloc[0]
+                notes.append(f"{r['variant']} is {1 / r['speedup']:.2f}x slower than float32: {top.name} at "
+                             f"{r['variant']}: {top.share:.0%} of the time")
+            except HomlEdgeError:
+                pass
+    lat_note = next(iter(lat.values()))
+    table = Table(rows).set_index("variant")
+    table["chosen"] = table.index == best["variant"]
+    table.attrs.update(max_drop=max_drop, objective="latency",
+                       latency=f"median of {lat_note['runs']} invokes on {lat_note['samples']} test inputs, best of "
+                               f"{lat_note['rounds']} interleaved rounds, {threads} thread(s)")
+    return AutoQuantResult(lite=made[best["variant"]][0], recipe=best["recipe"], tried=table,
+                           baseline_accuracy=base_acc, float_bytes=made["float32"][0].size, notes=notes,
+                           objective="latency")
+
+
+def _int8_keeping_float(model, calib, layers):
+    """Full int8 (calibrated) except ``layers``, kept float: ai-edge-quantizer's static int8 recipe with float
+    overrides, on the float32 file."""
+    float_lite = quantization.quantize(model, "float32")
+    entries = [(".*", "static-int8")] + [(f"/{n}/", "float") for n in layers]
+    try:
+        content = quantization._aeq(float_lite.content, entries, "channel", calib=calib,
+                                    signature_input=quantization._signature_input(float_lite))
+    except HomlEdgeError:
+        raise
+    except Exception as e:  # the quantizer's own failure, in one line
+        raise HomlEdgeError(f"ai-edge-quantizer could not make the mix: {str(e).splitlines()[0][:200]}") from None
+    return LiteModel(content, name=f"{model.name}-int8-mix", meta={"mode": "mixed", "precision": dict(entries)},
+                     _trusted=True)

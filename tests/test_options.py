@@ -79,6 +79,8 @@ MAGIC_ROWS = [
      lambda ns, out, d: ns["r"]["argmax_agreement"] >= 0.99 and "Arduino Uno" in out),
     ("autoquantize", "model --data calib --eval xt yt --max-drop 0.02 --plot -o r",
      lambda ns, out, d: ns["r"].lite is not None and ns["r"].recipe is not None),
+    ("autoquantize", "model --data calib --eval xt yt --objective latency -o r",
+     lambda ns, out, d: ns["r"].objective == "latency" and ns["r"].tried.chosen.sum() == 1 and "float32" in out),
     ("gpu", "-o r", lambda ns, out, d: "no GPU" in out and ns["r"]["gpus"] == []),
     ("gpu", "--growth -o r", lambda ns, out, d: "memory_growth has no effect" in out and ns["r"] is not None),
     ("gpu", "--no-growth -o r", lambda ns, out, d: "no GPU" in str(ns["r"])),

@@ -97,3 +97,34 @@ def test_throughput_resizes_only_a_free_batch_and_runs_worker_processes(lite_f32
     assert np.isnan(ft.loc[(8, 1, 1)].samples_per_s) and "fixed to 1" in ft.loc[(8, 1, 1)].note
     with pytest.raises(he.HomlEdgeError, match="positive integers"):
         lite_f32.throughput(xt, batch_sizes=(0,))
+
+
+def test_op_times_splits_one_invoke_by_op_type(lite_int8io, digits):
+    (_, _), (xt, _) = digits
+    t = lite_int8io.op_times(xt, runs=20, rounds=2)
+    assert dict(t.ops) == dict(lite_int8io.builtin_ops())  # every op of the file, counted once
+    assert t.share.sum() == pytest.approx(1.0) and (t.time_ms >= 0).all()
+    assert t.time_ms.is_monotonic_decreasing and t.attrs["input"] == "given samples" and t.attrs["total_ms"] > 0
+
+
+def test_autoquantize_latency_picks_the_fastest_within_budget_never_slower_than_float32(trained, digits):
+    from homl_edge.precision import MIN_SPEEDUP
+
+    (x, _), (xt, yt) = digits
+    r = he.autoquantize(trained, x[:200], (xt, yt), max_drop=0.01, objective="latency", rounds=3, runs=50,
+                        progress=False)
+    t = r.tried
+    assert {"float32", "float16", "dynamic", "int8", "int4 block32"} <= set(t.index)
+    assert {"size_bytes", "accuracy", "latency_median_ms", "speedup", "within_budget"} <= set(t.columns)
+    assert t.chosen.sum() == 1 and r.objective == "latency"
+    chosen = t[t.chosen].iloc[0]
+    within = t[t.within_budget]
+    assert chosen.within_budget and r.lite.size == chosen.size_bytes
+    if chosen.name == "float32":
+        assert (within.drop(index="float32").speedup < MIN_SPEEDUP).all() and "float32 is returned" in r.notes[0]
+    else:
+        assert chosen.latency_median_ms == within.latency_median_ms.min() and chosen.speedup >= MIN_SPEEDUP
+        assert chosen.latency_median_ms < t.loc["float32"].latency_median_ms
+    assert "interleaved" in t.attrs["latency"] and "fastest within the budget" in r._repr_html_()
+    with pytest.raises(he.HomlEdgeError, match="objective must be one of"):
+        he.autoquantize(trained, x[:200], (xt, yt), objective="speed")
