@@ -1,42 +1,68 @@
 """A Jupyter server extension (a face): serves the web pages that ``export_tfjs(..., page=True)`` writes, so that
 a notebook shows the live page in an IFrame on the server it already talks to, on localhost and on Binder alike.
 
-Jupyter's own ``/files/`` handler sends ``Content-Security-Policy: sandbox allow-scripts``: a page served there has
-an opaque origin, so its stylesheet and scripts lose the session's cookies, and it can register no service worker
-and open no IndexedDB. This handler serves without that sandbox, behind the server's authentication, and only
-from folders that carry the marker ``export_tfjs`` writes: arbitrary HTML under the root is never served here.
-Enabled by ``etc/jupyter/jupyter_server_config.d/homl_edge.json``, installed with the package.
+What it serves is decided by a registry, not by anything a folder carries: ``homl_edge.browser.register_page``
+(called by the export in the kernel) writes an entry into the Jupyter runtime dir, which only this user can write,
+under a random key, with the sha256 of every file of the folder. ``GET {base_url}homl-edge/page/<key>/<file>``
+answers only for entries written during this server's lifetime, only with a listed file (never a dotfile, never a
+symlink) whose bytes are still the registered ones. Everything else is a 404.
+
+Each answer carries ``Content-Security-Policy: sandbox allow-scripts``: the page gets an opaque origin of its own,
+so its scripts cannot read the session's cookies or call the Jupyter API (a PUT to ``/api/contents`` is a
+cross-origin request without credentials, refused), and it may load only from this server (``default-src
+'self'``). The page's own files are fetched across that origin boundary, so they are sent with
+``Access-Control-Allow-Origin: *`` and without authentication: the unguessable key is the capability, as a
+Jupyter token is. Enabled by ``etc/jupyter/jupyter_server_config.d/homl_edge.json``, installed with the package.
 """
 from __future__ import annotations
 
-from pathlib import Path
+import mimetypes
+import time
 
-MARKER = ".homl-edge-page"
 ROUTE = "homl-edge/page"
+CSP = ("sandbox allow-scripts allow-downloads; default-src 'self' blob: data:; "
+       "script-src 'self' 'unsafe-eval' 'wasm-unsafe-eval' blob:; style-src 'self' 'unsafe-inline'; "
+       "frame-ancestors 'self'")
+TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm",
+         ".webmanifest": "application/manifest+json", ".json": "application/json", ".tflite": "application/octet-stream",
+         ".bin": "application/octet-stream", ".svg": "image/svg+xml", ".css": "text/css", ".html": "text/html"}
 
 
 def _handler_class():
+    from jupyter_server.auth.decorator import allow_unauthenticated
     from jupyter_server.base.handlers import JupyterHandler
     from tornado import web
 
-    class PageHandler(JupyterHandler, web.StaticFileHandler):
-        """GET {base_url}homl-edge/page/<folder below the root>/<file>: files of a marked export folder only."""
+    from .browser import page_file, registered_page
 
-        def initialize(self, path):
-            web.StaticFileHandler.initialize(self, path, default_filename="index.html")
+    class PageHandler(JupyterHandler):
+        """GET {base_url}homl-edge/page/<key>/<file>: a file of a page registered during this server's lifetime."""
 
-        @web.authenticated
-        async def get(self, path, include_body=True):
-            return await web.StaticFileHandler.get(self, path, include_body)
+        def initialize(self, runtime_dir, since):
+            self.runtime_dir = runtime_dir
+            self.since = since
 
-        def validate_absolute_path(self, root, absolute_path):
-            absolute = super().validate_absolute_path(root, absolute_path)
-            if absolute is None or not (Path(absolute).parent / MARKER).is_file():
+        @property
+        def content_security_policy(self):
+            return CSP
+
+        def check_xsrf_cookie(self):
+            return None  # GET only, nothing changes
+
+        @allow_unauthenticated
+        def get(self, key, rel):
+            entry = registered_page(key, self.runtime_dir, since=self.since)
+            data = page_file(entry, rel) if entry is not None else None
+            if data is None:
                 raise web.HTTPError(404)
-            return absolute
-
-        def set_extra_headers(self, path):
+            name = (rel or "index.html").rsplit("/", 1)[-1]
+            suffix = "." + name.rsplit(".", 1)[-1] if "." in name else ""
+            kind = TYPES.get(suffix.lower()) or mimetypes.guess_type(name)[0] or "application/octet-stream"
+            self.set_header("Content-Type", kind)
+            self.set_header("Access-Control-Allow-Origin", "*")
             self.set_header("Cache-Control", "no-cache")
+            self.set_header("X-Content-Type-Options", "nosniff")
+            self.finish(data)
 
     return PageHandler
 
@@ -45,6 +71,7 @@ def _load_jupyter_server_extension(serverapp):
     from jupyter_server.utils import url_path_join
 
     web_app = serverapp.web_app
-    route = url_path_join(web_app.settings["base_url"], ROUTE, "(.*)")
-    web_app.add_handlers(".*$", [(route, _handler_class(), {"path": str(Path(serverapp.root_dir).expanduser())})])
-    serverapp.log.info("homl-edge: exported pages served at %s", route)
+    route = url_path_join(web_app.settings["base_url"], ROUTE, "([^/]*)/?(.*)")
+    args = {"runtime_dir": serverapp.runtime_dir, "since": time.time()}
+    web_app.add_handlers(".*$", [(route, _handler_class(), args)])
+    serverapp.log.info("homl-edge: registered pages served at %s", route)

@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import http.server
+import json
 import os
+import re
+import secrets
 import shutil
 import threading
 import time
@@ -64,6 +68,114 @@ def jupyter_files_path(folder) -> str | None:
         if best is None or len(root.parts) > best[0]:
             best = (len(root.parts), rel.as_posix())
     return best[1] if best else None
+
+
+# ------------------------------------------------------------------------ the pages a Jupyter server may serve
+PAGE_ROUTE = "homl-edge/page"
+PAGES_DIR = "homl-edge-pages"  # below the Jupyter runtime dir, which only this user can write
+_KEY = re.compile(r"^[0-9a-f]{32}$")
+_MAX_PAGE_FILES = 500
+
+
+def _runtime_dir(runtime_dir=None) -> Path:
+    if runtime_dir is not None:
+        return Path(runtime_dir)
+    from jupyter_core.paths import jupyter_runtime_dir
+
+    return Path(jupyter_runtime_dir())
+
+
+def page_files(folder) -> dict:
+    """``{relative path: sha256}`` of what a page folder may serve: regular files only, no symlink, no dotfile
+    and nothing below a dot folder (``.git``, ``.env``, ``.ipynb_checkpoints``)."""
+    folder = Path(folder)
+    files = {}
+    for p in sorted(folder.rglob("*")):
+        rel = p.relative_to(folder)
+        if any(part.startswith(".") for part in rel.parts) or p.is_symlink() or not p.is_file():
+            continue
+        if len(files) >= _MAX_PAGE_FILES:
+            raise HomlEdgeError(f"{folder} holds more than {_MAX_PAGE_FILES} files: register the export folder "
+                                "itself, not a folder above it")
+        files[rel.as_posix()] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return files
+
+
+def register_page(folder, *, runtime_dir=None) -> str:
+    """Let the running Jupyter server show the web page in ``folder`` (what ``export_tfjs(..., page=True)`` does).
+
+    Writes an entry into the Jupyter runtime dir (a folder only this user can write, never a file a repository can
+    carry): a random key, the folder and the sha256 of every file it holds now (no dotfiles, no symlinks). The
+    server serves ``{base_url}homl-edge/page/<key>/<file>`` only for entries written during its own lifetime,
+    only those files and only while their bytes are unchanged, in a sandbox (its own opaque origin: no access
+    to the Jupyter API or the session's cookies). Returns that path below the server's base URL. The key is the
+    capability: whoever holds it (this notebook's output) can fetch those files until the server stops.
+    """
+    folder = Path(folder).expanduser().resolve()
+    if not (folder / "index.html").is_file():
+        raise HomlEdgeError(f"{folder} has no index.html: register the folder of a page export (page=True)")
+    files = page_files(folder)
+    where = _runtime_dir(runtime_dir) / PAGES_DIR
+    where.mkdir(parents=True, exist_ok=True, mode=0o700)
+    now = time.time()
+    for old in where.glob("*.json"):  # the same folder's earlier entries, and anything a week old
+        try:
+            entry = json.loads(old.read_text())
+            if entry.get("folder") == str(folder) or now - float(entry.get("created", 0)) > 7 * 86400:
+                old.unlink()
+        except (OSError, ValueError):
+            continue
+    key = secrets.token_hex(16)
+    entry = {"folder": str(folder), "files": files, "created": now}
+    tmp = where / f".{key}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(entry, f)
+    os.replace(tmp, where / f"{key}.json")
+    return f"{PAGE_ROUTE}/{key}/index.html"
+
+
+def registered_page(key: str, runtime_dir, *, since: float = 0.0) -> dict | None:
+    """The entry :func:`register_page` wrote under ``key`` (written at or after ``since``), or None."""
+    if not _KEY.match(key or ""):
+        return None
+    try:
+        entry = json.loads((Path(runtime_dir) / PAGES_DIR / f"{key}.json").read_text())
+        folder, files, created = Path(entry["folder"]), dict(entry["files"]), float(entry["created"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if created < since or not folder.is_absolute():
+        return None
+    return {"folder": folder, "files": files, "created": created}
+
+
+def page_file(entry: dict, rel: str) -> bytes | None:
+    """The bytes of ``rel`` in a registered page, or None: not listed, a dotfile, a symlink, outside the folder,
+    or changed since it was registered."""
+    rel = rel or "index.html"
+    digest = entry["files"].get(rel)
+    parts = rel.split("/")
+    if digest is None or any(p in ("", ".", "..") or p.startswith(".") for p in parts):
+        return None
+    folder = entry["folder"]
+    path = folder.joinpath(*parts)
+    try:
+        if path.resolve() != folder.resolve().joinpath(*parts) or path.is_symlink() or not path.is_file():
+            return None
+        data = path.read_bytes()
+    except OSError:
+        return None
+    return data if hashlib.sha256(data).hexdigest() == digest else None
+
+
+def jupyter_server_running() -> bool:
+    """Whether a Jupyter server has its runtime file in this process's Jupyter runtime dir."""
+    try:
+        from jupyter_server.serverapp import list_running_servers
+
+        return any(True for _ in list_running_servers())
+    except Exception:
+        return False
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

@@ -17,7 +17,6 @@ from .errors import HomlEdgeError, first_line
 from .lite import LiteModel, atomic_write
 
 TFJS_VERSION = "4.22.0"
-TFJS_CDN = f"https://cdn.jsdelivr.net/npm/@tensorflow/tfjs@{TFJS_VERSION}/dist/tf.min.js"
 TFJS_QUANTIZE = (None, "float16", "uint8", "uint16")
 PAGE_FILES = ("index.html", "app.js", "style.css", "sw.js", "manifest.webmanifest", "icon.svg")
 
@@ -30,6 +29,7 @@ class TfjsExport:
     quantize: str | None
     files: dict = field(default_factory=dict)
     page: bool = False
+    served: str | None = None  # the page's path below the Jupyter server's base URL (browser.register_page)
 
     @property
     def weights_bytes(self) -> int:
@@ -58,7 +58,6 @@ class TfjsExport:
         import html as html_mod
         import uuid
 
-        from .browser import jupyter_files_path
         from .report import Table
 
         rows = [{"file": k, "bytes": v} for k, v in self.files.items()]
@@ -72,11 +71,8 @@ class TfjsExport:
                      "style='max-width:720px;border:1px solid #d0d7de'>")
         else:
             still = "<p><i>the live page appears here when this notebook runs in Jupyter</i></p>"
-        rel = jupyter_files_path(self.path) if (self.path / ".homl-edge-page").is_file() else None
-        if rel is None:
+        if self.served is None:
             return head + still
-        from urllib.parse import quote
-
         box = f"homl-edge-page-{uuid.uuid4().hex[:12]}"
         script = (
             "<script>(function () {"
@@ -84,7 +80,8 @@ class TfjsExport:
             "if (!box || !cfg) { return; }"
             "var base = (JSON.parse(cfg.textContent).baseUrl || '/');"
             "var frame = document.createElement('iframe'); frame.className = 'homl-edge-frame';"
-            f"frame.src = base + 'homl-edge/page/' + {json.dumps(quote(rel))} + '/index.html';"
+            "frame.setAttribute('sandbox', 'allow-scripts allow-downloads');"
+            f"frame.src = base + {json.dumps(self.served)};"
             "frame.style.width = '100%'; frame.style.height = '680px'; frame.style.border = '1px solid #d0d7de';"
             "frame.title = 'the exported page'; box.replaceChildren(frame);"
             "})();</script>")
@@ -119,14 +116,16 @@ def export_tfjs(model, out_dir, quantize: str | None = None, page: bool = False,
 
     ``quantize`` stores the weights as ``"float16"``, ``"uint8"`` or ``"uint16"`` (affine) instead of float32.
     ``page=True`` adds a small progressive web app: a drawing pad, sample buttons and the prediction, with a
-    manifest and a service worker that make it work offline once visited. ``tfjs_url`` is where the page finds
-    TensorFlow.js: a URL (default: the jsDelivr CDN, version {v}) or a local ``tf.min.js`` file, which is copied
-    into the folder so the export is self-contained. ``samples=(x, y)`` puts up to 20 clickable examples in the page.
+    manifest and a service worker that make it work offline once visited. The page loads TensorFlow.js {v} from
+    the export folder: ``tfjs_url`` is a local ``tf.min.js`` to copy there (default: :func:`local_tfjs`, the npm
+    install in ``web/`` or ``$HOML_EDGE_TFJS``); a URL is written as given (a host you trust; inside Jupyter the
+    page's sandbox allows only the server's own files). ``samples=(x, y)`` puts up to 20 clickable examples in the page.
     ``trainable=True`` (with ``page=True``) adds in-browser fine-tuning: a person labels drawings, the page trains
     the last layer with ``model.fit`` of TF.js, keeps the result in IndexedDB (reloaded on the next visit) and can
     download it (``downloads://``); :func:`load_tfjs` brings such a download back to Keras. Nothing is uploaded.
     The folder is written next to its final place and renamed at the end: an error leaves nothing half-written.
-    In a notebook the result shows the live page in an IFrame served by the notebook's own Jupyter server;
+    In a notebook the result shows the live page in an IFrame served by the notebook's own Jupyter server, which
+    the export registers (:func:`homl_edge.browser.register_page`: no marker file in the folder);
     ``screenshot=True`` (needs a Chromium and a local ``tfjs_url``) saves ``preview.png``, which a saved notebook
     (GitHub, nbviewer) shows instead of a frame that has no server behind it.
     """
@@ -155,8 +154,6 @@ def export_tfjs(model, out_dir, quantize: str | None = None, page: bool = False,
             raise HomlEdgeError("trainable=True adds fine-tuning to the web page: pass page=True too")
         if page:
             _write_page(model, tmp, quantize, tfjs_url, title, labels, samples, trainable)
-            # the marker lets the notebook's Jupyter server serve this folder (homl_edge._jupyter)
-            (tmp / ".homl-edge-page").write_text(json.dumps({"homl-edge": "tfjs page"}))
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)
@@ -166,7 +163,14 @@ def export_tfjs(model, out_dir, quantize: str | None = None, page: bool = False,
     if page and screenshot:
         _screenshot(out, samples)
     files = {str(p.relative_to(out)): p.stat().st_size for p in sorted(out.rglob("*")) if p.is_file()}
-    return TfjsExport(path=out, quantize=quantize, files=files, page=page)
+    return TfjsExport(path=out, quantize=quantize, files=files, page=page, served=_serve_in_jupyter(out, page))
+
+
+def _serve_in_jupyter(out: Path, page: bool) -> str | None:
+    """Register the page with the Jupyter server of this kernel, if one runs (its path below the base URL)."""
+    from .browser import jupyter_server_running, register_page
+
+    return register_page(out) if page and jupyter_server_running() else None
 
 
 def _screenshot(out: Path, samples) -> None:
@@ -230,8 +234,11 @@ def _write_page(model, folder: Path, quantize, tfjs_url, title, labels, samples,
             sample_list.append({"x": [round(float(v), 4) for v in np.ravel(xi)], "label": int(yi)})
     src = Path(__file__).parent / "static" / "page"
     if tfjs_url is None:
-        tfjs_url = TFJS_CDN
-    elif Path(tfjs_url).expanduser().is_file():  # a local copy: ship it inside the export
+        tfjs_url = local_tfjs()
+        if tfjs_url is None:
+            raise HomlEdgeError("the page needs TensorFlow.js and none is installed here: run `npm ci` in the "
+                                "checkout's web/ folder, set HOML_EDGE_TFJS=/path/to/tf.min.js, or pass tfjs_url=")
+    if Path(tfjs_url).expanduser().is_file():  # a local copy: ship it inside the export
         shutil.copyfile(Path(tfjs_url).expanduser(), folder / "tf.min.js")
         tfjs_url = "tf.min.js"
     elif not re.match(r"^(https?:)?//|^/", str(tfjs_url)):

@@ -160,9 +160,14 @@
       await model.fit(x, y, fitOptions);
     }
     x.dispose(); y.dispose();
-    await model.save(STORE);
-    source = 'indexeddb';
-    setStatus(`fine-tuned on ${n} examples in ${((performance.now() - t0) / 1000).toFixed(1)} s; saved in this browser`);
+    let kept = 'saved in this browser';
+    try {
+      await model.save(STORE);
+      source = 'indexeddb';
+    } catch (e) {  // a sandboxed page (inside Jupyter) has no storage of its own: the model stays in memory
+      kept = 'kept in memory only (no storage in this sandboxed page)';
+    }
+    setStatus(`fine-tuned on ${n} examples in ${((performance.now() - t0) / 1000).toFixed(1)} s; ${kept}`);
     return { loss: history, seconds: (performance.now() - t0) / 1000 };
   }
 
@@ -203,10 +208,13 @@
   window.homl = { ready, predict, config, backend: () => tf.getBackend(), fineTune, accuracy,
                   source: () => source, defaults: DEFAULTS, examples };
 
-  if ('serviceWorker' in navigator) {
-    window.homl.offlineReady = navigator.serviceWorker.register('sw.js')
-      .then(() => navigator.serviceWorker.ready)
-      .then(() => true)
-      .catch((e) => { console.warn('no offline support:', e); return false; });
-  }
+  window.homl.offlineReady = Promise.resolve(false);
+  try {  // a sandboxed page (inside Jupyter: an opaque origin) may not even read navigator.serviceWorker
+    if ('serviceWorker' in navigator) {
+      window.homl.offlineReady = navigator.serviceWorker.register('sw.js')
+        .then(() => navigator.serviceWorker.ready)
+        .then(() => true)
+        .catch((e) => { console.warn('no offline support:', e); return false; });
+    }
+  } catch (e) { console.warn('no offline support in a sandboxed page:', e.message); }
 })();
