@@ -481,13 +481,15 @@ def load_keras(path, safe_mode: bool = True, flavour_wanted: str | None = None):
     if not p.exists():
         raise HomlEdgeError(f"no model file at {p}: check the path")
     if p.is_dir():
-        return _load_saved_model(p)
+        return _load_saved_model(p, safe_mode)
+    if not p.is_file():
+        raise HomlEdgeError(f"{p} is not a regular file (a device, pipe or socket): give a .keras or .h5 file")
     if p.suffix not in (".keras", ".h5", ".hdf5"):
         raise HomlEdgeError(f"{p.name}: expected a .keras or .h5 model file or a SavedModel folder")
     version = keras_version_of(p)
     use3 = flavour_wanted == "keras3" or (flavour_wanted is None and str(version or "").startswith("3"))
-    if p.suffix in (".h5", ".hdf5"):
-        _refuse_h5_lambda(p, safe_mode)
+    if safe_mode:
+        _refuse_code(p.name, _stored_configs(p))
     try:
         if use3:
             k3 = keras3()
@@ -512,10 +514,12 @@ def load_keras(path, safe_mode: bool = True, flavour_wanted: str | None = None):
         raise HomlEdgeError(f"cannot load {p.name} ({type(e).__name__}: {first_line(e)[:200]})") from None
 
 
-def _load_saved_model(p: Path):
+def _load_saved_model(p: Path, safe_mode: bool = True):
     if not (p / "saved_model.pb").is_file():
         raise HomlEdgeError(f"{p} is a folder without saved_model.pb: expected a SavedModel folder")
     if (p / "keras_metadata.pb").is_file():
+        if safe_mode:
+            _refuse_code(p.name, _stored_configs(p))
         try:
             with _tf.quiet():
                 return legacy().models.load_model(p, compile=True)
@@ -524,27 +528,74 @@ def _load_saved_model(p: Path):
     return SavedModelSource(p)
 
 
-def _refuse_h5_lambda(path: Path, safe_mode: bool) -> None:
-    """tf_keras loads a Lambda layer from HDF5 without a safe-mode check: check the stored config ourselves."""
-    if not safe_mode:
-        return
-    import h5py
+# class names whose config carries Python code (marshalled bytecode) that deserialising would run
+_CODE_CLASSES = {"Lambda", "__lambda__"}
 
+
+def _stored_configs(path: Path) -> list:
+    """Every model config stored in a ``.h5`` file, a ``.keras`` archive or a Keras SavedModel folder, JSON-decoded
+    (so a class name spelled with escapes such as ``"\\u004cambda"`` reads as what Keras will read)."""
+    texts = []
     try:
-        with h5py.File(path, "r") as f:
-            cfg = f.attrs.get("model_config")
-    except OSError as e:
-        raise HomlEdgeError(f"cannot load {path.name}: not a readable HDF5 file ({e})") from None
-    if cfg is None:
-        return
-    if isinstance(cfg, bytes):
-        cfg = cfg.decode()
-    if '"Lambda"' in cfg or "'Lambda'" in cfg:
+        if path.is_dir():
+            from tf_keras.protobuf import saved_metadata_pb2
+
+            meta = saved_metadata_pb2.SavedMetadata()
+            meta.ParseFromString((path / "keras_metadata.pb").read_bytes())
+            texts = [n.metadata for n in meta.nodes]
+        elif path.suffix == ".keras":
+            with zipfile.ZipFile(path) as z:
+                texts = [z.read(n) for n in z.namelist() if n.endswith(".json")]
+        else:
+            import h5py
+
+            with h5py.File(path, "r") as f:
+                texts = [f.attrs[a] for a in ("model_config", "training_config") if a in f.attrs]
+    except Exception as e:  # a damaged file: the loader below says what is wrong with it
+        if path.suffix in (".h5", ".hdf5") and isinstance(e, OSError):
+            raise HomlEdgeError(f"cannot load {path.name}: not a readable HDF5 file ({first_line(e)[:200]})") from None
+        return []
+    configs = []
+    for t in texts:
         try:
-            names = [l["config"]["name"] for l in json.loads(cfg)["config"]["layers"] if l["class_name"] == "Lambda"]
-        except Exception:
-            names = ["?"]
-        raise HomlEdgeError(f"{path.name} contains Python code in Lambda layer(s) {', '.join(names)} and safe mode "
+            configs.append(json.loads(t.decode() if isinstance(t, bytes) else str(t)))
+        except (ValueError, UnicodeDecodeError):
+            # a config that is not JSON cannot be checked, so it is not loaded either
+            raise HomlEdgeError(f"cannot load {path.name}: its stored model config is not valid JSON") from None
+    return configs
+
+
+def code_layers(config) -> list[str]:
+    """Names of the layers in a decoded Keras config (nested models, wrappers and all) that hold Python code."""
+    found = []
+
+    def walk(obj, name):
+        if isinstance(obj, dict):
+            cfg = obj.get("config")
+            here = (cfg.get("name") if isinstance(cfg, dict) else None) or obj.get("name") or name
+            if obj.get("class_name") in _CODE_CLASSES or "lambda" in (obj.get("function_type"),
+                                                                     obj.get("output_shape_type")):
+                found.append(str(here or "?"))
+            for v in obj.values():
+                walk(v, here)
+        elif isinstance(obj, list):
+            for v in obj:
+                walk(v, name)
+        elif isinstance(obj, str) and obj[:1] in "{[" and obj[-1:] in "}]":
+            try:  # a config stored as a JSON string inside the JSON
+                walk(json.loads(obj), name)
+            except ValueError:
+                pass
+
+    walk(config, None)
+    return list(dict.fromkeys(found))
+
+
+def _refuse_code(filename: str, configs: list) -> None:
+    """Safe mode: refuse a model file whose config holds Python code (a Lambda layer), naming the layers."""
+    names = list(dict.fromkeys(n for c in configs for n in code_layers(c)))
+    if names:
+        raise HomlEdgeError(f"{filename} contains Python code in Lambda layer(s) {', '.join(names)} and safe mode "
                             "refuses to load it; pass safe_mode=False only if you trust the file")
 
 

@@ -25,6 +25,24 @@ import threading
 from pathlib import Path
 
 ARENA_CAP = 64 * 1024 * 1024  # the arena search stops here: no microcontroller has more RAM than this
+_LIMIT_ENV = "HOML_EDGE_SANDBOX_MEMORY_BYTES"  # how the parent tells the child its address-space limit
+
+
+def default_memory_limit() -> int:
+    """The child's memory limit (its address space, ``RLIMIT_AS``): ``$HOML_EDGE_SANDBOX_MEMORY_MB`` if set, else
+    min(8 GiB, half the physical RAM). A ``.tflite`` whose tensors claim more is refused, not given the machine."""
+    env = os.environ.get("HOML_EDGE_SANDBOX_MEMORY_MB")
+    if env:
+        return int(float(env) * 2 ** 20)
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        physical = 16 * 2 ** 30
+    return int(min(8 * 2 ** 30, physical // 2))
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2 ** 20:,.0f} MiB"
 
 
 # ----------------------------------------------------------------------------------------------- wire format
@@ -51,12 +69,14 @@ def _receive(stream):
 class Sandbox:
     """A long-lived child process running this module; restarted after it dies."""
 
-    def __init__(self):
+    def __init__(self, memory_bytes: int | None = None):
         self._proc = None
         self._lock = threading.Lock()
+        self.memory_bytes = memory_bytes  # None: default_memory_limit() when the child starts
 
     def _start(self):
-        env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="3")
+        self._limit = int(self.memory_bytes or default_memory_limit())
+        env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="3", **{_LIMIT_ENV: str(self._limit)})
         self._proc = subprocess.Popen([sys.executable, "-m", "homl_edge._sandbox"], stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
                                       cwd=str(Path(__file__).resolve().parent.parent))
@@ -68,14 +88,16 @@ class Sandbox:
                 self._start()
             proc = self._proc
             answer = []
+            timed_out = False
             try:
                 _send(proc.stdin, job, blobs)
                 t = threading.Thread(target=lambda: answer.append(_receive(proc.stdout)), daemon=True)
                 t.start()
                 t.join(timeout)
+                timed_out = t.is_alive()  # decided now: once killed, the reader's late (None, []) is no answer
             except (BrokenPipeError, OSError):
                 pass
-            if answer and answer[0][0] is not None:
+            if not timed_out and answer and answer[0][0] is not None:
                 return answer[0]
             try:
                 proc.kill()
@@ -83,9 +105,13 @@ class Sandbox:
                 pass
             code = proc.wait()
             self._proc = None
-            how = "it did not answer in time" if code == -9 and not answer else (
-                f"signal {-code}" if code and code < 0 else f"exit code {code}")
-            return {"ok": False, "crashed": True, "error": f"the runtime crashed on it ({how})"}, []
+            if timed_out:
+                return {"ok": False, "crashed": True, "limit": "time",
+                        "error": f"it did not finish within the time limit of {timeout:g} s (the runtime was "
+                                 "stopped; an endless loop?)"}, []
+            how = f"signal {-code}" if code and code < 0 else f"exit code {code}"
+            return {"ok": False, "crashed": True, "error": f"the runtime crashed on it ({how}; its memory limit "
+                                                          f"is {_mib(self._limit)})"}, []
 
     def close(self):
         if self._proc is not None and self._proc.poll() is None:
@@ -99,6 +125,15 @@ class Sandbox:
 
 _sandbox = Sandbox()
 atexit.register(_sandbox.close)
+
+
+def set_limits(memory_bytes: int | None = None) -> dict:
+    """Set the child's memory limit (None: the default) and return the previous setting; the next job starts a
+    new child under it."""
+    previous = {"memory_bytes": _sandbox.memory_bytes}
+    _sandbox.memory_bytes = memory_bytes
+    _sandbox.close()
+    return previous
 
 
 def check(data: bytes, timeout: float = 120.0) -> dict:
@@ -142,18 +177,55 @@ def _check(data: bytes) -> dict:
     import numpy as np
     from ai_edge_litert.interpreter import Interpreter
 
+    interp = None
     try:
         interp = Interpreter(model_content=data, num_threads=1)
         interp.allocate_tensors()
+    except MemoryError:
+        return _out_of_memory()
     except Exception as e:  # LiteRT's verifier or allocator said no
+        if interp is not None and _over_limit(interp):
+            return _out_of_memory(_first_line(e))
         return {"ok": False, "error": _first_line(e)}
     try:
         for d in interp.get_input_details():
             interp.set_tensor(d["index"], np.zeros(d["shape"], dtype=d["dtype"]))
         interp.invoke()
+    except MemoryError:
+        return _out_of_memory()
     except Exception as e:  # it allocates but cannot run (e.g. an operand that lacks data): not usable
         return {"ok": False, "error": f"it loads but cannot run: {_first_line(e)}"}
     return {"ok": True, "inputs": len(interp.get_input_details())}
+
+
+def _memory_limit() -> int | None:
+    v = os.environ.get(_LIMIT_ENV)
+    return int(v) if v else None
+
+
+def _over_limit(interp) -> bool:
+    """Whether the tensors the model declares, on top of what this child already maps, exceed its memory limit
+    (then a failed allocation was the limit's doing)."""
+    import numpy as np
+
+    limit = _memory_limit()
+    if not limit:
+        return False
+    try:
+        claimed = sum(int(np.prod(d["shape"], dtype=np.float64)) * np.dtype(d["dtype"]).itemsize
+                      for d in interp.get_tensor_details())
+        with open("/proc/self/status") as f:
+            mapped = next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmSize:"))
+    except Exception:
+        return False
+    return claimed + mapped > limit
+
+
+def _out_of_memory(detail: str = "") -> dict:
+    limit = _memory_limit()
+    return {"ok": False, "limit": "memory",
+            "error": f"its tensors need more memory than the sandbox's memory limit of {_mib(limit or 0)} allows"
+                     + (f" ({detail})" if detail else "")}
 
 
 @contextlib.contextmanager
@@ -286,6 +358,14 @@ def _micro(job: dict, blobs: list) -> tuple[dict, list]:
 
 
 def main() -> None:
+    limit = _memory_limit()
+    if limit:  # a hostile file may claim gigabytes of tensors: the child gets this much address space, no more
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if hard != resource.RLIM_INFINITY:
+            limit = min(limit, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
     # the protocol gets a private copy of fd 1; whatever a runtime prints to the C stdout goes nowhere
     stdin, stdout = sys.stdin.buffer, os.fdopen(os.dup(1), "wb")
     null = os.open(os.devnull, os.O_WRONLY)

@@ -30,17 +30,46 @@ def _load_npy(path, what):
     return arr
 
 
-def _load_model(path):
+def _load_model(path, unsafe: bool = False):
     from . import _keras
     from .lite import load_lite
 
     if str(path).endswith(".tflite"):
         return load_lite(path)
-    return _keras.load_keras(path)
+    return _keras.load_keras(path, safe_mode=not unsafe)
+
+
+def _same_or_inside(a: Path, b: Path) -> bool:
+    """True when ``a`` is ``b`` or lies inside the folder ``b`` (paths resolved, symlinks followed)."""
+    a, b = a.resolve(), b.resolve()
+    return a == b or b in a.parents
+
+
+def _check_output(path, suffixes, force: bool, inputs=(), what: str = "output") -> Path:
+    """Everything that can be known about an output file before any work starts: its suffix, its folder (exists,
+    writable), an existing file (only with --force), and that it is none of the command's inputs."""
+    import os
+
+    out = Path(path).expanduser()
+    if out.suffix not in suffixes:
+        raise HomlEdgeError(f"{out.name}: the {what} is written as {' or '.join(suffixes)}; give such a file name")
+    for src in inputs:
+        if src is not None and Path(src).expanduser().exists() and _same_or_inside(out, Path(src).expanduser()):
+            raise HomlEdgeError(f"{out} is the input {src}: write the {what} to another file")
+    if out.is_dir():
+        raise HomlEdgeError(f"{out} is a folder; give a file name such as {out / ('model' + suffixes[0])}")
+    parent = out.parent
+    if not parent.is_dir():
+        raise HomlEdgeError(f"the folder {parent} does not exist: create it first")
+    if not os.access(parent, os.W_OK):
+        raise HomlEdgeError(f"cannot write into {parent}: permission denied")
+    if out.exists() and not force:
+        raise HomlEdgeError(f"{out} exists already; pass --force to replace it")
+    return out
 
 
 # core errors speak of function parameters; here they become this command line's options
-_FLAGS = (("pass overwrite=True", "pass --force"), ("overwrite=True", "--force"), ("pass data=", "pass --calib "),
+_FLAGS = (("pass safe_mode=False", "pass --unsafe"), ("pass overwrite=True", "pass --force"), ("overwrite=True", "--force"), ("pass data=", "pass --calib "),
           ("data=...", "--calib NPY"), ("tfjs_url", "--tfjs-url"))
 
 
@@ -60,7 +89,8 @@ def _as_options(message: str) -> str:
 def cmd_quantize(a):
     from . import quantization
 
-    model = _load_model(a.model)
+    _check_output(a.output, (".tflite",), a.force, [a.model, a.calib])
+    model = _load_model(a.model, a.unsafe)
     data = _load_npy(a.calib, "calibration") if a.calib else None
     lite = quantization.quantize(model, a.mode, data=data, precision=a.precision, granularity=a.granularity)
     path = lite.save(a.output, overwrite=a.force)
@@ -92,7 +122,11 @@ def _io(details):
 def cmd_export_tfjs(a):
     from . import export
 
-    model = _load_model(a.model)
+    out, src = Path(a.output).expanduser(), Path(a.model).expanduser()
+    if src.exists() and (_same_or_inside(out, src) or _same_or_inside(src, out)):
+        raise HomlEdgeError(f"the output folder {a.output} is, holds or lies inside the model {a.model}: "
+                            "export to another folder")
+    model = _load_model(a.model, a.unsafe)
     result = export.export_tfjs(model, a.output, quantize=a.quantize, page=a.page, tfjs_url=a.tfjs_url,
                                 overwrite=a.force)
     print(f"wrote {result.path}: {len(result.files)} files, weights {result.weights_bytes:,} bytes")
@@ -101,6 +135,7 @@ def cmd_export_tfjs(a):
 def cmd_export_c(a):
     from . import export
 
+    _check_output(a.output, (".cc", ".cpp", ".c"), a.force, [a.model], what="C array")
     r = export.export_c_array(a.model, a.output, variable=a.variable, overwrite=a.force)
     print(f"wrote {r['source']} and {r['header']}: {r['flash_bytes']:,} bytes of flash ({r['variable']})")
 
@@ -109,7 +144,7 @@ def cmd_compare(a):
     from . import report
 
     x, y = _load_npy(a.x, "x"), _load_npy(a.y, "y")
-    variants = {Path(m).name: _load_model(m) for m in a.models}
+    variants = {name: _load_model(m, a.unsafe) for name, m in zip(_unique_names(a.models), a.models)}
     table = report.compare(variants, x, y, threads=a.threads)
     if a.csv:
         print(table.to_csv(), end="")
@@ -120,15 +155,26 @@ def cmd_compare(a):
             print(table.to_frame().to_string(float_format=lambda v: f"{v:.4g}"))
 
 
+def _unique_names(paths) -> list[str]:
+    """The file names of ``paths``, with as many parent folders as it takes to tell them apart."""
+    parts = [Path(p).expanduser().resolve().parts for p in paths]
+    names = []
+    for i, p in enumerate(parts):
+        name = str(paths[i])
+        for k in range(1, len(p)):
+            if not any(j != i and q[-k:] == p[-k:] for j, q in enumerate(parts)):
+                name = "/".join(p[-k:])
+                break
+        names.append(name)
+    return [n if names.count(n) == 1 else f"{n} ({i + 1})" for i, n in enumerate(names)]
+
+
 def cmd_prune(a):
     from . import _keras, sparsity
 
-    out = Path(a.output).expanduser()
-    if out.suffix not in (".keras", ".h5"):
-        raise HomlEdgeError(f"{out.name}: the pruned model is a Keras model; give a .keras or .h5 file name")
-    if out.exists() and not a.force:
-        raise HomlEdgeError(f"{out} exists already; pass --force to replace it")
-    model = _load_model(a.model)
+    # the output is checked before the hours of training, not after
+    out = _check_output(a.output, (".keras", ".h5"), a.force, [a.model, a.x, a.y], what="pruned Keras model")
+    model = _load_model(a.model, a.unsafe)
     x, y = _load_npy(a.x, "x"), _load_npy(a.y, "y")
     pruned = sparsity.prune(model, (x, y), sparsity=a.sparsity, criterion=a.criterion, structure=a.structure,
                             channels=a.channels, schedule=a.schedule, epochs=a.epochs, layers=a.layers,
@@ -179,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--calib", metavar="NPY", help="calibration inputs (.npy) for the int8/int16x8 modes")
     q.add_argument("-o", "--output", required=True, metavar="TFLITE", help="output .tflite file")
     q.add_argument("--force", action="store_true", help="replace an existing output file")
+    q.add_argument("--unsafe", action="store_true", help="load a Keras model that holds Python code (Lambda layers): only your own files")
     q.set_defaults(func=cmd_quantize)
 
     i = sub.add_parser("inspect", help="ops, tensors, quantization and size of a .tflite file")
@@ -194,6 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--page", action="store_true", help="add the web page (PWA: works offline once visited)")
     t.add_argument("--tfjs-url", help="URL or local tf.min.js for the page (default: the CDN)")
     t.add_argument("--force", action="store_true")
+    t.add_argument("--unsafe", action="store_true", help="load a Keras model that holds Python code (Lambda layers): only your own files")
     t.set_defaults(func=cmd_export_tfjs)
 
     c = sub.add_parser("export-c", help="write a .tflite as a TFLite Micro C array (.cc + .h)")
@@ -209,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--y", required=True, metavar="NPY", help="test labels (.npy)")
     m.add_argument("--threads", type=int, default=1)
     m.add_argument("--csv", action="store_true", help="CSV output")
+    m.add_argument("--unsafe", action="store_true", help="load a Keras model that holds Python code (Lambda layers): only your own files")
     m.set_defaults(func=cmd_compare)
 
     r = sub.add_parser("prune", help="pruning (magnitude, taylor, l1, or whole channels) with fine-tuning")
@@ -226,6 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-o", "--output", required=True, help="output .keras or .h5 file")
     r.add_argument("--force", action="store_true")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--unsafe", action="store_true", help="load a Keras model that holds Python code (Lambda layers): only your own files")
     r.set_defaults(func=cmd_prune)
 
     mc = sub.add_parser("micro", help="run a .tflite in TensorFlow Lite Micro: agreement, arena, boards")

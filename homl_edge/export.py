@@ -142,7 +142,8 @@ def export_tfjs(model, out_dir, quantize: str | None = None, page: bool = False,
             raise HomlEdgeError(f"{out} is a file; export_tfjs writes a folder: give a folder path")
         if any(out.iterdir()) and not overwrite:
             raise HomlEdgeError(f"{out} exists and is not empty; pass overwrite=True to replace it")
-    parent = out.parent
+        _check_replaceable(out)
+    parent = out.resolve().parent  # "." and "..": the folder is renamed, so it needs its real name
     if not parent.exists():
         raise HomlEdgeError(f"the folder {parent} does not exist: create it first")
     if not os.access(parent, os.W_OK):
@@ -154,9 +155,8 @@ def export_tfjs(model, out_dir, quantize: str | None = None, page: bool = False,
             raise HomlEdgeError("trainable=True adds fine-tuning to the web page: pass page=True too")
         if page:
             _write_page(model, tmp, quantize, tfjs_url, title, labels, samples, trainable)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+        _write_manifest(tmp)
+        _replace_folder(tmp, out.resolve())
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -164,6 +164,63 @@ def export_tfjs(model, out_dir, quantize: str | None = None, page: bool = False,
         _screenshot(out, samples)
     files = {str(p.relative_to(out)): p.stat().st_size for p in sorted(out.rglob("*")) if p.is_file()}
     return TfjsExport(path=out, quantize=quantize, files=files, page=page, served=_serve_in_jupyter(out, page))
+
+
+EXPORT_MANIFEST = ".homl-edge-export.json"  # what an export wrote: all that overwrite=True may ever replace
+
+
+def _folder_entries(folder: Path) -> set:
+    """Every file, symlink and empty folder below ``folder`` (symlinks not followed), as relative POSIX paths."""
+    found = set()
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        rel = Path(root).relative_to(folder)
+        found.update((rel / n).as_posix() for n in files)
+        found.update((rel / n).as_posix() for n in dirs if os.path.islink(os.path.join(root, n)))
+        if not dirs and not files and rel != Path("."):
+            found.add(rel.as_posix() + "/")
+    return found
+
+
+def _write_manifest(folder: Path) -> None:
+    entries = sorted(_folder_entries(folder) | {EXPORT_MANIFEST})
+    (folder / EXPORT_MANIFEST).write_text(json.dumps({"homl-edge": "tfjs export", "files": entries}, indent=1))
+
+
+def _check_replaceable(out: Path) -> None:
+    """overwrite=True replaces a previous export and nothing else: every entry of the folder must be one that
+    export listed in its manifest; and never the folder this process works in (or one holding it)."""
+    cwd = Path.cwd().resolve()
+    if out.resolve() == cwd or out.resolve() in cwd.parents:
+        raise HomlEdgeError(f"{out} is the current folder (or holds it): export to a new folder instead")
+    entries = _folder_entries(out)
+    if not entries:
+        return
+    try:
+        listed = set(json.loads((out / EXPORT_MANIFEST).read_text())["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        listed = set()
+    foreign = sorted(entries - listed)
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise HomlEdgeError(f"{out} holds {shown}, which no homl-edge export wrote there; overwrite=True replaces "
+                            "only a previous export: move those files or choose another folder")
+
+
+def _replace_folder(new: Path, out: Path) -> None:
+    """Put the finished folder ``new`` in place of ``out``: the old one is moved aside first and deleted only once
+    the new one is in place (put back if that fails)."""
+    if not out.exists():
+        os.replace(new, out)
+        return
+    aside = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+    os.replace(out, aside / "old")
+    try:
+        os.replace(new, out)
+    except BaseException:
+        os.replace(aside / "old", out)
+        shutil.rmtree(aside, ignore_errors=True)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def _serve_in_jupyter(out: Path, page: bool) -> str | None:
@@ -282,6 +339,206 @@ def load_tfjs(path):
     except Exception as e:
         first = first_line(e)
         raise HomlEdgeError(f"cannot load the TF.js model {p}: {first[:200]}") from None
+
+
+# ------------------------------------------------------------------------------------- the .tflite in a browser
+LITERTJS_VERSION = "2.5.3"
+LITERTJS_BUILDS = ("litert_wasm_internal", "litert_wasm_compat_internal")  # relaxed SIMD, and without it
+
+
+@dataclass
+class WebExport:
+    """What :func:`export_web` wrote: the folder, its files and sizes, and the path a Jupyter server shows it at."""
+
+    path: Path
+    files: dict = field(default_factory=dict)
+    served: str | None = None
+    batch_fixed: bool = False  # the file's free batch dimension was fixed at 1 (LiteRT.js does not resize inputs)
+
+    @property
+    def model_bytes(self) -> int:
+        return self.files.get("model.tflite", 0)
+
+    @property
+    def runtime_bytes(self) -> int:
+        """What a browser downloads of LiteRT.js: the module and one Wasm build (the larger of the two here)."""
+        js = sum(v for k, v in self.files.items() if k.startswith("litert/") and not k.startswith("litert/litert_"))
+        return js + max(self.files.get(f"litert/{b}.js", 0) + self.files.get(f"litert/{b}.wasm", 0)
+                        for b in LITERTJS_BUILDS)
+
+    def to_frame(self):
+        import pandas as pd
+
+        return pd.DataFrame({"bytes": self.files})
+
+    def _repr_html_(self):
+        page = TfjsExport(path=self.path, quantize=None, files=self.files, page=True, served=self.served)
+        html = page._repr_html_()
+        return html.replace("TF.js export in", "LiteRT.js export in", 1).replace(
+            "(float32 weights, 0 bytes)", f"(model.tflite, {self.model_bytes:,} bytes)", 1)
+
+    def __repr__(self):
+        return f"<WebExport {self.path} (model.tflite {self.model_bytes:,} bytes; {len(self.files)} files)>"
+
+
+def local_litertjs() -> Path | None:
+    """The npm package ``@litertjs/core`` (with its ``wasm/`` builds) if installed: ``$HOML_EDGE_LITERTJS`` (the
+    package folder), or this checkout's ``web/node_modules/@litertjs/core``."""
+    env = os.environ.get("HOML_EDGE_LITERTJS")
+    candidates = [Path(env)] if env else []
+    candidates.append(Path(__file__).resolve().parent.parent / "web/node_modules/@litertjs/core")
+    return next((p for p in candidates if (p / "dist/index.js").is_file() and (p / "wasm").is_dir()), None)
+
+
+def export_web(model, out_dir, *, samples=None, labels=None, title: str = "homl-edge: digit recognizer (LiteRT.js)",
+               overwrite: bool = False) -> WebExport:
+    """Write a web page that runs the very ``.tflite`` file in the browser with LiteRT.js {v} (WebAssembly, XNNPACK).
+
+    ``model`` is a :class:`LiteModel` (any mode: float32, int8 with float or int8 I/O, ...), a ``.tflite`` path, or
+    a Keras model (converted to float32 first). The folder holds ``model.tflite`` byte for byte, the page (drawing
+    pad, ``samples=(x, y)`` as clickable examples), LiteRT.js and its two Wasm builds copied from the npm package
+    (:func:`local_litertjs`; nothing from a CDN), a manifest and a service worker (installable, offline once
+    visited: the Wasm build the browser picked is cached too). TF.js stays the runtime for training in the page
+    (:func:`export_tfjs` with ``trainable=True``). In a notebook the result shows the live page, registered with the
+    notebook's Jupyter server like :func:`export_tfjs` pages.
+    """
+    if isinstance(model, (str, Path)):
+        from .lite import load_lite
+
+        model = load_lite(model)
+    if not isinstance(model, LiteModel):
+        from .quantization import quantize
+
+        model = quantize(model, "float32")
+    model, batch_fixed = _batch_one(model)
+    runtime = local_litertjs()
+    if runtime is None:
+        raise HomlEdgeError("LiteRT.js is not installed here: run `npm ci` in the checkout's web/ folder (it holds "
+                            "@litertjs/core) or set HOML_EDGE_LITERTJS=/path/to/node_modules/@litertjs/core")
+    utils = runtime.parent / "wasm-utils" / "dist" / "index.js"
+    if not utils.is_file():
+        raise HomlEdgeError(f"{utils} is missing: LiteRT.js needs @litertjs/wasm-utils beside @litertjs/core")
+    inputs, outputs = model.input_details, model.output_details
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise HomlEdgeError(f"the web page runs models with one input and one output; {model.name} has "
+                            f"{len(inputs)} and {len(outputs)}: load it with LiteRT.js in your own page")
+    shape = [int(d) for d in inputs[0]["shape"][1:]]
+    if len(shape) == 2:
+        shape = shape + [1]
+    if len(shape) != 3:
+        raise HomlEdgeError(f"the web page draws images (H, W, C); this model's input is {tuple(shape)}")
+    n_out = int(outputs[0]["shape"][-1])
+    labels = [str(l) for l in (labels if labels is not None else range(n_out))]
+    if len(labels) != n_out:
+        raise HomlEdgeError(f"{len(labels)} labels given for {n_out} model outputs")
+
+    def io(d):
+        scale, zero = d["quantization"]
+        return {"dtype": np.dtype(d["dtype"]).name, "scale": float(scale), "zeroPoint": int(zero)}
+
+    sample_list = []
+    if samples is not None:
+        sx, sy = samples
+        for xi, yi in list(zip(np.asarray(sx), np.asarray(sy)))[:20]:
+            sample_list.append({"x": [float(v) for v in np.ravel(xi).astype(np.float32)], "label": int(yi)})
+    out = Path(out_dir).expanduser()
+    if out.exists():
+        if out.is_file():
+            raise HomlEdgeError(f"{out} is a file; export_web writes a folder: give a folder path")
+        if any(out.iterdir()):
+            if not overwrite:
+                raise HomlEdgeError(f"{out} exists and is not empty; pass overwrite=True to replace it")
+            if not (out / "model.tflite").is_file() or not (out / "litert").is_dir():
+                raise HomlEdgeError(f"{out} holds something export_web did not write; overwrite=True replaces only "
+                                    "an earlier export_web folder: choose another folder")
+    parent = out.resolve().parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise HomlEdgeError(f"cannot write into {parent}: it does not exist or is read-only")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
+    try:
+        (tmp / "model.tflite").write_bytes(model.content)
+        lib = tmp / "litert"
+        lib.mkdir()
+        code = (runtime / "dist/index.js").read_text()
+        if code.count('from "@litertjs/wasm-utils"') != 1:
+            raise HomlEdgeError(f"unexpected LiteRT.js build in {runtime} (version {LITERTJS_VERSION} expected)")
+        (lib / "litert.js").write_text(code.replace('from "@litertjs/wasm-utils"', 'from "./wasm-utils.js"'))
+        shutil.copyfile(utils, lib / "wasm-utils.js")
+        for build in LITERTJS_BUILDS:
+            for ext in (".js", ".wasm"):
+                shutil.copyfile(runtime / "wasm" / f"{build}{ext}", lib / f"{build}{ext}")
+        src = Path(__file__).parent / "static" / "page"
+        config = {"inputShape": shape, "labels": labels, "samples": sample_list, "title": title,
+                  "input": io(inputs[0]), "output": io(outputs[0]), "file": "model.tflite",
+                  "bytes": len(model.content), "litertjs": LITERTJS_VERSION}
+        esc = title.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        html = ((src / "index.html").read_text().replace("{{TITLE}}", esc)
+                .replace("{{W}}", str(shape[1])).replace("{{H}}", str(shape[0]))
+                .replace("with TensorFlow.js", "with LiteRT.js, from the same .tflite file a phone runs")
+                .replace('<script src="{{TFJS_URL}}"></script>\n  <script src="app.js"></script>',
+                         '<script type="module" src="app.js"></script>'))
+        (tmp / "index.html").write_text(html)
+        (tmp / "app.js").write_text((src / "litert-app.js").read_text()
+                                    .replace("CONFIG_PLACEHOLDER", json.dumps(config)))
+        for name in ("style.css", "icon.svg"):
+            shutil.copyfile(src / name, tmp / name)
+        manifest = {"name": title, "short_name": "homl-edge", "start_url": "./index.html", "display": "standalone",
+                    "background_color": "#f6f8fa", "theme_color": "#1f6feb",
+                    "icons": [{"src": "icon.svg", "sizes": "any", "type": "image/svg+xml"}]}
+        (tmp / "manifest.webmanifest").write_text(json.dumps(manifest, indent=2))
+        cached = ["./", "index.html", "app.js", "style.css", "manifest.webmanifest", "icon.svg", "model.tflite",
+                  "litert/litert.js", "litert/wasm-utils.js"]
+        digest = hashlib.sha256()
+        for p in sorted(q for q in tmp.rglob("*") if q.is_file()):
+            digest.update(str(p.relative_to(tmp)).encode())
+            digest.update(p.read_bytes())
+        sw = (src / "sw.js").read_text().replace("CACHE_VERSION", digest.hexdigest()[:12])
+        (tmp / "sw.js").write_text(sw.replace("FILES_PLACEHOLDER", json.dumps(cached)))
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    files = {p.relative_to(out).as_posix(): p.stat().st_size for p in sorted(out.rglob("*")) if p.is_file()}
+    return WebExport(path=out, files=files, served=_serve_in_jupyter(out, True), batch_fixed=batch_fixed)
+
+
+def _batch_one(lite: LiteModel) -> tuple[LiteModel, bool]:
+    """``lite`` with its free batch dimension fixed at 1: LiteRT.js 2.5.3 runs a tensor only at the exact shape the
+    file declares (``[-1, 8, 8, 1]`` refuses a ``[1, 8, 8, 1]`` buffer) and cannot resize. Only the shape signatures
+    change (operators and weights are the same bytes); the result must give bit-identical outputs on the desktop,
+    or nothing is written."""
+    import flatbuffers
+
+    from . import _flatbuffer
+    from .lite import random_inputs
+
+    model = _flatbuffer.parse(lite.content, lite.name)
+    changed = False
+    for sg in model.subgraphs:
+        for t in sg.tensors or []:
+            sig = [int(d) for d in (t.shapeSignature if t.shapeSignature is not None else [])]
+            if sig and sig[0] == -1:
+                if any(d == -1 for d in sig[1:]):
+                    raise HomlEdgeError(f"{lite.name} has a tensor with free dimensions besides the batch "
+                                        f"({sig}): LiteRT.js needs fixed shapes; convert it with fixed ones")
+                t.shapeSignature = None
+                changed = True
+    if not changed:
+        return lite, False
+    builder = flatbuffers.Builder(len(lite.content) * 2 + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    fixed = LiteModel(bytes(builder.Output()), name=lite.name, meta=dict(lite.meta or {}, batch="fixed at 1"))
+    x = random_inputs(lite.input_details, 4)
+    a, b = lite.predict(x[0] if len(x) == 1 else x), fixed.predict(x[0] if len(x) == 1 else x)
+    if not np.array_equal(np.asarray(a), np.asarray(b)):
+        raise HomlEdgeError(f"{lite.name} with its batch fixed at 1 does not predict what the file does: "
+                            "convert the model with batch_size=1 and export that file")
+    return fixed, True
+
+
+export_web.__doc__ = export_web.__doc__.format(v=LITERTJS_VERSION)
 
 
 # ----------------------------------------------------------------------------------------------- microcontrollers

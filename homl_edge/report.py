@@ -103,6 +103,8 @@ def compare(variants: dict, x, y, *, threads: int = 1, runs: int = 100, rounds: 
         raise HomlEdgeError(f"x has {len(x)} samples but y has {len(y)} labels")
     if int(rounds) < 1:
         raise HomlEdgeError(f"rounds must be at least 1, got {rounds}")
+    for name, v in variants.items():  # every variant takes x, checked before any of them is measured
+        _check_fits(name, v, x)
     rows = []
     for name, v in variants.items():
         row = {"variant": str(name)}
@@ -123,6 +125,24 @@ def compare(variants: dict, x, y, *, threads: int = 1, runs: int = 100, rounds: 
                                   f"{t['rounds']} interleaved round{'s' * (t['rounds'] != 1)}, {t['warmup']} "
                                   f"warm-up invokes each, {threads} thread{'s' * (threads != 1)}")
     return table
+
+
+def _check_fits(name, variant, x) -> None:
+    """One line, not a Keras ValueError, when ``x`` does not fit a variant's input."""
+    if isinstance(variant, LiteModel):
+        try:
+            variant.prepare_inputs(x)
+        except HomlEdgeError as e:
+            raise HomlEdgeError(f"variant {name!r}: {e}") from None
+        return
+    inputs = getattr(variant, "inputs", None) or []
+    if len(inputs) != 1:
+        return
+    want = tuple(None if d is None else int(d) for d in inputs[0].shape)
+    got = tuple(np.shape(x))
+    if len(got) != len(want) or any(w is not None and w != g for w, g in zip(want[1:], got[1:])):
+        shown = "(" + ", ".join("None" if d is None else str(d) for d in want) + ")"
+        raise HomlEdgeError(f"variant {name!r}: x of shape {got} does not fit the model's input {shown}")
 
 
 def table_from_rows(rows: list[dict]) -> Table:

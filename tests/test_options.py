@@ -127,6 +127,11 @@ def files(trained, digits, tmp_path_factory):
     np.save(d / "xt.npy", xt[:60])
     np.save(d / "yt.npy", yt[:60])
     he.quantize(trained, "int8-io", data=x[:100]).save(d / "io.tflite", overwrite=True)
+    k = he._keras.legacy()  # a model with Python code in it (a Lambda): only --unsafe loads it
+    lam = k.Sequential([k.Input((8, 8, 1)), k.layers.Lambda(lambda t: t * 1.0, name="scale"),
+                        k.layers.Conv2D(4, 3, name="conv"), k.layers.Flatten(), k.layers.Dense(10, name="dense")])
+    lam.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    lam.save(d / "lambda.h5")
     return d
 
 
@@ -135,6 +140,8 @@ CLI_ROWS = [
      lambda d, out: he.load_lite(d / "q.tflite").meta.get("mode", "int8") and "mode int8" in out),
     ("quantize", "{d}/model.keras --mode int4 --precision classifier=float --granularity block32 -o {d}/q.tflite --force",
      lambda d, out: "mode int4" in out or "mode mixed" in out),
+    ("quantize", "{d}/lambda.h5 --mode float32 --unsafe -o {d}/lambda.tflite",
+     lambda d, out: he.load_lite(d / "lambda.tflite").ops["CONV_2D"] == 1),
     ("inspect", "{d}/io.tflite --max-tensors 2",
      lambda d, out: len(out.split("quantized:")[1].strip().splitlines()[1:]) == 2),
     ("inspect", "{d}/io.tflite --json", lambda d, out: json.loads(out)["inputs"][0]["dtype"] == "int8"),
@@ -143,11 +150,15 @@ CLI_ROWS = [
      and json.loads((d / "web/model.json").read_text())["weightsManifest"][0]["weights"][0]["quantization"]["dtype"]
      == "float16"),
     ("export-tfjs", "{d}/model.keras {d}/web --force", lambda d, out: not (d / "web/index.html").exists()),
+    ("export-tfjs", "{d}/lambda.h5 {d}/lweb --unsafe",
+     lambda d, out: "Lambda" in (d / "lweb/model.json").read_text()),
     ("export-c", "{d}/io.tflite -o {d}/m.cc --variable g_digits",
      lambda d, out: "g_digits" in (d / "m.h").read_text() and "(g_digits)" in out),
     ("export-c", "{d}/io.tflite -o {d}/m.cc --variable g_other --force", lambda d, out: "g_other" in (d / "m.cc").read_text()),
     ("compare", "{d}/model.keras {d}/io.tflite --x {d}/xt.npy --y {d}/yt.npy --threads 2 --csv",
      lambda d, out: out.splitlines()[0].startswith("variant,") and len(out.splitlines()) == 3),
+    ("compare", "{d}/lambda.h5 {d}/io.tflite --x {d}/xt.npy --y {d}/yt.npy --unsafe --csv",
+     lambda d, out: [l.split(",")[0] for l in out.splitlines()[1:]] == ["lambda.h5", "io.tflite"]),
     ("prune", "{d}/model.keras --x {d}/xs.npy --y {d}/ys.npy --sparsity 0.5 --criterion l1 --epochs 1 --quiet "
               "-o {d}/l1.keras",
      lambda d, out: abs(_zeros(he._keras.load_keras(d / "l1.keras")) - 0.5) < 0.01),
@@ -157,6 +168,8 @@ CLI_ROWS = [
      and _zeros(he._keras.load_keras(d / "p.keras"), "conv") == 0),
     ("prune", "{d}/model.keras --x {d}/xs.npy --y {d}/ys.npy --structure 2:4 --epochs 1 --quiet -o {d}/p.keras --force",
      lambda d, out: he.check_m_by_n(he._keras.load_keras(d / "p.keras"))["dense"]),
+    ("prune", "{d}/lambda.h5 --x {d}/xs.npy --y {d}/ys.npy --sparsity 0.5 --epochs 1 --quiet --unsafe -o {d}/lp.h5",
+     lambda d, out: abs(_zeros(he._keras.load_keras(d / "lp.h5", safe_mode=False)) - 0.5) < 0.01),
     ("prune", "{d}/model.keras --x {d}/xs.npy --y {d}/ys.npy --channels 0.5 --epochs 1 --quiet -o {d}/c.keras",
      lambda d, out: "before" in out and "after" in out),
     ("micro", "{d}/io.tflite --data {d}/xt.npy --labels {d}/yt.npy --arena 65536",
