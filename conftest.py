@@ -1,0 +1,91 @@
+"""The chapters' speed claims are run with one core busy.
+
+A claim in a chapter must hold on any x86-64 CPU and on a shared machine, so every chapter whose code asserts
+something about time (a speed-up, a latency, threads, XNNPACK) runs its cells under nbval beside a process that keeps
+one core busy. The chapters are found by reading their code, not listed, so a new timing assert is covered by itself.
+HOML_EDGE_NO_LOAD=1 turns the busy core off (to time a chapter alone).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+# an assert line that compares something measured in time
+TIMING_ASSERT = re.compile(r"^\s*assert\b.*(speedup|speed_up|latency|_us\b|_ms\b|median|xnn|thread|faster|slower)",
+                           re.IGNORECASE | re.MULTILINE)
+BURN = "import time\nend = time.time() + 3600\nwhile time.time() < end:\n    pass\n"
+
+
+def timing_chapters(folder: Path) -> set[str]:
+    """The chapter notebooks (file names) with at least one timing assert in a code cell."""
+    found = set()
+    for nb in sorted(folder.glob("[0-9][0-9]_*.ipynb")):
+        cells = json.loads(nb.read_text())["cells"]
+        if any(c["cell_type"] == "code" and TIMING_ASSERT.search("".join(c["source"])) for c in cells):
+            found.add(nb.name)
+    return found
+
+
+class _BusyCore:
+    def __init__(self):
+        self.proc = None
+        self.chapter = None
+        self.started = 0.0
+        self.log: list[tuple[str, float, float]] = []  # chapter, wall s, CPU s the busy process burned
+
+    def start(self, chapter: str):
+        self.stop()
+        self.proc = subprocess.Popen([sys.executable, "-c", BURN])
+        self.chapter, self.started = chapter, time.time()
+
+    def stop(self):
+        if self.proc is None:
+            return
+        wall = time.time() - self.started
+        try:
+            with open(f"/proc/{self.proc.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except OSError:
+            cpu = float("nan")
+        self.proc.kill()
+        self.proc.wait()
+        self.log.append((self.chapter, wall, cpu))
+        self.proc = None
+
+
+_busy = _BusyCore()
+_chapters: set[str] | None = None
+
+
+def pytest_runtest_setup(item):
+    global _chapters
+    if os.environ.get("HOML_EDGE_NO_LOAD") == "1":
+        return
+    path = Path(str(item.fspath))
+    if path.suffix != ".ipynb":
+        if _busy.proc is not None:
+            _busy.stop()
+        return
+    if _chapters is None:
+        _chapters = timing_chapters(path.parent)
+    if path.name in _chapters:
+        if _busy.chapter != path.name or _busy.proc is None:
+            _busy.start(path.name)
+    elif _busy.proc is not None:
+        _busy.stop()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _busy.stop()
+
+
+def pytest_terminal_summary(terminalreporter):
+    for chapter, wall, cpu in _busy.log:
+        terminalreporter.write_line(f"under load: {chapter} ran its cells beside a busy core "
+                                    f"({cpu:.0f} s of CPU burned in {wall:.0f} s)")

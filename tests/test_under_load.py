@@ -1,0 +1,35 @@
+"""The root conftest runs every chapter with a timing assert beside a busy core: it must find them, and burn."""
+import importlib.util
+import json
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+_spec = importlib.util.spec_from_file_location("root_conftest", ROOT / "conftest.py")
+root_conftest = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(root_conftest)
+
+
+def _nb(path: Path, source: str):
+    cell = {"cell_type": "code", "metadata": {}, "source": source, "outputs": [], "execution_count": None}
+    path.write_text(json.dumps({"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+
+
+def test_chapters_with_timing_asserts_are_found(tmp_path):
+    _nb(tmp_path / "01_fast.ipynb", "xnn_us, ref_us = 1.0, 2.0\nassert xnn_us < ref_us")
+    _nb(tmp_path / "02_sizes.ipynb", "assert table.loc['int8', 'size_ratio'] >= 3.5")
+    _nb(tmp_path / "03_speed.ipynb", "assert t.loc['int8', 'speedup'] > 1.2  # measured")
+    assert root_conftest.timing_chapters(tmp_path) == {"01_fast.ipynb", "03_speed.ipynb"}
+    # and the real chapters: at least chapter 04's channel-pruning speed-up is a timing claim
+    assert "04_pruning.ipynb" in root_conftest.timing_chapters(ROOT / "notebooks")
+
+
+def test_the_busy_core_burns_a_core():
+    busy = root_conftest._BusyCore()
+    busy.start("x.ipynb")
+    time.sleep(2.0)
+    busy.stop()
+    (chapter, wall, cpu), = busy.log
+    assert chapter == "x.ipynb" and wall >= 2.0
+    # it competes for the cores with the suite itself; alive and spinning is what counts here
+    assert cpu >= 0.2 * wall, f"the busy process burned {cpu:.2f} s of CPU in {wall:.2f} s"
