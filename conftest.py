@@ -36,7 +36,7 @@ class _BusyCore:
         self.proc = None
         self.chapter = None
         self.started = 0.0
-        self.log: list[tuple[str, float, float]] = []  # chapter, wall s, CPU s the busy process burned
+        self.log: list[tuple[str, float, float, bool]] = []  # chapter, wall s, CPU s burned, still spinning at the end
 
     def start(self, chapter: str):
         self.stop()
@@ -53,9 +53,10 @@ class _BusyCore:
             cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
         except OSError:
             cpu = float("nan")
+        alive = self.proc.poll() is None
         self.proc.kill()
         self.proc.wait()
-        self.log.append((self.chapter, wall, cpu))
+        self.log.append((self.chapter, wall, cpu, alive))
         self.proc = None
 
 
@@ -86,6 +87,6 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 def pytest_terminal_summary(terminalreporter):
-    for chapter, wall, cpu in _busy.log:
+    for chapter, wall, cpu, _ in _busy.log:
         terminalreporter.write_line(f"under load: {chapter} ran its cells beside a busy core "
                                     f"({cpu:.0f} s of CPU burned in {wall:.0f} s)")

@@ -29,7 +29,8 @@ def test_the_busy_core_burns_a_core():
     busy.start("x.ipynb")
     time.sleep(2.0)
     busy.stop()
-    (chapter, wall, cpu), = busy.log
-    assert chapter == "x.ipynb" and wall >= 2.0
-    # it competes for the cores with the suite itself; alive and spinning is what counts here
-    assert cpu >= 0.2 * wall, f"the busy process burned {cpu:.2f} s of CPU in {wall:.2f} s"
+    (chapter, wall, cpu, alive), = busy.log
+    assert chapter == "x.ipynb" and wall >= 2.0 and alive
+    # its share of the cores depends on what else runs (the suite itself, the second environment); spinning, not
+    # sleeping, is what counts: a Python that starts and exits burns about 0.03 s
+    assert cpu >= 0.15, f"the busy process burned {cpu:.2f} s of CPU in {wall:.2f} s"
