@@ -46,6 +46,7 @@ _LAZY = {
     "export_tfjs": "export",
     "export_c_array": "export",
     "load_tfjs": "export",
+    "export_web": "export",
     "register_page": "browser",
     "OptimizerPanel": "panels",
     "GpuPanel": "panels",

@@ -272,6 +272,42 @@ def predict_in_browser(folder, x, *, screenshot=None, executable: str | None = N
     return _in_thread(run)
 
 
+def time_in_browser(folders: dict, x, *, runs: int = 200, rounds: int = 3, executable: str | None = None,
+                    timeout_s: float = 120) -> dict:
+    """Median milliseconds of one prediction in headless Chromium, for each page export in ``folders``
+    (``{name: folder}``, TF.js and LiteRT.js pages alike), in one browser page that visits them round after round
+    (``rounds``; each keeps its best median of ``runs`` one-sample predictions over ``x``, read back to JavaScript).
+    Returns ``{name: {"median_ms": float, "backend": str}}``."""
+    samples = [np.asarray(s, dtype=np.float32).ravel().tolist() for s in np.asarray(x)]
+    folders = {name: Path(f) for name, f in folders.items()}
+    for name, f in folders.items():
+        if not (f / "index.html").is_file():
+            raise HomlEdgeError(f"{f} ({name}) has no index.html: export with page=True or export_web")
+
+    def run():
+        best = {}
+        with contextlib.ExitStack() as stack:
+            urls = {name: stack.enter_context(serve(f)) for name, f in folders.items()}
+            browser = stack.enter_context(chromium(executable))
+            page = browser.new_page()
+            page.set_default_timeout(timeout_s * 1000)
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            for _ in range(rounds):
+                for name, url in urls.items():
+                    page.goto(f"{url}/index.html")
+                    page.wait_for_function("window.homl !== undefined")
+                    ms = page.evaluate("async ([xs, n]) => await window.homl.time(xs, n)", [samples, runs])
+                    backend = page.evaluate("window.homl.backend()")
+                    if name not in best or ms < best[name]["median_ms"]:
+                        best[name] = {"median_ms": float(ms), "backend": backend}
+            if errors:
+                raise HomlEdgeError(f"a page raised an error: {errors[0]}")
+        return best
+
+    return _in_thread(run)
+
+
 def finetune_in_browser(folder, x, y, *, test=None, options: dict | None = None, screenshot=None,
                         executable: str | None = None, timeout_s: float = 180) -> dict:
     """Fine-tune a ``trainable=True`` export inside headless Chromium with the page's own function and defaults.

@@ -132,6 +132,19 @@ def cmd_export_tfjs(a):
     print(f"wrote {result.path}: {len(result.files)} files, weights {result.weights_bytes:,} bytes")
 
 
+def cmd_export_web(a):
+    from . import export
+
+    out, src = Path(a.output).expanduser(), Path(a.model).expanduser()
+    if src.exists() and (_same_or_inside(out, src) or _same_or_inside(src, out)):
+        raise HomlEdgeError(f"the output folder {a.output} is, holds or lies inside the model {a.model}: "
+                            "export to another folder")
+    model = a.model if src.suffix == ".tflite" else _load_model(a.model, False)
+    r = export.export_web(model, a.output, overwrite=a.force)
+    print(f"wrote {r.path}: {len(r.files)} files, model.tflite {r.model_bytes:,} bytes, LiteRT.js "
+          f"{r.runtime_bytes:,} bytes")
+
+
 def cmd_export_c(a):
     from . import export
 
@@ -239,10 +252,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("output", help="output folder")
     t.add_argument("--quantize", choices=["float16", "uint8", "uint16"])
     t.add_argument("--page", action="store_true", help="add the web page (PWA: works offline once visited)")
-    t.add_argument("--tfjs-url", help="URL or local tf.min.js for the page (default: the CDN)")
+    t.add_argument("--tfjs-url", help="local tf.min.js (or a URL you trust) for the page (default: web/node_modules')")
     t.add_argument("--force", action="store_true")
     t.add_argument("--unsafe", action="store_true", help="load a Keras model that holds Python code (Lambda layers): only your own files")
     t.set_defaults(func=cmd_export_tfjs)
+
+    w = sub.add_parser("export-web", help="write a web page that runs the .tflite itself with LiteRT.js")
+    w.add_argument("model", help=".tflite file (a .keras/.h5 model is converted to float32)")
+    w.add_argument("output", help="output folder")
+    w.add_argument("--force", action="store_true", help="replace an earlier export-web folder")
+    w.set_defaults(func=cmd_export_web)
 
     c = sub.add_parser("export-c", help="write a .tflite as a TFLite Micro C array (.cc + .h)")
     c.add_argument("model", help=".tflite file")

@@ -344,6 +344,7 @@ def load_tfjs(path):
 # ------------------------------------------------------------------------------------- the .tflite in a browser
 LITERTJS_VERSION = "2.5.3"
 LITERTJS_BUILDS = ("litert_wasm_internal", "litert_wasm_compat_internal")  # relaxed SIMD, and without it
+LITERTJS_DTYPES = ("float32", "int32", "uint8")  # the input/output types its Tensor takes (datatypes.ts)
 
 
 @dataclass
@@ -422,6 +423,12 @@ def export_web(model, out_dir, *, samples=None, labels=None, title: str = "homl-
     if len(inputs) != 1 or len(outputs) != 1:
         raise HomlEdgeError(f"the web page runs models with one input and one output; {model.name} has "
                             f"{len(inputs)} and {len(outputs)}: load it with LiteRT.js in your own page")
+    for kind, d in (("input", inputs[0]), ("output", outputs[0])):
+        dtype = np.dtype(d["dtype"]).name
+        if dtype not in LITERTJS_DTYPES:
+            raise HomlEdgeError(f"{model.name} has an {dtype} {kind}, and LiteRT.js {LITERTJS_VERSION} takes only "
+                                f"{', '.join(LITERTJS_DTYPES)} tensors in and out: export the 'int8' variant (float "
+                                "input and output, int8 inside) instead of 'int8-io'")
     shape = [int(d) for d in inputs[0]["shape"][1:]]
     if len(shape) == 2:
         shape = shape + [1]

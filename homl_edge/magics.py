@@ -227,7 +227,10 @@ class EdgeMagics(Magics):
     @argument("--tfjs", metavar="DIR", help="write the TF.js Layers format into DIR")
     @argument("--page", action="store_true", help="with --tfjs: add the offline web page (PWA)")
     @argument("--quantize", choices=["float16", "uint8", "uint16"], help="with --tfjs: weight storage type")
-    @argument("--tfjs-url", help="with --page: URL or local tf.min.js the page loads (default: the CDN)")
+    @argument("--tfjs-url", help="with --page: local tf.min.js (or a URL you trust) the page loads (default: "
+              "web/node_modules')")
+    @argument("--web", metavar="DIR", help="write a page that runs the .tflite with LiteRT.js into DIR (a Keras "
+              "model is converted to float32)")
     @argument("--c", metavar="PATH", help="write a TFLite Micro C array (model_data.cc + .h)")
     @argument("--tflite", metavar="PATH", help="write the .tflite file (a Keras model is converted to float32)")
     @argument("--force", action="store_true", help="replace existing output")
@@ -235,7 +238,7 @@ class EdgeMagics(Magics):
     @line_magic
     @_usage_errors
     def export(self, line):
-        """Export to the browser (--tfjs DIR [--page]), a microcontroller (--c PATH) or a file (--tflite PATH).
+        """Export to the browser (--tfjs DIR [--page], --web DIR), a microcontroller (--c PATH) or a file (--tflite PATH).
 
         Example: %export model --tfjs web/ --page
         """
@@ -243,13 +246,16 @@ class EdgeMagics(Magics):
         from .lite import LiteModel
 
         args = parse_argstring(self.export, line)
-        targets = [t for t in (args.tfjs, args.c, args.tflite) if t]
+        targets = [t for t in (args.tfjs, args.c, args.tflite, args.web) if t]
         if len(targets) != 1:
-            raise UsageError("give exactly one of --tfjs DIR, --c PATH, --tflite PATH")
+            raise UsageError("give exactly one of --tfjs DIR, --web DIR, --c PATH, --tflite PATH")
         obj = self._get(args.model, "model")
         if args.tfjs:
             result = export.export_tfjs(self._model(args.model), args.tfjs, quantize=args.quantize, page=args.page,
                                         tfjs_url=args.tfjs_url, overwrite=args.force)
+        elif args.web:
+            web = obj if isinstance(obj, LiteModel) else self._model(args.model)
+            result = export.export_web(web, args.web, overwrite=args.force)
         else:
             if not isinstance(obj, LiteModel):
                 if args.c:

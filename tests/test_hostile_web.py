@@ -13,6 +13,7 @@ import time
 import urllib.error
 import urllib.request
 
+import numpy as np
 import pytest
 
 import homl_edge as he
@@ -158,3 +159,29 @@ def test_the_exported_page_loads_nothing_from_a_cdn(trained, tmp_path):
     assert "://" not in sw
     assert (out.path / "tf.min.js").read_bytes() == TFJS.read_bytes()
     assert ".homl-edge-page" not in out.files
+
+
+def test_a_litert_page_runs_inside_the_sandbox(server, trained, digits, tmp_path, monkeypatch):
+    """The LiteRT.js page through the extension, as a notebook's frame loads it: an opaque origin, its module
+    scripts and Wasm fetched across it (CORS), nothing else reachable."""
+    url, root, run = server
+    _, (xt, yt) = digits
+    lite = he.quantize(trained, "int8", data=xt[:100])
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(run))
+    out = he.export_web(lite, root / "litert-web", samples=(xt[:20], yt[:20]))
+    path = out.served or he.register_page(out.path)
+    with chromium() as browser:
+        page = browser.new_page()
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"{url}/{path}")
+        page.wait_for_function("window.homl !== undefined")
+        page.evaluate("async () => { await window.homl.ready; }")
+        probs = np.array(page.evaluate("async (xs) => await window.homl.predict(xs)",
+                                       [s.ravel().tolist() for s in xt[:50]]))
+        origin = page.evaluate("window.origin")
+        offline = page.evaluate("async () => await window.homl.offlineReady")
+    assert not errors, errors
+    assert origin == "null"  # sandboxed: no service worker there, so no offline copy inside Jupyter
+    assert offline is False
+    assert (probs.argmax(1) == lite.predict(xt[:50]).argmax(1)).all()

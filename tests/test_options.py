@@ -71,6 +71,8 @@ MAGIC_ROWS = [
      and json.loads((d / "web/model.json").read_text())["weightsManifest"][0]["weights"][0]["quantization"]["dtype"]
      == "uint8"),
     ("export", "model --tfjs {d}/web --force -o r", lambda ns, out, d: not (d / "web/index.html").exists()),
+    ("export", "model --web {d}/lweb -o r",
+     lambda ns, out, d: (d / "lweb/model.tflite").is_file() and ns["r"].batch_fixed and (d / "lweb/litert").is_dir()),
     ("export", "io --c {d}/m.cc -o r", lambda ns, out, d: (d / "m.h").is_file() and ns["r"].flash_bytes == ns["io"].size),
     ("export", "io --tflite {d}/m.tflite", lambda ns, out, d: (d / "m.tflite").read_bytes() == ns["io"].content),
     ("compare", "model io --eval xt yt --threads 2 --plot -o r",
@@ -152,6 +154,8 @@ CLI_ROWS = [
     ("export-tfjs", "{d}/model.keras {d}/web --force", lambda d, out: not (d / "web/index.html").exists()),
     ("export-tfjs", "{d}/lambda.h5 {d}/lweb --unsafe",
      lambda d, out: "Lambda" in (d / "lweb/model.json").read_text()),
+    ("export-web", "{d}/model.keras {d}/lw", lambda d, out: "LiteRT.js" in out and (d / "lw/model.tflite").is_file()),
+    ("export-web", "{d}/model.keras {d}/lw --force", lambda d, out: "model.tflite" in out),
     ("export-c", "{d}/io.tflite -o {d}/m.cc --variable g_digits",
      lambda d, out: "g_digits" in (d / "m.h").read_text() and "(g_digits)" in out),
     ("export-c", "{d}/io.tflite -o {d}/m.cc --variable g_other --force", lambda d, out: "g_other" in (d / "m.cc").read_text()),

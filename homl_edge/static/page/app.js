@@ -204,8 +204,21 @@
     });
   }
 
+  // median milliseconds of one prediction (a one-sample batch, read back), over `runs` cycling through `samples`
+  async function time(samples, runs = 200) {
+    await ready;
+    const t = [];
+    for (let i = 0; i < runs; i++) {
+      const t0 = performance.now();
+      await predict([samples[i % samples.length]]);
+      t.push(performance.now() - t0);
+    }
+    t.sort((a, b) => a - b);
+    return t[Math.floor(t.length / 2)];
+  }
+
   const ready = loadModel().catch((e) => { setStatus(`could not load the model: ${e.message}`); throw e; });
-  window.homl = { ready, predict, config, backend: () => tf.getBackend(), fineTune, accuracy,
+  window.homl = { ready, predict, time, config, backend: () => tf.getBackend(), fineTune, accuracy,
                   source: () => source, defaults: DEFAULTS, examples };
 
   window.homl.offlineReady = Promise.resolve(false);

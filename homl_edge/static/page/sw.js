@@ -13,6 +13,14 @@ self.addEventListener('activate', (event) => {
     .then(() => self.clients.claim()));
 });
 
+// the page names files to keep once it knows them (LiteRT.js: the one Wasm build this browser runs)
+self.addEventListener('message', (event) => {
+  const urls = (event.data && event.data.cache) || [];
+  const port = event.ports && event.ports[0];
+  event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll(urls))
+    .then(() => port && port.postMessage('cached'), (e) => port && port.postMessage(String(e))));
+});
+
 self.addEventListener('fetch', (event) => {
   if (event.request.method !== 'GET') return;
   event.respondWith(caches.match(event.request, { ignoreSearch: true })

@@ -1,0 +1,159 @@
+// homl-edge web page, LiteRT.js flavour: runs the very .tflite file a phone runs, in WebAssembly (XNNPACK).
+// The test suite drives `window.homl` (ready, predict, time, backend); people draw on the pad or click a sample.
+import { loadLiteRt, loadAndCompile, Tensor, supportsFeature } from './litert/litert.js';
+
+const config = CONFIG_PLACEHOLDER;
+const [H, W, C] = config.inputShape;
+const $ = (id) => document.getElementById(id);
+function setStatus(text) { $('status').textContent = text; }
+
+let model = null;
+let wasmFiles = [];
+
+const ARRAYS = { float32: Float32Array, int8: Int8Array, uint8: Uint8Array, int16: Int16Array, int32: Int32Array };
+
+async function load() {
+  // the relaxed-SIMD build where the browser has it (Chromium, Firefox), the compat build elsewhere (Safari)
+  const relaxed = await supportsFeature('relaxedSimd');
+  const name = relaxed ? 'litert_wasm_internal' : 'litert_wasm_compat_internal';
+  wasmFiles = [`./litert/${name}.js`, `./litert/${name}.wasm`];
+  await loadLiteRt(`./litert/${name}.js`);
+  model = await loadAndCompile('./model.tflite', { accelerator: 'wasm' });
+  await runOne(new Array(H * W * C).fill(0));  // warm up
+  setStatus(`model ready (LiteRT.js, ${relaxed ? 'relaxed SIMD' : 'compat'} Wasm, ` +
+    `${navigator.onLine ? 'online' : 'offline'})`);
+}
+
+// one sample (a flat array of H*W*C floats) through the model; int8/uint8 input and output are (de)quantized with
+// the file's own scale and zero point, as LiteRT's Python interpreter is driven on the desktop
+async function runOne(flat) {
+  const inp = config.input;
+  const Typed = ARRAYS[inp.dtype];
+  let data;
+  if (inp.dtype === 'float32') {
+    data = Float32Array.from(flat);
+  } else {
+    const [lo, hi] = inp.dtype === 'int8' ? [-128, 127] : inp.dtype === 'uint8' ? [0, 255] : [-32768, 32767];
+    data = Typed.from(flat, (v) => Math.min(hi, Math.max(lo, Math.round(v / inp.scale + inp.zeroPoint))));
+  }
+  const tensor = new Tensor(data, [1, H, W, C]);
+  let results;
+  try {
+    results = await model.run([tensor]);
+  } finally {
+    tensor.delete();
+  }
+  const out = results[0];
+  const raw = Array.from(out.toTypedArray());
+  results.forEach((t) => t.delete());
+  const o = config.output;
+  return o.dtype === 'float32' ? raw : raw.map((v) => (v - o.zeroPoint) * o.scale);
+}
+
+async function predict(samples) {
+  await ready;
+  const rows = [];
+  for (const s of samples) rows.push(await runOne(s));
+  return rows;
+}
+
+// median milliseconds of one prediction, over `runs` predictions cycling through `samples`
+async function time(samples, runs = 200) {
+  await ready;
+  const t = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    await runOne(samples[i % samples.length]);
+    t.push(performance.now() - t0);
+  }
+  t.sort((a, b) => a - b);
+  return t[Math.floor(t.length / 2)];
+}
+
+function show(probs) {
+  let best = 0;
+  probs.forEach((p, i) => { if (p > probs[best]) best = i; });
+  $('answer').textContent = `${config.labels[best]}  (${(100 * probs[best]).toFixed(1)}%)`;
+  $('bars').innerHTML = probs.map((p, i) =>
+    `<li><span>${config.labels[i]}</span><span class="bar" style="width:${(p * 14).toFixed(2)}rem"></span>` +
+    `<span>${(100 * p).toFixed(1)}%</span></li>`).join('');
+}
+
+// -- the drawing pad: white strokes on black, downsampled to the model's input by block averaging
+const pad = $('pad');
+const ctx = pad.getContext('2d');
+function clearPad() { ctx.fillStyle = 'black'; ctx.fillRect(0, 0, pad.width, pad.height); }
+clearPad();
+let drawing = false;
+function pos(e) { const r = pad.getBoundingClientRect(); return [e.clientX - r.left, e.clientY - r.top]; }
+pad.addEventListener('pointerdown', (e) => { drawing = true; ctx.beginPath(); ctx.moveTo(...pos(e)); });
+pad.addEventListener('pointermove', (e) => {
+  if (!drawing) return;
+  ctx.lineWidth = pad.width / 6; ctx.lineCap = 'round'; ctx.strokeStyle = 'white';
+  ctx.lineTo(...pos(e)); ctx.stroke();
+});
+window.addEventListener('pointerup', () => { if (drawing) { drawing = false; predictPad(); } });
+
+function padToInput() {
+  const img = ctx.getImageData(0, 0, pad.width, pad.height).data;
+  const bh = pad.height / H, bw = pad.width / W, out = [];
+  for (let r = 0; r < H; r++) for (let c = 0; c < W; c++) {
+    let s = 0, k = 0;
+    for (let y = Math.floor(r * bh); y < Math.floor((r + 1) * bh); y++)
+      for (let x = Math.floor(c * bw); x < Math.floor((c + 1) * bw); x++) { s += img[4 * (y * pad.width + x)]; k++; }
+    for (let ch = 0; ch < C; ch++) out.push(s / k / 255);
+  }
+  return out;
+}
+
+function drawSmall(canvas, flat) {
+  const g = canvas.getContext('2d'), im = g.createImageData(W, H);
+  for (let i = 0; i < H * W; i++) {
+    const v = Math.round(255 * Math.min(1, Math.max(0, flat[i * C])));
+    im.data.set([v, v, v, 255], 4 * i);
+  }
+  g.putImageData(im, 0, 0);
+}
+
+async function predictPad() {
+  const input = padToInput();
+  drawSmall($('small'), input);
+  show((await predict([input]))[0]);
+}
+
+$('clear').addEventListener('click', () => { clearPad(); $('answer').textContent = ''; $('bars').innerHTML = ''; });
+$('predict').addEventListener('click', predictPad);
+
+(config.samples || []).forEach((s, i) => {
+  const cv = document.createElement('canvas');
+  cv.width = W; cv.height = H; cv.title = `sample ${i} (label ${config.labels[s.label]})`;
+  drawSmall(cv, s.x);
+  cv.addEventListener('click', async () => { drawSmall($('small'), s.x); show((await predict([s.x]))[0]); });
+  $('samples').appendChild(cv);
+});
+
+$('footer').textContent = `homl-edge export · ${config.file} (${config.bytes.toLocaleString()} bytes, ` +
+  `${config.input.dtype} input) · LiteRT.js ${config.litertjs}`;
+
+const ready = load().catch((e) => { setStatus(`could not load the model: ${e.message}`); throw e; });
+window.homl = { ready, predict, time, config, backend: () => 'litert-wasm', source: () => 'server' };
+
+// offline: the service worker caches the page and the model at install; the Wasm build this browser picked (one of
+// two, 9 MB each) is cached once known, by a message to the worker
+window.homl.offlineReady = Promise.resolve(false);
+try {  // a sandboxed page (inside Jupyter: an opaque origin) may not even read navigator.serviceWorker
+  if ('serviceWorker' in navigator) {
+    window.homl.offlineReady = navigator.serviceWorker.register('sw.js')
+      .then(() => navigator.serviceWorker.ready)
+      .then(async (registration) => {
+        await ready;
+        await new Promise((resolve, reject) => {
+          const channel = new MessageChannel();
+          channel.port1.onmessage = (e) => (e.data === 'cached' ? resolve() : reject(new Error(e.data)));
+          registration.active.postMessage({ cache: wasmFiles }, [channel.port2]);
+        });
+        return true;
+      })
+      .catch((e) => { console.warn('no offline support:', e); return false; });
+  }
+} catch (e) { console.warn('no offline support in a sandboxed page:', e.message); }
