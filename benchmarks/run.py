@@ -28,8 +28,9 @@ FLOORS = {"int8 size ratio (digits)": 3.5, "prune 80% + int8 gzip ratio (digits)
           "channel pruning size ratio (wide conv net)": 3.0, "channel pruning speed-up (wide conv net)": 2.5}
 
 
-def lat(lite, threads):
-    return lite.benchmark(threads=threads, runs=300, warmup=30)["median_ms"]
+def lat(lite, threads, x=None):
+    """Best median of 3 rounds of 300 invokes on real inputs: x, else the data the variant was made with."""
+    return lite.benchmark(x, threads=threads, runs=300, warmup=30, rounds=3)["median_ms"]
 
 
 def bench_model(name, model, train, test, calib, techniques=True):
@@ -54,6 +55,9 @@ def bench_model(name, model, train, test, calib, techniques=True):
         variants["prune+cluster+PCQAT+int8"] = he.quantize(pcqat, "int8", data=calib)
     f32 = variants["float32"]
     rows = []
+    # every variant on its calibration inputs (real, never zeros), interleaved rounds, best median
+    l1 = he.lite.benchmark_many(variants, None, threads=1, runs=300, warmup=30, rounds=3)
+    l2 = he.lite.benchmark_many(variants, None, threads=2, runs=300, warmup=30, rounds=3)
     for mode, lite in variants.items():
         pred = lite.predict(xt).argmax(-1)
         rows.append({"mode": mode, "bytes": lite.size, "gzip": lite.gzip_size,
@@ -61,7 +65,7 @@ def bench_model(name, model, train, test, calib, techniques=True):
                      "accuracy": float((pred == yt).mean()) if yt is not None else None,
                      "accuracy_delta": (float((pred == yt).mean()) - keras_acc) if yt is not None else None,
                      "agreement_with_keras": float((pred == keras_pred).mean()),
-                     "latency_ms_1t": lat(lite, 1), "latency_ms_2t": lat(lite, 2)})
+                     "latency_ms_1t": l1[mode]["median_ms"], "latency_ms_2t": l2[mode]["median_ms"]})
     base1, base2 = rows[0]["latency_ms_1t"], rows[0]["latency_ms_2t"]
     for r in rows:
         r["speedup_1t"] = base1 / r["latency_ms_1t"]
@@ -109,8 +113,8 @@ def pruning_criteria(model, train, test, calib):
     xs, ys = rng.random((96, 32, 32, 3), dtype=np.float32), rng.integers(0, 10, 96)
     narrow = he.prune_channels(wide, (xs, ys), ratio=0.5, epochs=1, progress=False)
     a, b = he.quantize(wide, "float32"), he.quantize(narrow, "float32")
-    la = float(np.median([lat(a, 1) for _ in range(3)]))
-    lb = float(np.median([lat(b, 1) for _ in range(3)]))
+    both = he.lite.benchmark_many({"wide": a, "narrow": b}, xs[:32], runs=300, warmup=30, rounds=5)
+    la, lb = both["wide"]["median_ms"], both["narrow"]["median_ms"]
     return {"criteria": rows, "digits_channels_accuracy": float(narrow_digits.evaluate(xt, yt, verbose=0)[1]),
             "wide": {"bytes": a.size, "narrow_bytes": b.size, "size_ratio": a.size / b.size,
                      "ms": la, "narrow_ms": lb, "speedup": la / lb}}
@@ -222,10 +226,155 @@ def notebook_memory():
     return out
 
 
+def _digit_images(x, size):
+    """The digits as real images for the applications: 8x8 upscaled to size x size, three channels, 0-255."""
+    f = size // 8
+    return np.repeat(np.kron(x[..., 0], np.ones((f, f), np.float32))[..., None], 3, -1) * 255.0
+
+
+def _plain_converter(model, optimize):
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    if optimize:
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    with he.quiet():
+        return he.LiteModel(conv.convert(), name="converter")
+
+
+def _keras3_route(model, mode, path):
+    """Keras 3's own route: model.quantize(mode) on a copy, then export(format="litert")."""
+    import keras
+
+    if he._keras.is_keras3(model):
+        m = keras.models.clone_model(model)
+    else:  # the digits CNN is a tf_keras model: the same layers in Keras 3 (weights copy over exactly)
+        L = keras.layers
+        m = keras.Sequential([keras.Input((8, 8, 1)), L.Conv2D(32, 3), L.BatchNormalization(), L.ReLU(), L.Flatten(),
+                              L.Dense(128, activation="relu"), L.Dense(10, activation="softmax")])
+    m.set_weights(model.get_weights())
+    m.quantize(mode)
+    with he.quiet():
+        m.export(str(path), format="litert")
+    return he.load_lite(path)
+
+
+def _first_line(e):
+    text = " ".join(str(e).split())
+    m = re.search(r"('tfl\.[a-z_]+' op [^\n]{0,200}?)(?: see current operation|$)", text) or \
+        re.search(r"error: ([^\n]{0,200})", text)
+    return (m.group(1) if m else text[:200]).replace("|", "/")
+
+
+def speed(only=()):
+    """Issue 25: each model's variants side by side, all timed by benchmark_many (real inputs, interleaved rounds):
+    the plain converter, Keras 3's quantize + export, ai-edge-quantizer's default recipes on the float file, and
+    homl-edge's size- and latency-optimal picks; size, accuracy, latency, throughput at batch 32; the seeds'
+    claims checked model by model."""
+    import tempfile
+
+    import keras
+
+    os.environ["HOML_EDGE_CACHE"] = str(ROOT / "benchmarks/.cache")  # conversions are reused between runs
+    (x, y), (xt, yt) = he.datasets.digits()
+    L = keras.layers
+    models = {}
+    models["digits CNN"] = (he.models.trained_digits_cnn()[0], x[:200], xt, yt, "conv")
+    size = 64
+    xi, xti = _digit_images(x[:64], size), _digit_images(xt[:96], size)
+    for name, build in (("MobileNetV2", lambda: keras.applications.MobileNetV2(
+                             input_shape=(size, size, 3), alpha=0.5, weights=None, classes=10)),
+                        ("MobileNetV3Small", lambda: keras.applications.MobileNetV3Small(
+                            input_shape=(size, size, 3), weights=None, classes=10)),
+                        ("EfficientNetB0", lambda: keras.applications.EfficientNetB0(
+                            input_shape=(size, size, 3), weights=None, classes=10)),
+                        ("ResNet50", lambda: keras.applications.ResNet50(
+                            input_shape=(size, size, 3), weights=None, classes=10))):
+        if only and not any(o.lower() in name.lower() for o in only):
+            continue
+        keras.utils.set_random_seed(0)
+        m = build()
+        models[name] = (m, xi, xti, None, "conv")
+    for kind, layer in (("LSTM(128)", L.LSTM), ("GRU(128)", L.GRU)):
+        if only and not any(o.lower() in kind.lower() for o in only):
+            continue
+        keras.utils.set_random_seed(0)
+        m = keras.Sequential([keras.Input((8, 8)), layer(128), L.Dense(10, activation="softmax")], name=kind.split("(")[0].lower())
+        m.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"], jit_compile=False)
+        m.fit(x[..., 0], y, epochs=3, verbose=0)
+        models[kind] = (m, x[:200, ..., 0], xt[..., 0], yt, "rnn")
+    out = []
+    for name, (m, calib, xe, ye, family) in models.items():
+        if only and not any(o.lower() in name.lower() for o in only):
+            continue
+        t0 = time.perf_counter()
+        f32 = he.quantize(m, "float32")
+        if ye is None:  # random weights: "accuracy" is agreement with the float32 file's argmax
+            ye = f32.predict(xe).argmax(-1)
+        variants, failures = {"float32 (homl-edge)": f32}, {}
+
+        def attempt(label, make):
+            try:
+                variants[label] = make()
+            except Exception as e:  # every route's failure is quoted, not hidden
+                failures[label] = _first_line(e)
+
+        attempt("converter defaults", lambda: _plain_converter(m, False))
+        attempt("converter Optimize.DEFAULT", lambda: _plain_converter(m, True))
+        with tempfile.TemporaryDirectory() as d:
+            attempt("Keras 3 quantize int8 + export", lambda: _keras3_route(m, "int8", Path(d, "k8.tflite")))
+            attempt("Keras 3 quantize int4 + export", lambda: _keras3_route(m, "int4", Path(d, "k4.tflite")))
+        for label, mode in (("quantizer dynamic_wi8_afp32", "dynamic"), ("quantizer dynamic_wi4_afp32", "int4"),
+                            ("quantizer static_wi8_ai8", "int8")):
+            attempt(label, lambda mode=mode: he.quantize(f32, mode, data=calib if mode == "int8" else None))
+        for mode in ("float16", "dynamic", "int8"):
+            attempt(f"{mode} (homl-edge)", lambda mode=mode: he.quantize(m, mode, data=calib))
+        picks = {}
+        for objective in ("size", "latency"):
+            try:
+                r = he.autoquantize(m, calib, (xe, ye), max_drop=0.01, objective=objective, progress=False,
+                                    max_variants=6 if family == "conv" and name != "digits CNN" else 12)
+                variants[f"homl-edge {objective} pick"] = r.lite
+                picks[objective] = {"variant": str(r.tried.index[r.tried.chosen][0]), "notes": r.notes}
+            except Exception as e:
+                failures[f"homl-edge {objective} pick"] = _first_line(e)
+        for lite in variants.values():
+            lite.keep_samples(xe[:64], "test data")
+        lat = he.lite.benchmark_many(variants, xe[:64], runs=60 if name == "ResNet50" else 150, rounds=5)
+        base = lat["float32 (homl-edge)"]["median_ms"]
+        rows = []
+        for label, lite in variants.items():
+            acc = float((lite.predict(xe).argmax(-1) == ye).mean())
+            tp = lite.throughput(xe, batch_sizes=(32,), threads=(1,), seconds=0.3)
+            t32 = tp.samples_per_s.iloc[0]
+            if not np.isfinite(t32):  # fixed batch: its batch-1 rate, said so
+                t32 = lite.throughput(xe, batch_sizes=(1,), threads=(1,), seconds=0.3).samples_per_s.iloc[0]
+            rows.append({"variant": label, "bytes": lite.size, "size_ratio": f32.size / lite.size,
+                         "accuracy": acc, "accuracy_delta": acc - float((f32.predict(xe).argmax(-1) == ye).mean()),
+                         "ms": lat[label]["median_ms"], "spread_ms": lat[label]["spread_ms"],
+                         "speedup": base / lat[label]["median_ms"], "cold_ms": lat[label]["cold_start_ms"],
+                         "samples_per_s_b32": float(t32), "batch_free": lite.fixed_batch is None})
+        profile = None
+        i8 = variants.get("int8 (homl-edge)")
+        if i8 is not None and base / lat["int8 (homl-edge)"]["median_ms"] < 1 and len(i8.builtin_ops()) <= 80:
+            top = i8.op_times(xe[:32], runs=30, rounds=2).iloc[0]
+            profile = f"{top.name}: {top.share:.0%} of the int8 time"
+        out.append({"model": name, "family": family, "labels": "test labels" if family == "rnn" or
+                    name == "digits CNN" else "float32 argmax (random weights)", "rows": rows,
+                    "failures": failures, "picks": picks, "int8_profile": profile,
+                    "seconds": time.perf_counter() - t0})
+        print(name, f"{time.perf_counter() - t0:.0f} s", {r["variant"]: round(r["speedup"], 2) for r in rows},
+              failures, flush=True)
+    return out
+
+
 def main():
     if sys.argv[1:] == ["byom"]:  # only the bring-your-own-model part, merged into the last full run's results
         results = json.loads((ROOT / "benchmarks/results.json").read_text())
         results["byom"] = byom()
+        write(results)
+        return
+    if sys.argv[1:2] == ["speed"]:  # only the side-by-side speed tables (issue 25), merged likewise
+        results = json.loads((ROOT / "benchmarks/results.json").read_text())
+        results["speed"] = speed(sys.argv[2:])
         write(results)
         return
     if sys.argv[1:] == ["gru"]:  # only the unrolled GRU's byte count, merged likewise
@@ -277,7 +426,8 @@ def write(res):
     (ROOT / "benchmarks/results.json").write_text(json.dumps(res, indent=1, default=float))
     lines = ["# homl-edge benchmarks", "", f"Measured by `make bench` in one run on {res['machine']['cpus']} CPU cores, "
              f"TensorFlow {res['machine']['tensorflow']}, LiteRT; ratios against the float32 `.tflite` of the same "
-             "model (size: times smaller; speed-up: times faster, median of 300 invokes).", ""]
+             "model (size: times smaller; speed-up: times faster: the variants of a model timed together on real inputs, "
+             "a different one per invoke, best median of 3 interleaved rounds of 300 invokes).", ""]
     for key in ("digits", "mobilenet", "gru"):
         r = res[key]
         lines += [f"## {r['model']} ({r['params']:,} parameters)", "",
@@ -306,6 +456,8 @@ def write(res):
               f"{w['narrow_ms']:.3f} ms ({w['speedup']:.2f}x faster).", ""]
     if "byom" in res:
         lines += byom_lines(res["byom"])
+    if "speed" in res:
+        lines += speed_lines(res["speed"])
     o = res["overhead"]
     lines += ["## he.quantize against the hand-written converter (digits CNN, int8)", "",
               f"hand: {o['hand_s']:.2f} s, homl-edge cold: {o['homl_edge_cold_s']:.2f} s (overhead {100 * o['overhead']:+.1f}%), "
@@ -318,6 +470,74 @@ def write(res):
         lines.append(f"| {nb} | {v.get('seconds', 'error')} | {v.get('peak_mb', 'error')} |")
     (ROOT / "benchmarks/RESULTS.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def _us(ms):
+    return f"{ms * 1e3:.1f} µs" if ms < 1 else f"{ms:.2f} ms"
+
+
+CLAIMS = ("4x smaller (int8)", "10-50% faster for conv nets (int8)", "RNNs up to 3x faster (fastest quantized)",
+          "weights-only quantization gives no speed-up (dynamic, int4 weights)")
+
+
+def claim_rows(m):
+    """The seeds' four claims against one model's measured rows: (claim, measured, verdict and reason)."""
+    r = {row["variant"]: row for row in m["rows"]}
+    out = []
+    i8 = r.get("int8 (homl-edge)")
+    if i8:
+        ok = i8["size_ratio"] >= 3.8
+        out.append((CLAIMS[0], f"{i8['size_ratio']:.2f}x", "holds" if ok else
+                    "fails: the graph, int32 biases and float ops stay (more of a small or recurrent file)"))
+        if m["family"] == "conv":
+            s = i8["speedup"]
+            verdict = ("holds" if 1.1 <= s <= 1.5 else "faster than claimed: XNNPACK's int8 kernels" if s > 1.5
+                       else "fails: " + (m["int8_profile"] or "LiteRT's int8 kernels are slower here"))
+            out.append((CLAIMS[1], f"{s:.2f}x", verdict))
+    if m["family"] == "rnn":
+        quant = [row for row in m["rows"] if row["variant"] not in ("float32 (homl-edge)", "converter defaults")
+                 and "pick" not in row["variant"]]
+        best = max(quant, key=lambda row: row["speedup"])
+        s = best["speedup"]
+        out.append((CLAIMS[2], f"{s:.2f}x ({best['variant']})", "holds" if 1 < s <= 3 else
+                    "more than claimed" if s > 3 else "fails: no quantized variant is faster"
+                    + (f"; {m['int8_profile']}" if m["int8_profile"] else "")))
+    w = [row for row in m["rows"] if row["variant"] in ("dynamic (homl-edge)", "quantizer dynamic_wi4_afp32")]
+    if w:
+        text = ", ".join(f"{row['variant'].split(' (')[0]} {row['speedup']:.2f}x" for row in w)
+        none = all(0.9 <= row["speedup"] <= 1.1 for row in w)
+        out.append((CLAIMS[3], text, "holds" if none else
+                    "fails: LiteRT's hybrid kernels quantize activations on the fly (faster or slower than float)"))
+    return out
+
+
+def speed_lines(speed):
+    lines = ["## Side by side: every route, timed the same way (issue 25)", "",
+             "Each model's variants are timed together by `he.lite.benchmark_many`: real inputs (the test digits; "
+             "for the applications, digits upscaled to 64x64x3), a different one per invoke, 5 interleaved rounds, "
+             "best median, 1 thread; cold start = bytes to interpreter to first result; throughput = samples/s "
+             "at batch 32 (batch 1 where the file's batch is fixed). Accuracy: test labels for the digits CNN and "
+             "the RNNs; agreement with the float32 file's argmax for the random-weight applications.", ""]
+    for m in speed:
+        lines += [f"### {m['model']} ({m['seconds']:.0f} s)", "",
+                  "| variant | bytes | size x | accuracy | latency | speed-up | round spread | cold start | "
+                  "samples/s b32 |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in m["rows"]:
+            tp = f"{r['samples_per_s_b32']:,.0f}" + ("" if r["batch_free"] else " (b1, fixed)")
+            lines.append(f"| {r['variant']} | {r['bytes']:,} | {r['size_ratio']:.2f} | {100 * r['accuracy']:.2f}% | "
+                         f"{_us(r['ms'])} | {r['speedup']:.2f} | {_us(r['spread_ms'])} | {_us(r['cold_ms'])} | {tp} |")
+        for label, err in m["failures"].items():
+            lines.append(f"| {label} | failed: {err} | | | | | | | |")
+        for objective, p in m["picks"].items():
+            lines += ["", f"homl-edge {objective} pick: {p['variant']}" +
+                      (f" ({p['notes'][0]})" if p["notes"] else "")]
+        lines.append("")
+    lines += ["### The seeds' claims, model by model", "", "| model | claim | measured | verdict |",
+              "|---|---|---:|---|"]
+    for m in speed:
+        for claim, measured, verdict in claim_rows(m):
+            lines.append(f"| {m['model']} | {claim} | {measured} | {verdict} |")
+    return lines + [""]
 
 
 def byom_lines(b):

@@ -740,8 +740,8 @@ def throughput_rows(lite: LiteModel, x=None, batch_sizes=(1, 8, 32, 128), thread
             raise HomlEdgeError(f"batch sizes must be at least 1, got {b}")
         for t in threads:
             for p in processes:
-                row = {"batch": b, "threads": int(t), "processes": int(p), "samples_per_s": None,
-                       "latency_ms": None, "ms_per_sample": None, "input": source, "note": note}
+                row = {"batch": b, "threads": int(t), "processes": int(p), "samples_per_s": float("nan"),
+                       "latency_ms": float("nan"), "ms_per_sample": float("nan"), "input": source, "note": note}
                 if not free and b != (fixed or 1):
                     row["note"] = (f"not run: the file's batch is fixed to {fixed} (shape_signature[0] != -1); "
                                    "resizing it would give wrong shapes")

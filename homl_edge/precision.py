@@ -237,6 +237,7 @@ def autoquantize(model, data, test, max_drop: float = 0.01, *, objective: str = 
 
 
 # layers LiteRT runs slowly in full int8 (its integer LSTM kernel; hard-swish's integer path): a mix keeps them float
+PROFILE_MAX_OPS = 80  # autoquantize explains a slow variant op by op only up to this many ops
 MIN_SPEEDUP = 1.05  # a variant must beat float32 by this much to be picked for speed: less is timing noise
 SLOW_IN_INT8 = ("LSTM", "GRU", "SimpleRNN", "Bidirectional", "RNN", "ConvLSTM2D")
 
@@ -323,6 +324,11 @@ def fastest_within(model, data, test, max_drop: float = 0.01, *, threads: int = 
                         f"float32 ({format_ms(f32)}) within {max_drop:.2%} accuracy")
     for r in rows:
         if r["speedup"] < 1 / MIN_SPEEDUP and r["variant"] != "float32":
+            n_ops = sum(made[r["variant"]][0].builtin_ops().values())
+            if n_ops > PROFILE_MAX_OPS:  # one timed cut per op: too slow to do unasked on a large graph
+                notes.append(f"{r['variant']} is {1 / r['speedup']:.2f}x slower than float32 (not profiled: {n_ops} "
+                             "ops; lite.op_times(x) says where the time goes)")
+                continue
             try:
                 top = made[r["variant"]][0].op_times(xt, runs=max(20, runs // 4)).iloc[0]
                 notes.append(f"{r['variant']} is {1 / r['speedup']:.2f}x slower than float32: {top.name} at "
