@@ -168,6 +168,24 @@ def cmd_compare(a):
             print(table.to_frame().to_string(float_format=lambda v: f"{v:.4g}"))
 
 
+def cmd_autoquantize(a):
+    from . import precision
+
+    _check_output(a.output, (".tflite",), a.force, [a.model, a.calib, a.x, a.y])
+    model = _load_model(a.model, a.unsafe)
+    result = precision.autoquantize(model, _load_npy(a.calib, "calibration"), (_load_npy(a.x, "x"),
+                                    _load_npy(a.y, "y")), max_drop=a.max_drop, objective=a.objective,
+                                    progress=False)
+    import pandas as pd
+
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(result.tried.drop(columns=["recipe"]).to_frame().to_string(float_format=lambda v: f"{v:.4g}"))
+    for note in result.notes:
+        print(note)
+    path = result.lite.save(a.output, overwrite=a.force)
+    print(f"wrote {path}: {result.lite.size:,} bytes, recipe {result.recipe}")
+
+
 def _unique_names(paths) -> list[str]:
     """The file names of ``paths``, with as many parent folders as it takes to tell them apart."""
     parts = [Path(p).expanduser().resolve().parts for p in paths]
@@ -278,6 +296,21 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--csv", action="store_true", help="CSV output")
     m.add_argument("--unsafe", action="store_true", help="load a Keras model that holds Python code (Lambda layers): only your own files")
     m.set_defaults(func=cmd_compare)
+
+    aq = sub.add_parser("autoquantize", help="the smallest (or, --objective latency, the fastest) variant within "
+                                             "an accuracy budget")
+    aq.add_argument("model", help=".keras/.h5 file or a SavedModel folder")
+    aq.add_argument("--calib", required=True, metavar="NPY", help="calibration inputs (.npy)")
+    aq.add_argument("--x", required=True, metavar="NPY", help="test inputs (.npy) for the accuracy budget")
+    aq.add_argument("--y", required=True, metavar="NPY", help="test labels (.npy)")
+    aq.add_argument("--max-drop", type=float, default=0.01, help="accuracy budget (default 0.01: one point)")
+    aq.add_argument("--objective", choices=["size", "latency"], default="size",
+                    help="size: the smallest per-layer mix (default); latency: the fastest, never slower than float32")
+    aq.add_argument("-o", "--output", required=True, metavar="TFLITE", help="output .tflite file")
+    aq.add_argument("--force", action="store_true", help="replace an existing output file")
+    aq.add_argument("--unsafe", action="store_true", help="load a Keras model that holds Python code (Lambda "
+                                                          "layers): only your own files")
+    aq.set_defaults(func=cmd_autoquantize)
 
     r = sub.add_parser("prune", help="pruning (magnitude, taylor, l1, or whole channels) with fine-tuning")
     r.add_argument("model")

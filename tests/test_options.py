@@ -138,6 +138,12 @@ def files(trained, digits, tmp_path_factory):
 
 
 CLI_ROWS = [
+    ("autoquantize", "{d}/model.keras --calib {d}/calib.npy --x {d}/xt.npy --y {d}/yt.npy --max-drop 0.02 "
+     "--objective latency -o {d}/fast.tflite",
+     lambda d, out: "float32" in out and he.load_lite(d / "fast.tflite").size > 0 and "wrote" in out),
+    ("autoquantize", "{d}/lambda.h5 --calib {d}/calib.npy --x {d}/xt.npy --y {d}/yt.npy --unsafe "
+     "-o {d}/fast.tflite --force",
+     lambda d, out: "all int4" in out and "wrote" in out),
     ("quantize", "{d}/model.keras --mode int8 --calib {d}/calib.npy -o {d}/q.tflite",
      lambda d, out: he.load_lite(d / "q.tflite").meta.get("mode", "int8") and "mode int8" in out),
     ("quantize", "{d}/model.keras --mode int4 --precision classifier=float --granularity block32 -o {d}/q.tflite --force",
