@@ -38,8 +38,10 @@ _BASE_KWARGS = {"input_dim", "input_shape", "batch_input_shape", "batch_size", "
 def legacy():
     """Keras 2: the ``tf_keras`` package (imported after TensorFlow, quietly)."""
     _tf.tf()
-    import tf_keras
-
+    try:
+        import tf_keras
+    except ImportError:
+        raise HomlEdgeError(_tf.keras2_install_hint("this step")) from None
     return tf_keras
 
 
@@ -611,6 +613,8 @@ def save_keras(model, path, overwrite: bool = False) -> Path:
         raise HomlEdgeError(f"{out} exists already; pass overwrite=True to replace it")
     if not out.parent.is_dir():
         raise HomlEdgeError(f"the folder {out.parent} does not exist: create it first")
+    if not os.access(out.parent, os.W_OK):
+        raise HomlEdgeError(f"cannot write into {out.parent}: permission denied")
     fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=out.suffix, dir=out.parent)
     os.close(fd)
     os.unlink(tmp)  # Keras refuses to write over an existing file without asking
@@ -637,7 +641,10 @@ def tfmot():
     import os
 
     os.environ["TF_USE_LEGACY_KERAS"] = "1"
-    import tensorflow_model_optimization as mot
+    try:
+        import tensorflow_model_optimization as mot
+    except ImportError:
+        raise HomlEdgeError(_tf.keras2_install_hint("pruning, clustering and QAT")) from None
     from tensorflow_model_optimization.python.core.keras import compat
 
     if getattr(compat.keras, "Model", None) is not k2.Model:

@@ -72,9 +72,25 @@ def tf():
     with quiet():  # TensorFlow's C++ start-up chatter (CUDA plugins on a CPU machine) goes to fd 2
         import tensorflow
         os.environ["TF_USE_LEGACY_KERAS"] = "1"  # for TF-MOT, imported later (it reads this at its import)
-        import tf_keras  # noqa: F401
+        try:
+            import tf_keras  # noqa: F401
+        except ImportError:  # Keras 2 is needed only by TF-MOT and the TF.js converter: said where they are used
+            pass
     _state["tf"] = tensorflow
     return tensorflow
+
+
+def keras2_install_hint(what: str = "this") -> str:
+    """One line: which tf-keras and TF-MOT to install beside this TensorFlow. pip cannot choose them by itself: the
+    newest tf-keras (and TF-MOT 0.8.1, which requires tf-keras) would replace an older TensorFlow with the newest."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        minor = ".".join(version("tensorflow").split(".")[:2])
+    except PackageNotFoundError:  # pragma: no cover - tensorflow-cpu and the like
+        minor = ".".join(tf().__version__.split(".")[:2])
+    return (f"{what} needs Keras 2 and the Model Optimization Toolkit matched to your TensorFlow {minor}: "
+            f"pip install 'tf-keras~={minor}.0' 'tensorflow-model-optimization>=0.8,<0.9'")
 
 
 def tensorflow():
@@ -85,8 +101,10 @@ def tensorflow():
 def keras_is_legacy() -> bool:
     """True when ``tf.keras`` means Keras 2 in this process (homl-edge was loaded before TensorFlow)."""
     t = tf()
-    import tf_keras
-
+    try:
+        import tf_keras
+    except ImportError:
+        return False
     try:
         return t.keras.Model is tf_keras.Model
     except Exception:  # pragma: no cover - a broken Keras install
