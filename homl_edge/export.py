@@ -240,6 +240,7 @@ def _screenshot(out: Path, samples) -> None:
         if x is None:
             return
         predict_in_browser(out, x, screenshot=out / "preview.png")
+        _write_manifest(out)  # preview.png is the export's too: overwrite=True may replace it next time
     except Exception:
         (out / "preview.png").unlink(missing_ok=True)
 
