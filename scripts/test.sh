@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, what `make test` runs after installing both environments:
-#   1. the main environment (.venv, the lock): unit tests, every chapter under nbval, the browser tests;
+#   1. the main environment (.venv, the lock): unit tests, every chapter under nbval, the browser tests, in two
+#      pytest-xdist workers;
 #   2. the current environment (.venv-current: Python 3.12, the newest TensorFlow, numpy 2): the unit tests.
 # Both run at the same time (2 cores: the second is mostly one busy core beside the first, which is also how the
 # suite proves its timing asserts hold under load). The second's output goes to test-artifacts/current-env.log and
@@ -19,7 +20,9 @@ start=$(date +%s)
 ( HOML_EDGE_CACHE=$(mktemp -d) .venv-current/bin/python -m pytest "${CURRENT_ARGS[@]}" -o addopts="-ra --strict-markers -p no:randomly" \
     > "$CURRENT_LOG" 2>&1; echo $? > test-artifacts/current-env.rc ) &
 bg=$!
-HOML_EDGE_REQUIRE_TOOLS=1 .venv/bin/python -m pytest ${PYTEST_ARGS:-} 2>&1 | tee test-artifacts/main.log
+# two workers, a file (a chapter's cells, a test module) at a time each; --durations shows where the time goes
+HOML_EDGE_REQUIRE_TOOLS=1 .venv/bin/python -m pytest -n 2 --dist loadfile --durations=25 ${PYTEST_ARGS:-} 2>&1 \
+  | tee test-artifacts/main.log
 main_rc=${PIPESTATUS[0]}
 main_end=$(date +%s)
 wait $bg
