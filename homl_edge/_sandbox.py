@@ -307,6 +307,37 @@ def smallest_arena(works, hi: int, step: int = 16) -> int:
     return top
 
 
+_CRASH = "TFLM crashed"
+
+
+def _forked(fn):
+    """``fn()`` (None or an error string) run in a forked copy of this child; a signal becomes an error."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover (the forked copy)
+        os.close(r)
+        try:
+            err = fn()
+            os.write(w, b"K" if err is None else ("E" + err).encode(errors="replace")[:4000])
+        except BaseException as e:
+            os.write(w, ("E" + _first_line(e)).encode(errors="replace")[:4000])
+        finally:
+            os._exit(0)
+    os.close(w)
+    chunks = []
+    while True:
+        chunk = os.read(r, 4096)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(r)
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        return f"{_CRASH} (signal {os.WTERMSIG(status)})"
+    text = b"".join(chunks).decode(errors="replace")
+    return None if text == "K" else (text[1:] or "TFLM failed")
+
+
 def _micro(job: dict, blobs: list) -> tuple[dict, list]:
     import numpy as np
 
@@ -318,21 +349,30 @@ def _micro(job: dict, blobs: list) -> tuple[dict, list]:
         logf = Path(d) / "stderr.txt"
 
         def attempt(arena):
-            try:
-                with _c_stderr_to(logf):
-                    _invoke(data, arena, first)
-                return None
-            except Exception as e:
-                return _first_line(e)
+            def once():
+                try:
+                    with _c_stderr_to(logf):
+                        _invoke(data, arena, first)
+                    return None
+                except Exception as e:
+                    return _first_line(e)
+
+            # each trial in a forked child: TFLM's LSTM kernel dereferences a null state tensor (signal 11) when
+            # the arena is a little too small, so a trial that crashes is one that failed, not the end of the job
+            return _forked(once)
 
         def too_small(error):
-            return _classify(logf.read_text(errors="replace"), error)[0] == "arena"
+            return error.startswith(_CRASH) or _classify(logf.read_text(errors="replace"), error)[0] == "arena"
 
         # grow the arena while TFLM says it is too small (up to a cap), unless the caller fixed its size
         hi, error = grow_arena(attempt, too_small, hi, cap=hi if job.get("arena_size") else ARENA_CAP)
         if error is not None:
             log = logf.read_text(errors="replace")
             kind, what = _classify(log, error)
+            if error.startswith(_CRASH):
+                last = [line.strip() for line in log.splitlines() if line.strip()][-1:]
+                kind, error = "crash", error + (f" at every arena up to {hi:,} bytes; TFLM's last words: "
+                                                f"{last[0][:200]!r}" if last else f" at every arena up to {hi:,} bytes")
             return {"ok": False, "kind": kind, "what": what, "error": error, "arena_tried": hi,
                     "log": log[-2000:]}, []
         arena_bytes = None

@@ -10,6 +10,7 @@ bytes in TensorFlow Lite Micro (in the child as well) and says which of its thre
 from __future__ import annotations
 
 import collections
+import collections.abc
 import gzip
 import hashlib
 import json
@@ -50,16 +51,62 @@ def check_header(data: bytes, name: str = "model") -> None:
                                     f"{n}-byte buffer (truncated or damaged file)")
 
 
-def verify(data: bytes, name: str = "model") -> None:
+def verify(data: bytes, name: str = "model", tolerate: bool = False) -> str | None:
     """Raise :class:`InvalidModelFileError` unless LiteRT can build an interpreter for ``data``.
 
     The interpreter is built in a child process, so even bytes that would crash LiteRT only cost an error here.
+    ``tolerate=True``: a well-formed file that LiteRT refuses for a reason that does not make it malformed (a
+    custom op it cannot resolve, the newer rule on ``quantized_dimension``) is accepted, and the rule returned:
+    it can then be inspected and run in TensorFlow Lite Micro, not in LiteRT.
     """
+    from . import _flatbuffer
+
     check_header(data, name)
     check_variables(data, name)
     result = _sandbox.check(bytes(data))
-    if not result["ok"]:
-        raise InvalidModelFileError(f"{name} is not a valid .tflite model: {result['error']}")
+    if result["ok"]:
+        return None
+    rule = litert_rule(result["error"]) if tolerate else None
+    if rule:
+        _flatbuffer.parse(data, name)  # well formed, or a one-line error
+        return rule
+    if result.get("crashed"):
+        raise InvalidModelFileError(f"{name}: LiteRT {result['error'].replace('the runtime ', '')} while loading "
+                                    f"it; {_known(data)}")
+    raise InvalidModelFileError(f"{name} is not a valid .tflite model: {result['error']}")
+
+
+def litert_rule(error: str) -> str | None:
+    """The LiteRT refusals that leave a file usable elsewhere (TFLM), said as the rule LiteRT applied."""
+    import re
+
+    m = re.search(r"unresolved custom op: (\S+?)\.?(?:\s|$)", error)
+    if m:
+        return f"LiteRT has no kernel for the custom op {m.group(1)} (LiteRT runs only ops it can resolve)"
+    m = re.search(r"(quantized_dimension must be in range \[0, \d+\)\. Was \d+\.)(Tensor \d+)?", error)
+    if m:
+        return (f"LiteRT's verifier requires a tensor's quantized_dimension to be below its rank, a rule newer than "
+                f"this file ({m.group(1)[:-1]}{' for ' + m.group(2).lower() if m.group(2) else ''})")
+    return None
+
+
+def _known(data: bytes) -> str:
+    """What the FlatBuffer says about a model a runtime crashed on: its ops and tensor types."""
+    from . import _flatbuffer
+
+    try:
+        model = _flatbuffer.parse(data)
+    except InvalidModelFileError:
+        return "the file is not a well-formed FlatBuffer either"
+    ops = _flatbuffer.ops(model)
+    ts = _flatbuffer.tensors(model)
+    io = _flatbuffer.io_details(model, "input") + _flatbuffer.io_details(model, "output")
+    types = collections.Counter(t["dtype"] for t in ts)
+    state = sum(t["variable"] for t in ts)
+    return ("what the file holds: " + ", ".join(f"{k} x{v}" for k, v in ops.most_common(6))
+            + f"; tensors {', '.join(f'{k} x{v}' for k, v in types.most_common())}"
+            + f"; inputs/outputs {', '.join(np.dtype(d['dtype']).name for d in io)}"
+            + (f"; {state} state (variable) tensors" if state else ""))
 
 
 def check_variables(data: bytes, name: str = "model") -> None:
@@ -90,11 +137,13 @@ class LiteModel:
 
     def __init__(self, content: bytes, name: str = "model", meta: dict | None = None, _trusted: bool = False):
         content = bytes(content)
-        if not _trusted:
-            verify(content, name)
+        refused = None if _trusted else verify(content, name, tolerate=True)
         self._content = content
         self.name = name
         self.meta = dict(meta or {})
+        self._litert_refused = refused  # the rule LiteRT applied to a file it will not run (TFLM still may)
+        if refused:
+            self.meta["litert_refused"] = refused
         self._interpreters: dict = {}
         self._samples = None  # a few real inputs for benchmark(): see keep_samples
         self._samples_source = ""
@@ -126,17 +175,33 @@ class LiteModel:
     # -- interpreter
     def interpreter(self, threads: int | None = None):
         """A LiteRT interpreter for this model (one per thread count, reused)."""
+        if getattr(self, "_litert_refused", None):
+            raise HomlEdgeError(f"LiteRT will not run {self.name}: {self._litert_refused}; inspect it (lite.ops, "
+                                "lite.tensors(), lite.summary()) or run it in TensorFlow Lite Micro (lite.on_micro)")
         key = threads or 0
         if key not in self._interpreters:
             self._interpreters[key] = new_interpreter(self._content, threads)
         return self._interpreters[key]
 
+    def _flatbuffer(self):
+        from . import _flatbuffer
+
+        return _flatbuffer.parse(self._content, self.name)
+
     @property
     def input_details(self) -> list:
+        if getattr(self, "_litert_refused", None):
+            from . import _flatbuffer
+
+            return _flatbuffer.io_details(self._flatbuffer(), "input")
         return self.interpreter().get_input_details()
 
     @property
     def output_details(self) -> list:
+        if getattr(self, "_litert_refused", None):
+            from . import _flatbuffer
+
+            return _flatbuffer.io_details(self._flatbuffer(), "output")
         return self.interpreter().get_output_details()
 
     @property
@@ -158,6 +223,12 @@ class LiteModel:
 
     def _names(self, kind) -> dict:
         """tensor index -> signature name (a file with exactly one signature), else {}."""
+        if getattr(self, "_litert_refused", None):  # the same, read from the file's SignatureDefs
+            from . import _flatbuffer
+
+            sigs = self._flatbuffer().signatureDefs or []
+            maps = (sigs[0].inputs if kind == "input" else sigs[0].outputs) if len(sigs) == 1 else None
+            return {int(m.tensorIndex): _flatbuffer._text(m.name) for m in (maps or [])}
         interp = self.interpreter()
         try:
             sigs = interp.get_signature_list()
@@ -390,6 +461,10 @@ class LiteModel:
     @property
     def ops(self) -> collections.Counter:
         """Histogram of the operators in the model, e.g. ``Counter({'FULLY_CONNECTED': 2, 'CONV_2D': 1})``."""
+        if getattr(self, "_litert_refused", None):  # read from the file itself: custom ops by their name
+            from . import _flatbuffer
+
+            return _flatbuffer.ops(self._flatbuffer(), 0)
         return collections.Counter(op["op_name"] for op in op_details(self.interpreter()))
 
     def profile(self) -> dict:
@@ -430,10 +505,17 @@ class LiteModel:
     def builtin_ops(self) -> collections.Counter:
         """The operators stored in the file, before LiteRT hands any of them to a delegate (XNNPACK): what a
         runtime without delegates, such as TensorFlow Lite Micro, has to provide kernels for."""
+        if getattr(self, "_litert_refused", None):
+            return self.ops
         return collections.Counter(op["op_name"] for op in op_details(new_interpreter(self._content, delegates=False)))
 
     def tensors(self) -> list[dict]:
         """Every tensor: name, shape, dtype and quantization (scale and zero point; per channel if so)."""
+        if getattr(self, "_litert_refused", None):
+            from . import _flatbuffer
+
+            keys = ("index", "name", "shape", "dtype", "scale", "zero_point", "per_channel")
+            return [{k: t[k] for k in keys} for t in _flatbuffer.tensors(self._flatbuffer())]
         rows = []
         for d in self.interpreter().get_tensor_details():
             q = d.get("quantization_parameters") or {}
@@ -463,6 +545,8 @@ class LiteModel:
                                                              for r in self.meta["kept"]))
         if self.meta.get("warning"):
             lines.append(f"  warning: {self.meta['warning']}")
+        if self.meta.get("litert_refused"):
+            lines.append(f"  LiteRT will not run it: {self.meta['litert_refused']} (TFLM may: lite.on_micro)")
         for kind, details in (("input", self.input_details), ("output", self.output_details)):
             for d in details:
                 q = d.get("quantization", (0.0, 0))
@@ -492,6 +576,18 @@ class LiteModel:
         if not r.get("ok"):
             raise HomlEdgeError(self._micro_failure(r))
         raw = r["outputs"]
+        if getattr(self, "_litert_refused", None):  # LiteRT will not run it: TFLM's answers stand alone
+            floats = [dequantize_array(o, d) for o, d in zip(raw, outs)]
+            check_finite(self.name, "TensorFlow Lite Micro", floats, self.output_names, inputs)
+            run = MicroRun(outputs=floats[0] if len(floats) == 1 else dict(zip(self.output_names, floats)),
+                           n=len(q[0]), flash_bytes=self.size, arena_bytes=r.get("arena_bytes"),
+                           arena_tried=r["arena_tried"], argmax_agreement=None, bit_identical=None,
+                           compared_with=f"nothing: {self._litert_refused}")
+            if y is not None:
+                if len(floats) != 1:
+                    raise HomlEdgeError(f"{self.name} has {len(floats)} outputs: accuracy needs one")
+                run.accuracy = float((floats[0].argmax(-1) == _class_labels(y)).mean())
+            return run
         ref = self._raw_outputs(q)
         for name, a, b in zip(self.output_names, raw, ref):  # shapes first: numpy would broadcast a mismatch
             if a.shape != b.shape:
@@ -543,11 +639,18 @@ class LiteModel:
             return (f"{self.name} did not fit a {r.get('arena_tried', 0):,}-byte tensor arena (TFLM: "
                     f"{r.get('error', '')[:120]}); pass a larger arena_size")
         if kind == "crash":
-            return f"TensorFlow Lite Micro crashed on {self.name} ({r.get('error')})"
+            return f"TensorFlow Lite Micro crashed on {self.name} ({r.get('error')}); {_known(self._content)}"
         where = f" (op {r['what']} failed to prepare)" if r.get("what") else ""
         return f"TensorFlow Lite Micro could not run {self.name}{where}: {r.get('error')}"
 
     def _op_outputs(self, op_name: str) -> list[str]:
+        if getattr(self, "_litert_refused", None):
+            from . import _flatbuffer
+
+            fbm = self._flatbuffer()
+            sg = fbm.subgraphs[0]
+            return [_flatbuffer._text(sg.tensors[int(i)].name) for op in (sg.operators or [])
+                    if _flatbuffer.op_name(fbm, op.opcodeIndex) == op_name for i in op.outputs]
         interp = self.interpreter()
         names = {d["index"]: d["name"] for d in interp.get_tensor_details()}
         return [names.get(int(i), "") for op in op_details(interp) if op["op_name"] == op_name
@@ -832,20 +935,32 @@ def _worker_main() -> None:
                       "batch": runner.batch}), flush=True)
 
 
-class MicroRun:
-    """What :meth:`LiteModel.on_micro` measured (``run["arena_bytes"]`` works as well as ``run.arena_bytes``)."""
+class MicroRun(collections.abc.Mapping):
+    """What :meth:`LiteModel.on_micro` measured: a read-only mapping of the fields it has (``run["arena_bytes"]``,
+    ``keys()``, ``items()``, ``dict(run)``) as well as attributes (``run.arena_bytes``)."""
 
-    FIELDS = ("n", "accuracy", "argmax_agreement", "bit_identical", "arena_bytes", "arena_tried", "flash_bytes")
+    FIELDS = ("n", "accuracy", "argmax_agreement", "bit_identical", "arena_bytes", "arena_tried", "flash_bytes",
+              "compared_with")
+    __eq__ = object.__eq__  # outputs are arrays: compare fields yourself
+    __hash__ = object.__hash__
 
     def __init__(self, **kw):
         self.accuracy = None
         self.__dict__.update(kw)
 
     def __getitem__(self, key):
+        if key not in self:
+            raise KeyError(key)
         return getattr(self, key)
 
     def __contains__(self, key):
-        return getattr(self, key, None) is not None
+        return key in ("outputs", *self.FIELDS) and getattr(self, key, None) is not None
+
+    def __iter__(self):
+        return iter(self.keys())
+
+    def __len__(self):
+        return len(self.keys())
 
     def keys(self):
         return [f for f in ("outputs", *self.FIELDS) if f in self]
