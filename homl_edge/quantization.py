@@ -412,10 +412,13 @@ def _aeq(float_bytes: bytes, entries, granularity: str, calib=None, signature_in
     import contextlib
     import io
 
-    try:
-        from ai_edge_quantizer import algorithm_manager, qtyping, quantizer, recipe_manager
-    except ImportError as e:
-        raise HomlEdgeError(f"int4 needs ai-edge-quantizer ({e}); pip install 'homl-edge[micro]'") from None
+    try:  # LiteRT Quantizer, ai-edge-quantizer's new name (same API); the old package where only it is installed
+        from litert_quantizer import algorithm_manager, qtyping, quantizer, recipe_manager
+    except ImportError:
+        try:
+            from ai_edge_quantizer import algorithm_manager, qtyping, quantizer, recipe_manager
+        except ImportError as e:
+            raise HomlEdgeError(f"int4 needs litert-quantizer ({e}); pip install 'homl-edge[micro]'") from None
     rm = recipe_manager.RecipeManager()
     gran = getattr(qtyping.QuantGranularity, GRANULARITIES[granularity])
     for regex, prec in entries:
@@ -550,7 +553,8 @@ def versions() -> dict:
         from importlib import metadata
 
         v = {}
-        for dist in ("tensorflow", "tf-keras", "keras", "ai-edge-quantizer", "ai-edge-litert", "numpy"):
+        for dist in ("tensorflow", "tf-keras", "keras", "litert-quantizer", "ai-edge-quantizer", "ai-edge-litert",
+                     "numpy"):
             try:
                 v[dist] = metadata.version(dist)
             except metadata.PackageNotFoundError:
