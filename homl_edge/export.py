@@ -129,11 +129,15 @@ def export_tfjs(model, out_dir, quantize: str | None = None, page: bool = False,
     ``screenshot=True`` (needs a Chromium and a local ``tfjs_url``) saves ``preview.png``, which a saved notebook
     (GitHub, nbviewer) shows instead of a frame that has no server behind it.
     """
-    if isinstance(model, _keras.SavedModelSource):
-        raise HomlEdgeError(f"{model.name} is an inference-only SavedModel: the TF.js Layers format needs the Keras "
-                            "model; load its .keras file instead")
-    _keras.check_model(model)
-    model = _keras.to_legacy(model)  # the official converter takes tf_keras models (Keras 3: a verified copy)
+    if isinstance(model, (str, Path)):  # a .keras/.h5 file or a SavedModel folder
+        model = _keras.load_keras(Path(model).expanduser())
+    graph = isinstance(model, _keras.SavedModelSource)  # a SavedModel becomes a TF.js graph model (inference)
+    if graph and trainable:
+        raise HomlEdgeError(f"{model.name} is a SavedModel: it exports as a TF.js graph model, which predicts but "
+                            "cannot train; training in the page needs the Keras model (its .keras/.h5 file)")
+    if not graph:
+        _keras.check_model(model)
+        model = _keras.to_legacy(model)  # the official converter takes tf_keras models (Keras 3: a verified copy)
     if quantize not in TFJS_QUANTIZE:
         raise HomlEdgeError(f"quantize must be one of None, 'float16', 'uint8', 'uint16'; got {quantize!r}")
     out = Path(out_dir).expanduser()
@@ -265,7 +269,33 @@ def _convert_tfjs(model, folder: Path, quantize):
 
     with quiet(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        if isinstance(model, _keras.SavedModelSource):  # tensorflowjs_converter --input_format=tf_saved_model
+            try:
+                tfjs.converters.convert_tf_saved_model(str(model.path), str(folder), quantization_dtype_map=qmap)
+            except (ValueError, KeyError, RuntimeError) as e:
+                raise HomlEdgeError(f"the TF.js converter could not convert the SavedModel {model.name}: "
+                                    f"{first_line(e)[:300]}") from None
+            return
         tfjs.converters.save_keras_model(model, str(folder), quantization_dtype_map=qmap)
+
+
+def _page_io(model) -> tuple[list, int]:
+    """The page's input shape (H, W, C; a free dimension taken as 1) and the number of outputs, from a Keras model
+    or a SavedModel's serving signature."""
+    if isinstance(model, _keras.SavedModelSource):
+        tf = _tf.tf()
+        with _tf.quiet():
+            fn = tf.saved_model.load(str(model.path)).signatures.get("serving_default")
+        if fn is None:
+            raise HomlEdgeError(f"{model.name} has no serving_default signature: the page cannot call it")
+        ins = [t for t in fn.structured_input_signature[1].values()]
+        outs = list(fn.structured_outputs.values())
+        if len(ins) != 1 or len(outs) != 1:
+            raise HomlEdgeError(f"the page runs a model of one input and one output; {model.name} has {len(ins)} "
+                                f"and {len(outs)}: export without page=True and call tf.loadGraphModel yourself")
+        return [int(d) if d is not None else 1 for d in ins[0].shape[1:]], int(outs[0].shape[-1])
+    return ([int(d) if d is not None else 1 for d in model.inputs[0].shape[1:]],
+            int(model.outputs[0].shape[-1]))
 
 
 def _import_tfjs():
@@ -275,13 +305,12 @@ def _import_tfjs():
 
 
 def _write_page(model, folder: Path, quantize, tfjs_url, title, labels, samples, trainable=False):
-    shape = [int(d) if d is not None else 1 for d in model.inputs[0].shape[1:]]
+    shape, n_out = _page_io(model)
     if len(shape) == 2:
         shape = shape + [1]
     if len(shape) != 3:
         raise HomlEdgeError(f"the web page draws images (H, W, C); this model's input is {tuple(shape)}. "
                             "Export without page=True and call tf.loadLayersModel yourself")
-    n_out = int(model.outputs[0].shape[-1])
     labels = [str(l) for l in (labels if labels is not None else range(n_out))]
     if len(labels) != n_out:
         raise HomlEdgeError(f"{len(labels)} labels given for {n_out} model outputs")
@@ -304,7 +333,8 @@ def _write_page(model, folder: Path, quantize, tfjs_url, title, labels, samples,
                             "existing tf.min.js file")
     model_key = hashlib.sha256((folder / "model.json").read_bytes()).hexdigest()[:16]
     config = {"inputShape": shape, "labels": labels, "quantize": quantize, "samples": sample_list, "title": title,
-              "trainable": bool(trainable), "modelKey": model_key}
+              "trainable": bool(trainable), "modelKey": model_key,
+              "format": "graph" if isinstance(model, _keras.SavedModelSource) else "layers"}
     esc = title.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     html = ((src / "index.html").read_text().replace("{{TITLE}}", esc).replace("{{TFJS_URL}}", tfjs_url)
             .replace("{{W}}", str(shape[1])).replace("{{H}}", str(shape[0])))

@@ -547,3 +547,28 @@ def test_two_lstm_int8_model_runs_on_micro(digits):
     diff = np.abs(run.outputs - lite.predict(xt[:30, ..., 0])).max()  # untrained: near-ties, so not the argmax
     print(f"TFLM vs LiteRT: max |diff| {diff:.4f} ({diff / step:.0f} output steps)")
     assert diff <= 16 * step and 4096 < run.arena_bytes < 16384  # 8 steps measured: two integer LSTM kernels
+
+
+def test_savedmodel_folder_exports_to_tfjs_graph_model_and_predicts_in_chromium(k3_cnn, digits, tmp_path):
+    import tensorflow as tf
+    from browser import TFJS, require_browser
+
+    require_browser()
+    (_, _), (xt, _) = digits
+    k3_cnn.export(str(tmp_path / "saved"), verbose=False)
+    out = he.export_tfjs(str(tmp_path / "saved"), tmp_path / "web", page=True, tfjs_url=str(TFJS))
+    manifest = (out.path / "model.json").read_text()
+    assert '"format": "graph-model"' in manifest and "app.js" in out.files
+    fn = tf.saved_model.load(str(tmp_path / "saved")).signatures["serving_default"]
+    want = next(iter(fn(tf.constant(xt[:20])).values())).numpy()
+    got = he.browser.predict_in_browser(out.path, xt[:20])
+    diff = np.abs(got["probs"] - want).max()
+    print(f"SavedModel -> TF.js graph model: max |diff| {diff:.2g} in Chromium ({got['backend']})")
+    assert diff < 1e-4 and (got["probs"].argmax(1) == want.argmax(1)).all()
+    with pytest.raises(he.HomlEdgeError, match="graph model, which predicts but cannot train; training in the "
+                                               "page needs the Keras model"):
+        he.export_tfjs(str(tmp_path / "saved"), tmp_path / "web2", page=True, trainable=True, tfjs_url=str(TFJS))
+    from homl_edge import cli
+
+    assert cli.main(["export-tfjs", str(tmp_path / "saved"), str(tmp_path / "web3")]) == 0
+    assert '"format": "graph-model"' in (tmp_path / "web3" / "model.json").read_text()

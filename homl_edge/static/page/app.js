@@ -22,7 +22,9 @@
       } catch (e) { model = null; }
     }
     // './model.json', not 'model.json': TF.js takes the weights' URL prefix from it ('/' for a bare name)
-    if (!model) { model = await tf.loadLayersModel('./model.json'); source = 'server'; }
+    // a SavedModel exports as a graph model (inference only); a Keras model as a layers model
+    const load = config.format === 'graph' ? tf.loadGraphModel : tf.loadLayersModel;
+    if (!model) { model = await load('./model.json'); source = 'server'; }
     const x = tf.zeros([1, H, W, C]);
     model.predict(x).dispose();  // warm up
     x.dispose();
