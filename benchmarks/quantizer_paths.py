@@ -3,7 +3,7 @@
 For each model: the converter's int8 (calibrated on the same 200 training samples) and dynamic-range files, and
 litert-quantizer 0.11.0 run on the converter's float32 file with a static int8 recipe (same calibration samples)
 and a dynamic int8 recipe. Size, test accuracy, LiteRT latency on real test inputs (one thread, interleaved rounds,
-best median). Prints a Markdown table for benchmarks/RESULTS.md.
+best median). Prints the Markdown table of benchmarks/quantizer_paths.md (which `make bench` appends to RESULTS.md).
 
 Usage: TF_CPP_MIN_LOG_LEVEL=3 .venv/bin/python benchmarks/quantizer_paths.py
 """

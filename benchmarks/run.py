@@ -468,7 +468,9 @@ def write(res):
                         "cell, which asserts the 1.5 GB limit in every test run)", ""]
     for nb, v in res["notebooks"].items():
         lines.append(f"| {nb} | {v.get('seconds', 'error')} | {v.get('peak_mb', 'error')} |")
-    (ROOT / "benchmarks/RESULTS.md").write_text("\n".join(lines) + "\n")
+    extra = ROOT / "benchmarks/quantizer_paths.md"   # the converter-vs-quantizer comparison (quantizer_paths.py)
+    (ROOT / "benchmarks/RESULTS.md").write_text("\n".join(lines) + "\n"
+                                                 + ("\n" + extra.read_text() if extra.is_file() else ""))
     print("\n".join(lines))
 
 

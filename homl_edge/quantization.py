@@ -147,7 +147,8 @@ def quantize(model, mode: str = "int8", data=None, *, name: str | None = None, c
             _cache_put(key, content)
     meta = {"mode": mode, "source": model.name, "cached": cached, "seconds": time.perf_counter() - t0,
             "calibration_samples": 0 if calib is None else len(calib), "route": route,
-            "ranges": "learned (QAT)" if qat and calib is None and mode == "int8" else None}
+            "ranges": "learned (QAT)" if qat and calib is None and mode == "int8" else None,
+            "path": "tflite-converter"}   # better or equal to the quantizer here (benchmarks/RESULTS.md, issue 29)
     lite = LiteModel(content, name=name, meta=meta, _trusted=True)
     if calib is not None or isinstance(data, np.ndarray):  # real inputs for lite.benchmark(), never zeros
         try:
@@ -242,7 +243,7 @@ def requantize(lite: LiteModel, mode: str = "dynamic", *, data=None, precision=N
             _cache_put(key, content)
     meta = {"mode": mode if not precision else "mixed", "source": lite.name, "cached": cached,
             "seconds": time.perf_counter() - t0, "precision": dict(entries), "granularity": granularity,
-            "requantized": True, "source_bytes": original.size, "widened_float16": widened}
+            "requantized": True, "source_bytes": original.size, "widened_float16": widened, "path": "litert-quantizer"}
     meta.update(_requantize_report(original, lite, content, mode))
     out = LiteModel(content, name=name or f"{lite.name}-{mode}", meta=meta, _trusted=True)
     if data is not None:
@@ -390,7 +391,7 @@ def quantize_mixed(model, precision: dict, base: str | None = "int4", *, name=No
                      + ("-mixed" if precision else ""))   # two granularities: two names
     meta = {"mode": "int4" if base == "int4" and not precision else "mixed", "precision": dict(entries),
             "granularity": granularity, "source": model.name, "cached": cached,
-            "seconds": time.perf_counter() - t0}
+            "seconds": time.perf_counter() - t0, "path": "litert-quantizer"}
     return LiteModel(content, name=label, meta=meta, _trusted=True)
 
 

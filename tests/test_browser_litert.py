@@ -100,3 +100,8 @@ def test_export_web_refuses_what_it_cannot_show(lite_f32, lite_int8io, tmp_path)
     assert (tmp_path / "taken" / "notes.txt").read_text() == "mine"
     with pytest.raises(he.errors.HomlEdgeError, match="labels"):
         he.export_web(lite_f32, tmp_path / "w", labels=["a", "b"])
+
+
+def test_each_variant_names_its_quantization_path(lite_f32, lite_int8):
+    """int8 and dynamic go through the converter (better or equal to LiteRT Quantizer: benchmarks/RESULTS.md)."""
+    assert lite_int8.meta["path"] == lite_f32.meta["path"] == "tflite-converter"
