@@ -222,10 +222,11 @@ def _over_limit(interp) -> bool:
 
 
 def _out_of_memory(detail: str = "") -> dict:
+    """The refusal; LiteRT's own words are added when they say more than an exception's class name."""
     limit = _memory_limit()
     return {"ok": False, "limit": "memory",
             "error": f"its tensors need more memory than the sandbox's memory limit of {_mib(limit or 0)} allows"
-                     + (f" ({detail})" if detail else "")}
+                     + (f" ({detail})" if " " in detail else "")}
 
 
 @contextlib.contextmanager
