@@ -127,18 +127,23 @@ _sandbox = Sandbox()
 atexit.register(_sandbox.close)
 
 
-def set_limits(memory_bytes: int | None = None) -> dict:
-    """Set the child's memory limit (None: the default) and return the previous setting; the next job starts a
-    new child under it."""
-    previous = {"memory_bytes": _sandbox.memory_bytes}
+CHECK_SECONDS = 120.0  # the time limit of one check (building and running a .tflite once): an endless loop ends here
+
+
+def set_limits(memory_bytes: int | None = None, check_seconds: float | None = None) -> dict:
+    """Set the child's memory limit and the time limit of a check (None: the defaults); returns the previous
+    settings (``set_limits(**previous)`` restores them). The next job starts a new child under them."""
+    global CHECK_SECONDS
+    previous = {"memory_bytes": _sandbox.memory_bytes, "check_seconds": CHECK_SECONDS}
     _sandbox.memory_bytes = memory_bytes
+    CHECK_SECONDS = float(check_seconds or 120.0)
     _sandbox.close()
     return previous
 
 
-def check(data: bytes, timeout: float = 120.0) -> dict:
+def check(data: bytes, timeout: float | None = None) -> dict:
     """{"ok": True, "inputs": n} when LiteRT builds and runs the bytes, else {"ok": False, "error": ...}."""
-    header, _ = _sandbox.call({"job": "check"}, [data], timeout=timeout)
+    header, _ = _sandbox.call({"job": "check"}, [data], timeout=timeout or CHECK_SECONDS)
     return header
 
 

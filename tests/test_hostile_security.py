@@ -330,6 +330,14 @@ def test_sandbox_time_limit():
     print(f"stopped after {took:.2f} s: {r['error']}")
     assert not r["ok"] and "time limit of 2 s" in r["error"] and "signal" not in r["error"], r
     assert took < 10
+    previous = _sandbox.set_limits(check_seconds=1.5)  # the public path, under a shorter limit
+    try:
+        with pytest.raises(InvalidModelFileError, match=r"time limit of 1\.5 s") as e:
+            he.LiteModel(data, name="forever")
+        assert "\n" not in str(e.value)
+    finally:
+        _sandbox.set_limits(**previous)
+    assert _sandbox.CHECK_SECONDS == 120.0
     ok = _sandbox.check(he.quantize(_small(_keras.legacy(), 0), "float32", cache=False).content)
     assert ok["ok"]  # a new child answers the next job
 
