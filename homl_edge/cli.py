@@ -225,8 +225,13 @@ def cmd_micro(a):
     x = _load_npy(a.data, "data")
     y = _load_npy(a.labels, "labels") if a.labels else None
     r = lite.on_micro(x, y, arena_size=a.arena)
-    print(f"TensorFlow Lite Micro ran {r['n']} inputs: argmax equal to LiteRT on {r['argmax_agreement']:.1%}, "
-          f"bit-identical on {r['bit_identical']:.1%}" + (f", accuracy {r['accuracy']:.2%}" if r.accuracy is not None else ""))
+    if r.get("compared_with"):  # LiteRT will not run the file: nothing to compare with
+        versus = f"not compared ({r['compared_with']})"
+    else:
+        versus = ((f"argmax equal to LiteRT on {r['argmax_agreement']:.1%}, " if "argmax_agreement" in r else "")
+                  + f"bit-identical on {r['bit_identical']:.1%}, max |diff| {r['max_abs_diff']:.3g}")
+    print(f"TensorFlow Lite Micro ran {r['n']} inputs: {versus}"
+          + (f", accuracy {r['accuracy']:.2%}" if r.accuracy is not None else ""))
     print(f"flash {r['flash_bytes']:,} bytes, smallest tensor arena {r['arena_bytes']:,} bytes")
     print(micro.fits_on(r.flash_bytes, r.arena_bytes).to_frame().to_string(float_format=lambda v: f"{v:.1f}"))
 

@@ -598,13 +598,16 @@ class LiteModel:
             raise HomlEdgeError(f"{self.name}: TensorFlow Lite Micro gave {len(raw)} outputs, LiteRT {len(ref)}")
         floats = [dequantize_array(o, d) for o, d in zip(raw, outs)]
         check_finite(self.name, "TensorFlow Lite Micro", floats, self.output_names, inputs)
-        agree = float(np.mean([(a.reshape(len(a), -1).argmax(-1) == dequantize_array(b, d).reshape(len(b), -1)
-                                .argmax(-1)).mean() for a, b, d in zip(floats, ref, outs)]))
+        pairs = [(a.reshape(len(a), -1), dequantize_array(b, d).reshape(len(b), -1))
+                 for a, b, d in zip(floats, ref, outs)]
+        classes = [(a, b) for a, b in pairs if a.shape[1] > 1]  # argmax means nothing on a one-unit output
+        agree = float(np.mean([(a.argmax(-1) == b.argmax(-1)).mean() for a, b in classes])) if classes else None
         same = float(np.mean([np.all(a.reshape(len(a), -1) == b.reshape(len(b), -1), axis=1).mean()
                               for a, b in zip(raw, ref)]))
         run = MicroRun(outputs=floats[0] if len(floats) == 1 else dict(zip(self.output_names, floats)),
                        n=len(q[0]), flash_bytes=self.size, arena_bytes=r.get("arena_bytes"),
-                       arena_tried=r["arena_tried"], argmax_agreement=agree, bit_identical=same)
+                       arena_tried=r["arena_tried"], argmax_agreement=agree, bit_identical=same,
+                       max_abs_diff=max(float(np.abs(a - b).max()) if a.size else 0.0 for a, b in pairs))
         if y is not None:
             if len(floats) != 1:
                 raise HomlEdgeError(f"{self.name} has {len(floats)} outputs: accuracy needs one")
@@ -939,8 +942,8 @@ class MicroRun(collections.abc.Mapping):
     """What :meth:`LiteModel.on_micro` measured: a read-only mapping of the fields it has (``run["arena_bytes"]``,
     ``keys()``, ``items()``, ``dict(run)``) as well as attributes (``run.arena_bytes``)."""
 
-    FIELDS = ("n", "accuracy", "argmax_agreement", "bit_identical", "arena_bytes", "arena_tried", "flash_bytes",
-              "compared_with")
+    FIELDS = ("n", "accuracy", "argmax_agreement", "bit_identical", "max_abs_diff", "arena_bytes", "arena_tried",
+              "flash_bytes", "compared_with")
     __eq__ = object.__eq__  # outputs are arrays: compare fields yourself
     __hash__ = object.__hash__
 

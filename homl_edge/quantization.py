@@ -247,7 +247,12 @@ def requantize(lite: LiteModel, mode: str = "dynamic", *, data=None, precision=N
     meta.update(_requantize_report(original, lite, content, mode))
     out = LiteModel(content, name=name or f"{lite.name}-{mode}", meta=meta, _trusted=True)
     if data is not None:
-        out.meta["agreement"] = agreement(original, out, original.prepare_inputs(data)[0][:max_samples])
+        ins = [a[:max_samples] for a in original.prepare_inputs(data)]
+        agree = out.meta["agreement"] = agreement(original, out, ins[0] if len(ins) == 1 else ins)
+        if agree["argmax"] is not None and agree["argmax"] < 0.95:
+            note = (f"its argmax agrees with {original.name}'s on only {agree['argmax']:.1%} of the "
+                    f"{agree['n']} samples given (max |diff| {agree['max_abs_diff']:.3g})")
+            out.meta["warning"] = "; ".join(w for w in (out.meta.get("warning"), note) if w)
     if calib is not None:
         out.keep_samples(calib, "calibration data")
     elif lite._samples is not None:
@@ -329,9 +334,11 @@ def agreement(reference: LiteModel, variant: LiteModel, x) -> dict:
     a, b = reference.predict(x), variant.predict(x)
     a = a if isinstance(a, dict) else {"output": a}
     b = b if isinstance(b, dict) else {"output": b}
-    argmax = min(float((a[k].reshape(len(a[k]), -1).argmax(-1) == b[k].reshape(len(b[k]), -1).argmax(-1)).mean())
-                 for k in a)
-    return {"argmax": argmax, "max_abs_diff": max(float(np.max(np.abs(a[k] - b[k]))) for k in a), "n": len(x)}
+    classes = [k for k in a if a[k].reshape(len(a[k]), -1).shape[1] > 1]  # argmax means nothing on one unit
+    argmax = min((float((a[k].reshape(len(a[k]), -1).argmax(-1) == b[k].reshape(len(b[k]), -1).argmax(-1)).mean())
+                  for k in classes), default=None)
+    n = len(next(iter(a.values())))
+    return {"argmax": argmax, "max_abs_diff": max(float(np.max(np.abs(a[k] - b[k]))) for k in a), "n": n}
 
 
 def _signature_input(lite: LiteModel) -> tuple[str, str] | None:
@@ -443,7 +450,15 @@ def _aeq(float_bytes: bytes, entries, granularity: str, calib=None, signature_in
                 if signature_input is None:
                     raise HomlEdgeError("this .tflite has no single-input signature to calibrate through")
                 sig, inp = signature_input
-                result = q.calibrate({sig: [{inp: sample[None]} for sample in calib]})
+                # true min/max over every sample, as TensorFlow's converter calibrates; ai-edge-quantizer's default
+                # moving average (0.95) of per-sample ranges shrinks them toward the last samples: a sine model
+                # calibrated on sorted inputs gave an output range of [-0.44, 0] and answers off by 1.0
+                from ai_edge_quantizer import calibrator
+                from ai_edge_quantizer.utils import qsv_utils
+
+                cal = calibrator.Calibrator(float_bytes, qsv_update_func=qsv_utils.min_max_update)
+                cal.calibrate({sig: [{inp: sample[None]} for sample in calib]}, rm)
+                result = cal.get_model_qsvs()
             return bytes(q.quantize(result).quantized_model)
     except HomlEdgeError:
         raise
