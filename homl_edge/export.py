@@ -166,6 +166,7 @@ def export_tfjs(model, out_dir, quantize: str | None = None, page: bool = False,
         raise
     if page and screenshot:
         _screenshot(out, samples)
+        _write_manifest(out)  # preview.png is the export's too
     files = {str(p.relative_to(out)): p.stat().st_size for p in sorted(out.rglob("*")) if p.is_file()}
     return TfjsExport(path=out, quantize=quantize, files=files, page=page, served=_serve_in_jupyter(out, page))
 
@@ -201,13 +202,31 @@ def _check_replaceable(out: Path) -> None:
         return
     try:
         listed = set(json.loads((out / EXPORT_MANIFEST).read_text())["files"])
+        if "index.html" in listed:
+            listed.add("preview.png")  # a page export's screenshot (taken after the manifest until Nov 26)
     except (OSError, ValueError, KeyError, TypeError):
-        listed = set()
+        listed = _legacy_export(out, entries)
     foreign = sorted(entries - listed)
     if foreign:
         shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
         raise HomlEdgeError(f"{out} holds {shown}, which no homl-edge export wrote there; overwrite=True replaces "
                             "only a previous export: move those files or choose another folder")
+
+
+_LEGACY_NAMES = re.compile(r"(model\.json|group\d+-shard\d+of\d+(\.bin)?|tf\.min\.js|preview\.png|\.homl-edge-page|"
+                           + "|".join(re.escape(f) for f in PAGE_FILES) + ")")
+
+
+def _legacy_export(out: Path, entries: set) -> set:
+    """The entries of an export written before manifests existed: a TF.js ``model.json`` beside files whose names
+    only an export writes (its shards, its page); nothing else is taken for one."""
+    try:
+        meta = json.loads((out / "model.json").read_text())
+        if not ("modelTopology" in meta and "weightsManifest" in meta):
+            return set()
+    except (OSError, ValueError):
+        return set()
+    return {e for e in entries if "/" not in e and _LEGACY_NAMES.fullmatch(e)}
 
 
 def _replace_folder(new: Path, out: Path) -> None:

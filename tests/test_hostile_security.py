@@ -147,6 +147,19 @@ def test_export_tfjs_force_replaces_only_a_previous_export(tiny_file, tmp_path):
     with pytest.raises(he.HomlEdgeError, match="data.csv"):
         he.export_tfjs(model, other, overwrite=True)
     assert (other / "data.csv").read_text() == "1,2"
+    # an export written before manifests existed is one by its file names (a TF.js model.json, shards, the page)
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    for name in ("model.json", "group1-shard1of1.bin"):
+        (legacy / name).write_bytes((out / name).read_bytes())
+    (legacy / "index.html").write_text("<p>old page</p>")
+    he.export_tfjs(model, legacy, overwrite=True)
+    assert not (legacy / "index.html").exists() and (legacy / ".homl-edge-export.json").is_file()
+    (legacy / ".homl-edge-export.json").unlink()
+    (legacy / "notes.txt").write_text("mine")
+    with pytest.raises(he.HomlEdgeError, match="notes.txt"):
+        he.export_tfjs(model, legacy, overwrite=True)
+    assert (legacy / "notes.txt").read_text() == "mine"
 
 
 def test_quantize_never_overwrites_its_input(tiny_file, tmp_path, capsys):
