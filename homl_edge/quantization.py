@@ -149,6 +149,7 @@ def quantize(model, mode: str = "int8", data=None, *, name: str | None = None, c
             "calibration_samples": 0 if calib is None else len(calib), "route": route,
             "ranges": "learned (QAT)" if qat and calib is None and mode == "int8" else None,
             "path": "tflite-converter"}   # better or equal to the quantizer here (benchmarks/RESULTS.md, issue 29)
+    meta["warning"] = _tiny_model_note(model, mode, len(content), cache)
     lite = LiteModel(content, name=name, meta=meta, _trusted=True)
     if calib is not None or isinstance(data, np.ndarray):  # real inputs for lite.benchmark(), never zeros
         try:
@@ -156,6 +157,23 @@ def quantize(model, mode: str = "int8", data=None, *, name: str | None = None, c
         except HomlEdgeError:
             pass  # data= that does not fit the input is ignored by the modes that need no calibration
     return lite
+
+
+def _tiny_model_note(model, mode: str, size: int, cache: bool) -> str | None:
+    """Why a quantized file of a tiny model (under 16k weights: its float32 file converts in a moment) is larger
+    than its float32 file, when it is: too few weights for 4x smaller ones to pay for what quantization adds."""
+    count = getattr(model, "count_params", None)
+    if mode not in ("dynamic", "int8", "int8-io", "int16x8") or count is None:
+        return None
+    weights = int(count())
+    if weights * 4 >= 64 * 1024:
+        return None
+    f32 = quantize(model, "float32", cache=cache).size
+    if size <= f32:
+        return None
+    return (f"the {mode} file ({size:,} bytes) is larger than the float32 one ({f32:,} bytes): the model has only "
+            f"{weights:,} weights ({weights * 4:,} bytes as float32), too few for 4x smaller weights to pay for the "
+            "scales, zero points and (de)quantize ops that quantization adds; keep float32")
 
 
 def _route(model) -> str:

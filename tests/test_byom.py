@@ -572,3 +572,16 @@ def test_savedmodel_folder_exports_to_tfjs_graph_model_and_predicts_in_chromium(
 
     assert cli.main(["export-tfjs", str(tmp_path / "saved"), str(tmp_path / "web3")]) == 0
     assert '"format": "graph-model"' in (tmp_path / "web3" / "model.json").read_text()
+
+
+def test_int8_of_a_tiny_keras_model_says_why_it_is_larger():
+    k2.utils.set_random_seed(0)
+    tiny = k2.Sequential([k2.Input((4,)), k2.layers.Dense(3, activation="relu"), k2.layers.Dense(2)])
+    x = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
+    f32, q = he.quantize(tiny, "float32"), he.quantize(tiny, "int8", data=x)
+    print(f"tiny Keras model: float32 {f32.size:,} B, int8 {q.size:,} B; {q.meta['warning']}")
+    assert q.size > f32.size and q.meta["warning"].startswith(
+        f"the int8 file ({q.size:,} bytes) is larger than the float32 one ({f32.size:,} bytes): the model has only "
+        "23 weights (92 bytes as float32)")
+    assert "warning: the int8 file" in repr(q)
+    assert f32.meta["warning"] is None
