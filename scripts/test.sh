@@ -12,7 +12,7 @@ mkdir -p test-artifacts
 CURRENT_LOG=test-artifacts/current-env.log
 # The unit tests that do not depend on the lock itself (its pins, the Binder build) and need no browser or chapter,
 # and the TF.js export predicting like Keras in Chromium (the converter there has no TensorFlow-2.19 dependencies).
-CURRENT_ARGS=(tests -m "not notebook" -k "not browser or test_tfjs_export_predicts_like_keras_in_chromium"
+CURRENT_ARGS=(tests -m "not notebook and not lock" -k "not browser or test_tfjs_export_predicts_like_keras_in_chromium"
               -p no:cacheprovider -q
               --ignore=tests/test_binder.py --ignore=tests/test_order.py --ignore=tests/test_chapter_outputs.py
               --ignore=tests/test_prose.py)

@@ -88,6 +88,7 @@ def test_lock_is_fully_pinned_and_carries_the_stack():
     assert "# ydf>0.11.0 breaks `import tensorflowjs`" in text
 
 
+@pytest.mark.lock
 def test_installed_versions_match_the_lock():
     from importlib.metadata import version
 
@@ -117,6 +118,7 @@ def test_readme_has_exactly_two_setup_commands_and_ci_runs_the_second():
     assert ci == ["make test"]
 
 
+@pytest.mark.lock
 def test_make_install_is_idempotent():
     import subprocess
 
@@ -143,6 +145,7 @@ def test_cli_help_everywhere():
         assert e.value.code == 0
 
 
+@pytest.mark.lock
 def test_wheel_ships_the_widget_sources_and_the_web_app(tmp_path):
     import subprocess
     import zipfile
@@ -158,6 +161,7 @@ def test_wheel_ships_the_widget_sources_and_the_web_app(tmp_path):
     assert any(n.endswith("entry_points.txt") for n in names)
 
 
+@pytest.mark.lock
 def test_make_lab_starts_jupyterlab_on_the_notebooks(tmp_path):
     import socket
     import subprocess
