@@ -89,6 +89,10 @@ def check_model(model, what: str = "model"):
     if kind is None:
         raise HomlEdgeError(f"the {what} must be a Keras model (keras, tf.keras or tf_keras), a .keras/.h5 path or "
                             f"a SavedModel folder; got {type(model).__name__}")
+    if getattr(model, "built", False) and not getattr(model, "inputs", None) and not is_functional(model):
+        raise HomlEdgeError(f"the {what} is a subclassed model ({type(model).__name__}): built or called, it still "
+                            "has no symbolic inputs; wrap it in a functional model: inp = keras.Input(shape); "
+                            f"model = keras.Model(inp, {type(model).__name__.lower()}(inp))")
     if not getattr(model, "built", False) or not getattr(model, "inputs", None):
         raise HomlEdgeError(f"the {what} has no known input shape: build it first (start it with "
                             "keras.Input(shape=...) or call the model once on a batch)")

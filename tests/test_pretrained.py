@@ -62,3 +62,46 @@ def test_sine_model_on_micro_compares_values_not_argmax(sine, tmp_path, capsys):
     assert cli.main(["inspect", str(SINE)]) == 0
     out = capsys.readouterr().out
     assert "bit-identical on" in out and "argmax" not in out and "FULLY_CONNECTED x3" in out
+
+
+# ----------------------------------------------------------------------------------------------- MTCNN's RNet
+# A pre-trained Keras 3 face detector as the mtcnn package (1.0.0) ships it: a subclassed keras.Model (PReLU,
+# Permute, two heads: 4 box offsets and a 2-way softmax), weights from the wheel's rnet.lz4.
+@pytest.fixture(scope="module")
+def rnet_parts():
+    pytest.importorskip("mtcnn")
+    from mtcnn.network.rnet import RNet
+    from mtcnn.utils.tensorflow import load_weights
+
+    sub = RNet()
+    sub.build()
+    sub.set_weights(load_weights("rnet.lz4"))
+    x = np.random.default_rng(0).uniform(-1, 1, size=(64, 24, 24, 3)).astype(np.float32)  # MTCNN's input range
+    return sub, x
+
+
+def test_subclassed_pretrained_model_gets_a_true_refusal(rnet_parts):
+    """Built and called, it still has no symbolic inputs: 'call the model once on a batch' was no help."""
+    sub, x = rnet_parts
+    sub(x[:1])
+    with pytest.raises(he.HomlEdgeError, match=r"subclassed model \(RNet\): built or called, it still has no "
+                                               r"symbolic inputs; wrap it .*keras.Model\(inp, rnet\(inp\)\)"):
+        he.quantize(sub, "float32")
+
+
+def test_mtcnn_rnet_converts_and_quantizes_like_keras(rnet_parts):
+    import keras
+
+    sub, x = rnet_parts
+    inp = keras.Input((24, 24, 3))
+    rnet = keras.Model(inp, sub(inp), name="rnet")  # what the refusal says to do
+    want = [o.numpy() for o in rnet(x)]
+    f32, int8 = he.quantize(rnet, "float32"), he.quantize(rnet, "int8", data=x)
+    for lite, bound in ((f32, 1e-5), (int8, 0.1)):
+        got = lite.predict(x)
+        diffs = {k: float(np.abs(want[int(k[-1])] - v).max()) for k, v in got.items()}  # output_0: boxes, output_1: face
+        print(f"RNet {lite.meta['mode']}: {lite.size:,} B, max |diff| from Keras {diffs}")
+        assert set(got) == {"output_0", "output_1"} and max(diffs.values()) < bound
+    assert f32.size / int8.size > 3.4  # 407,184 -> 115,440 B measured
+    with pytest.raises(he.HomlEdgeError, match=r"layer 'r_net' \(RNet\) has no tf_keras counterpart"):
+        he.prune(rnet, (x, np.zeros(len(x), int)), epochs=1, progress=False)
