@@ -442,7 +442,7 @@ def local_litertjs() -> Path | None:
 
 
 def export_web(model, out_dir, *, samples=None, labels=None, title: str = "homl-edge: digit recognizer (LiteRT.js)",
-               overwrite: bool = False) -> WebExport:
+               overwrite: bool = False, screenshot: bool = False) -> WebExport:
     """Write a web page that runs the very ``.tflite`` file in the browser with LiteRT.js {v} (WebAssembly, XNNPACK).
 
     ``model`` is a :class:`LiteModel` (any mode: float32, int8 with float or int8 I/O, ...), a ``.tflite`` path, or
@@ -451,7 +451,8 @@ def export_web(model, out_dir, *, samples=None, labels=None, title: str = "homl-
     (:func:`local_litertjs`; nothing from a CDN), a manifest and a service worker (installable, offline once
     visited: the Wasm build the browser picked is cached too). TF.js stays the runtime for training in the page
     (:func:`export_tfjs` with ``trainable=True``). In a notebook the result shows the live page, registered with the
-    notebook's Jupyter server like :func:`export_tfjs` pages.
+    notebook's Jupyter server like :func:`export_tfjs` pages; ``screenshot=True`` (needs a Chromium and
+    ``samples``) saves ``preview.png``, which a saved notebook shows instead.
     """
     if isinstance(model, (str, Path)):
         from .lite import load_lite
@@ -557,6 +558,8 @@ def export_web(model, out_dir, *, samples=None, labels=None, title: str = "homl-
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if screenshot:
+        _screenshot(out, samples)
     files = {p.relative_to(out).as_posix(): p.stat().st_size for p in sorted(out.rglob("*")) if p.is_file()}
     return WebExport(path=out, files=files, served=_serve_in_jupyter(out, True), batch_fixed=batch_fixed)
 

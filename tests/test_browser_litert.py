@@ -68,7 +68,8 @@ def test_litert_page_predicts_like_litert_on_the_desktop(lite_f32, lite_int8, di
 
 def test_litert_page_keeps_predicting_offline(lite_int8, digits, tmp_path):
     _, (xt, yt) = digits
-    out = he.export_web(lite_int8, tmp_path / "web", samples=(xt[:20], yt[:20]))
+    out = he.export_web(lite_int8, tmp_path / "web", samples=(xt[:20], yt[:20]), screenshot=True)
+    assert out.files["preview.png"] > 1000 and "data:image/png;base64," in out._repr_html_()  # a saved notebook's still
     with serve(out.path) as url, chromium() as browser:
         context = browser.new_context()
         page = context.new_page()
