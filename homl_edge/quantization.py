@@ -149,7 +149,7 @@ def quantize(model, mode: str = "int8", data=None, *, name: str | None = None, c
             "calibration_samples": 0 if calib is None else len(calib), "route": route,
             "ranges": "learned (QAT)" if qat and calib is None and mode == "int8" else None,
             "path": "tflite-converter"}   # better or equal to the quantizer here (benchmarks/RESULTS.md, issue 29)
-    meta["warning"] = _tiny_model_note(model, mode, len(content), cache)
+    meta["warning"] = _tiny_model_note(model, mode, len(content), cache) or _nothing_quantized_note(content, mode)
     lite = LiteModel(content, name=name, meta=meta, _trusted=True)
     if calib is not None or isinstance(data, np.ndarray):  # real inputs for lite.benchmark(), never zeros
         try:
@@ -174,6 +174,23 @@ def _tiny_model_note(model, mode: str, size: int, cache: bool) -> str | None:
     return (f"the {mode} file ({size:,} bytes) is larger than the float32 one ({f32:,} bytes): the model has only "
             f"{weights:,} weights ({weights * 4:,} bytes as float32), too few for 4x smaller weights to pay for the "
             "scales, zero points and (de)quantize ops that quantization adds; keep float32")
+
+
+def _nothing_quantized_note(content: bytes, mode: str) -> str | None:
+    """A quantizing mode whose file holds no integer weight: the converter left every weight float. It keeps
+    tensors under 1,024 values float, and a fused LSTM's weights all or none: an LSTM(64) on 8 features has
+    8x64-value input kernels, so its 'dynamic' file was the float32 file byte for byte (measured), silently."""
+    if mode not in ("dynamic", "int8", "int8-io", "int16x8"):
+        return None
+    from . import _flatbuffer
+
+    rows = _flatbuffer.tensors(_flatbuffer.parse(content))
+    weights = [r for r in rows if r["constant"] and len(r["shape"]) >= 2]
+    if not weights or any(r["dtype"] in ("int8", "int4", "uint8") for r in weights):
+        return None
+    return (f"no weight was quantized: the converter kept all {len(weights)} weight tensors float (it leaves "
+            "tensors under 1,024 values float, and a fused LSTM's weights all or none), so this file is float32 "
+            f"in all but name; mode 'int8' with data= quantizes every weight")
 
 
 def _route(model) -> str:

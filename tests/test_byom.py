@@ -585,3 +585,18 @@ def test_int8_of_a_tiny_keras_model_says_why_it_is_larger():
         "23 weights (92 bytes as float32)")
     assert "warning: the int8 file" in repr(q)
     assert f32.meta["warning"] is None
+
+
+def test_a_quantizing_mode_that_quantized_nothing_says_so(digits):
+    """LSTM(64) on the digits' 8 features: each input kernel has 8x64 = 512 values, under the converter's 1,024, and
+    a fused LSTM is quantized all or none, so 'dynamic' wrote the float32 file byte for byte, with no word of it."""
+    import keras
+
+    (x, _), _ = digits
+    m = keras.Sequential([keras.Input((8, 8)), keras.layers.LSTM(64), keras.layers.Dense(10)])
+    f32, dyn = he.quantize(m, "float32"), he.quantize(m, "dynamic")
+    assert dyn.size == f32.size
+    assert "no weight was quantized" in dyn.meta["warning"] and "no weight was quantized" in repr(dyn)
+    assert f32.meta["warning"] is None
+    i8 = he.quantize(m, "int8", data=x[:50].reshape(-1, 8, 8))
+    assert i8.size < f32.size / 3 and i8.meta["warning"] is None
