@@ -549,10 +549,16 @@ def speed_goals(speed):
         pick = r.get("homl-edge latency pick")
         if not pick:
             continue
-        single = [row for row in m["rows"] if "pick" not in row["variant"] and row["accuracy_delta"] >= -0.01]
+        # a row with the pick's bytes is the same file: their ratio is this run's timing noise, not a result
+        single = [row for row in m["rows"] if "pick" not in row["variant"] and row["accuracy_delta"] >= -0.01
+                  and row["bytes"] != pick["bytes"]] or [r["float32 (homl-edge)"]]
         best = max(single, key=lambda row: row["speedup"])
-        out.append((m["model"], "latency pick never slower than float32", f"{pick['speedup']:.2f}x",
-                    pick["speedup"] >= 0.95))  # 5%: the pick was timed again here, beside the others
+        if pick["bytes"] == r["float32 (homl-edge)"]["bytes"]:
+            out.append((m["model"], "latency pick never slower than float32",
+                        f"the float32 file itself ({pick['speedup']:.2f}x: this run's noise)", True))
+        else:
+            out.append((m["model"], "latency pick never slower than float32", f"{pick['speedup']:.2f}x",
+                        pick["speedup"] >= 0.95))  # 5%: the pick was timed again here, beside the others
         out.append((m["model"], "latency pick at least as fast as the fastest single mode within 1 point",
                     f"{pick['speedup']:.2f}x vs {best['variant']} {best['speedup']:.2f}x",
                     pick["speedup"] >= 0.95 * best["speedup"]))
