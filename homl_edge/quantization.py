@@ -455,13 +455,22 @@ def _aeq(float_bytes: bytes, entries, granularity: str, calib=None, signature_in
     import contextlib
     import io
 
-    try:  # LiteRT Quantizer, ai-edge-quantizer's new name (same API); the old package where only it is installed
-        from litert_quantizer import algorithm_manager, qtyping, quantizer, recipe_manager
-    except ImportError:
+    import importlib
+
+    pkg = None
+    # LiteRT Quantizer, ai-edge-quantizer's new name (same API); the old package where only it is installed
+    for candidate in ("litert_quantizer", "ai_edge_quantizer"):
         try:
-            from ai_edge_quantizer import algorithm_manager, qtyping, quantizer, recipe_manager
-        except ImportError as e:
-            raise HomlEdgeError(f"int4 needs litert-quantizer ({e}); pip install 'homl-edge[micro]'") from None
+            pkg = importlib.import_module(candidate)
+            break
+        except ImportError:
+            continue
+    if pkg is None:
+        raise HomlEdgeError("int4 and re-quantizing a .tflite need LiteRT Quantizer: pip install 'homl-edge[micro]' "
+                            "(litert-quantizer)")
+    algorithm_manager, qtyping, quantizer, recipe_manager = (
+        importlib.import_module(f"{pkg.__name__}.{m}") for m in ("algorithm_manager", "qtyping", "quantizer",
+                                                                  "recipe_manager"))
     rm = recipe_manager.RecipeManager()
     gran = getattr(qtyping.QuantGranularity, GRANULARITIES[granularity])
     for regex, prec in entries:
@@ -488,8 +497,8 @@ def _aeq(float_bytes: bytes, entries, granularity: str, calib=None, signature_in
                 # true min/max over every sample, as TensorFlow's converter calibrates; ai-edge-quantizer's default
                 # moving average (0.95) of per-sample ranges shrinks them toward the last samples: a sine model
                 # calibrated on sorted inputs gave an output range of [-0.44, 0] and answers off by 1.0
-                from ai_edge_quantizer import calibrator
-                from ai_edge_quantizer.utils import qsv_utils
+                calibrator = importlib.import_module(f"{pkg.__name__}.calibrator")
+                qsv_utils = importlib.import_module(f"{pkg.__name__}.utils.qsv_utils")
 
                 cal = calibrator.Calibrator(float_bytes, qsv_update_func=qsv_utils.min_max_update)
                 cal.calibrate({sig: [{inp: sample[None]} for sample in calib]}, rm)
@@ -499,7 +508,7 @@ def _aeq(float_bytes: bytes, entries, granularity: str, calib=None, signature_in
         raise
     except Exception as e:
         first = first_line(e)
-        raise HomlEdgeError(f"ai-edge-quantizer failed: {first[:300]}") from None
+        raise HomlEdgeError(f"{pkg.__name__.replace('_', '-')} failed: {first[:300]}") from None
 
 
 # ----------------------------------------------------------------------------------------------- calibration
