@@ -182,8 +182,12 @@ def test_recurrent_models_convert_as_written(digits, flavour, kind):
         print(f"{flavour} {kind} int8: argmax agreement with Keras {agree:.3f}, mean |diff| {np.abs(p - ref).mean():.4f}")
         # measured: LSTM and Conv1D+LSTM 0.94-0.98; a Bidirectional LSTM(8) only 0.59 (Keras 3) / 0.76 (tf_keras)
         # with a mean |diff| of 0.004-0.006: its 10 outputs sit close together after 3 epochs, so int8's small
-        # error flips the argmax (dynamic keeps it at >= 0.97)
-        assert agree > (0.55 if kind == "BiLSTM" else 0.85) and np.abs(p - ref).mean() < 0.05
+        # error flips the argmax (dynamic keeps it at >= 0.97). How many flip depends on the last bits of the
+        # trained weights, which differ from one CPU to the next (issue 24): for it only the outputs' closeness,
+        # which holds with a margin of 8x, is asserted
+        if kind != "BiLSTM":
+            assert agree > 0.85
+        assert np.abs(p - ref).mean() < 0.05
     if "LSTM" in kind:
         assert any("SEQUENCE_LSTM" in op for op in f32.ops)  # the fused op, not a loop
 
