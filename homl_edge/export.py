@@ -323,6 +323,17 @@ def _import_tfjs():
     return import_tfjs()
 
 
+def _write_app_shell(src: Path, folder: Path, title: str):
+    """What both pages (TF.js and LiteRT.js) share: the style sheet, the icon and the web-app manifest that makes
+    the page installable."""
+    for name in ("style.css", "icon.svg"):
+        shutil.copyfile(src / name, folder / name)
+    manifest = {"name": title, "short_name": "homl-edge", "start_url": "./index.html", "display": "standalone",
+                "background_color": "#f6f8fa", "theme_color": "#1f6feb",
+                "icons": [{"src": "icon.svg", "sizes": "any", "type": "image/svg+xml"}]}
+    (folder / "manifest.webmanifest").write_text(json.dumps(manifest, indent=2))
+
+
 def _write_page(model, folder: Path, quantize, tfjs_url, title, labels, samples, trainable=False):
     shape, n_out = _page_io(model)
     if len(shape) == 2:
@@ -359,12 +370,7 @@ def _write_page(model, folder: Path, quantize, tfjs_url, title, labels, samples,
             .replace("{{W}}", str(shape[1])).replace("{{H}}", str(shape[0])))
     (folder / "index.html").write_text(html)
     (folder / "app.js").write_text((src / "app.js").read_text().replace("CONFIG_PLACEHOLDER", json.dumps(config)))
-    for name in ("style.css", "icon.svg"):
-        shutil.copyfile(src / name, folder / name)
-    manifest = {"name": title, "short_name": "homl-edge", "start_url": "./index.html", "display": "standalone",
-                "background_color": "#f6f8fa", "theme_color": "#1f6feb",
-                "icons": [{"src": "icon.svg", "sizes": "any", "type": "image/svg+xml"}]}
-    (folder / "manifest.webmanifest").write_text(json.dumps(manifest, indent=2))
+    _write_app_shell(src, folder, title)
     cached = ["./", "index.html", "app.js", "style.css", "manifest.webmanifest", "icon.svg", "model.json"]
     cached += sorted(p.name for p in folder.glob("*.bin"))
     cached.append(tfjs_url)
@@ -538,12 +544,7 @@ def export_web(model, out_dir, *, samples=None, labels=None, title: str = "homl-
         (tmp / "index.html").write_text(html)
         (tmp / "app.js").write_text((src / "litert-app.js").read_text()
                                     .replace("CONFIG_PLACEHOLDER", json.dumps(config)))
-        for name in ("style.css", "icon.svg"):
-            shutil.copyfile(src / name, tmp / name)
-        manifest = {"name": title, "short_name": "homl-edge", "start_url": "./index.html", "display": "standalone",
-                    "background_color": "#f6f8fa", "theme_color": "#1f6feb",
-                    "icons": [{"src": "icon.svg", "sizes": "any", "type": "image/svg+xml"}]}
-        (tmp / "manifest.webmanifest").write_text(json.dumps(manifest, indent=2))
+        _write_app_shell(src, tmp, title)
         cached = ["./", "index.html", "app.js", "style.css", "manifest.webmanifest", "icon.svg", "model.tflite",
                   "litert/litert.js", "litert/wasm-utils.js"]
         digest = hashlib.sha256()
