@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from . import _keras, _tf
+from ._widgets import widgets_dir
 from .errors import HomlEdgeError, first_line
 from .lite import LiteModel, atomic_write
 
@@ -349,7 +350,7 @@ def _write_page(model, folder: Path, quantize, tfjs_url, title, labels, samples,
         sx, sy = samples
         for xi, yi in list(zip(np.asarray(sx), np.asarray(sy)))[:20]:
             sample_list.append({"x": [round(float(v), 4) for v in np.ravel(xi)], "label": int(yi)})
-    src = Path(__file__).parent / "static" / "page"
+    src = widgets_dir() / "page"
     if tfjs_url is None:
         tfjs_url = local_tfjs()
         if tfjs_url is None:
@@ -531,7 +532,7 @@ def export_web(model, out_dir, *, samples=None, labels=None, title: str = "homl-
         for build in LITERTJS_BUILDS:
             for ext in (".js", ".wasm"):
                 shutil.copyfile(runtime / "wasm" / f"{build}{ext}", lib / f"{build}{ext}")
-        src = Path(__file__).parent / "static" / "page"
+        src = widgets_dir() / "page"
         config = {"inputShape": shape, "labels": labels, "samples": sample_list, "title": title,
                   "input": io(inputs[0]), "output": io(outputs[0]), "file": "model.tflite",
                   "bytes": len(model.content), "litertjs": LITERTJS_VERSION}
@@ -593,7 +594,9 @@ def _batch_one(lite: LiteModel) -> tuple[LiteModel, bool]:
     fixed = LiteModel(bytes(builder.Output()), name=lite.name, meta=dict(lite.meta or {}, batch="fixed at 1"))
     x = random_inputs(lite.input_details, 4)
     a, b = lite.predict(x[0] if len(x) == 1 else x), fixed.predict(x[0] if len(x) == 1 else x)
-    if not np.array_equal(np.asarray(a), np.asarray(b)):
+    same = (all(np.array_equal(a[k], b[k]) for k in a) if isinstance(a, dict)  # several outputs: {name: array}
+            else np.array_equal(a, b))
+    if not same:
         raise HomlEdgeError(f"{lite.name} with its batch fixed at 1 does not predict what the file does: "
                             "convert the model with batch_size=1 and export that file")
     return fixed, True

@@ -155,10 +155,24 @@ def test_wheel_ships_the_widget_sources_and_the_web_app(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     wheel = next(tmp_path.glob("homl_edge-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
-    for name in ("homl_edge/static/tradeoff.js", "homl_edge/static/tradeoff.css", "homl_edge/static/page/app.js",
-                 "homl_edge/static/page/sw.js", "homl_edge/static/page/index.html"):
-        assert name in names, name
+    sources = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "widgets").rglob("*") if p.is_file())
+    assert {"widgets/tradeoff.js", "widgets/tradeoff.css", "widgets/page/app.js",
+            "widgets/page/sw.js", "widgets/page/index.html"} <= set(sources)
+    for name in sources:  # every front-end source of the top-level widgets/, inside the package
+        assert f"homl_edge/{name}" in names, name
     assert any(n.endswith("entry_points.txt") for n in names)
+    # the wheel's own copy is what an installed package finds (not the checkout's): unpacked, first on the path
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    code = ("from homl_edge._widgets import widgets_dir, widget_file; print(widgets_dir());"
+            f"print(widget_file('page/index.html').read_text() == open({str(ROOT / 'widgets/page/index.html')!r}).read())")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=str(tmp_path),
+                       env=dict(os.environ, PYTHONPATH=str(site)))  # not the checkout's folder, where -c would look first
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == [str(site / "homl_edge" / "widgets"), "True"]
+    from homl_edge._widgets import widgets_dir  # this editable install: the checkout's own folder
+
+    assert widgets_dir() == ROOT / "widgets"
 
 
 @pytest.mark.lock

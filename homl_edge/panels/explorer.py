@@ -1,11 +1,10 @@
 """TradeoffExplorer: an anywidget scatter of variants; hovering shows one, clicking selects it back in Python."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import anywidget
 import traitlets
 
+from .._widgets import widget_file
 from ..errors import HomlEdgeError
 from ._static import StaticFallback, png_img
 
@@ -13,11 +12,8 @@ _FIELDS = ("size_bytes", "gzip_bytes", "latency_median_ms", "accuracy")
 
 
 def _asset(name: str) -> str:
-    """Front-end sources, shipped inside the package under homl_edge/static/."""
-    path = Path(__file__).resolve().parent.parent / "static" / name
-    if not path.is_file():
-        raise FileNotFoundError(f"widget asset {name} is missing from the installation ({path})")
-    return path.read_text()
+    """Front-end sources, from the top-level widgets/ folder (shipped in the wheel: homl_edge._widgets)."""
+    return widget_file(name).read_text()
 
 
 class TradeoffExplorer(StaticFallback, anywidget.AnyWidget):
