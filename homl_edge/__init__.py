@@ -48,6 +48,8 @@ _LAZY = {
     "load_tfjs": "export",
     "export_web": "export",
     "register_page": "browser",
+    "explore": "graph",
+    "Exploration": "graph",
     "OptimizerPanel": "panels",
     "GpuPanel": "panels",
     "WeightHistogram": "panels",
@@ -55,7 +57,7 @@ _LAZY = {
 }
 _SUBMODULES = {"_tf", "_keras", "browser", "datasets", "micro", "models", "gpu", "lite", "quantization", "training",
                "qat", "sparsity", "clustering", "pipeline", "precision", "report", "plots", "export", "cli", "magics",
-               "panels", "errors"}
+               "panels", "errors", "graph"}
 
 __all__ = sorted(_LAZY) + sorted(_SUBMODULES - {"_tf", "_keras", "cli", "magics"})
 

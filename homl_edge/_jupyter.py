@@ -20,6 +20,7 @@ import mimetypes
 import time
 
 ROUTE = "homl-edge/page"
+EXPLORE_ROUTE = "homl-edge/explore"  # Model Explorer views (homl_edge.graph): same registry, same sandbox
 CSP = ("sandbox allow-scripts allow-downloads; default-src 'self' blob: data:; "
        "script-src 'self' 'unsafe-eval' 'wasm-unsafe-eval' blob:; style-src 'self' 'unsafe-inline'; "
        "frame-ancestors 'self'")
@@ -52,7 +53,7 @@ def _handler_class():
         @allow_unauthenticated
         def get(self, key, rel):
             entry = registered_page(key, self.runtime_dir, since=self.since)
-            data = page_file(entry, rel) if entry is not None else None
+            data = page_file(entry, rel) if entry is not None and entry["app"] == "page" else None
             if data is None:
                 raise web.HTTPError(404)
             name = (rel or "index.html").rsplit("/", 1)[-1]
@@ -67,11 +68,61 @@ def _handler_class():
     return PageHandler
 
 
+def _explore_handler_class():
+    from jupyter_server.auth.decorator import allow_unauthenticated
+    from jupyter_server.base.handlers import JupyterHandler
+    from jupyter_server.utils import url_path_join
+    from tornado import web
+
+    from .browser import registered_page
+
+    class ExploreHandler(JupyterHandler):
+        """GET {base_url}homl-edge/explore/<key>/<file>: Model Explorer's web app (from the installed package) and
+        the graph and overlays of a view registered during this server's lifetime (homl_edge.graph.web_file)."""
+
+        def initialize(self, runtime_dir, since):
+            self.runtime_dir = runtime_dir
+            self.since = since
+
+        @property
+        def content_security_policy(self):
+            return CSP
+
+        def check_xsrf_cookie(self):
+            return None  # GET only, nothing changes
+
+        @allow_unauthenticated
+        def get(self, key, rel):
+            from .graph import web_file
+
+            entry = registered_page(key, self.runtime_dir, since=self.since)
+            if entry is None or entry["app"] != "model-explorer":
+                raise web.HTTPError(404)
+            query = {k: self.get_query_argument(k) for k in self.request.query_arguments}
+            base = url_path_join(self.settings["base_url"], EXPLORE_ROUTE, key) + "/"
+            answer = web_file(entry, rel, query, base)
+            if answer is None:
+                raise web.HTTPError(404)
+            status, kind, data = answer
+            name = (rel or "index.html").rsplit("/", 1)[-1]
+            suffix = "." + name.rsplit(".", 1)[-1] if "." in name else ""
+            kind = kind or TYPES.get(suffix.lower()) or mimetypes.guess_type(name)[0] or "application/octet-stream"
+            self.set_status(status)
+            self.set_header("Content-Type", kind)
+            self.set_header("Access-Control-Allow-Origin", "*")
+            self.set_header("Cache-Control", "no-cache")
+            self.set_header("X-Content-Type-Options", "nosniff")
+            self.finish(data)
+
+    return ExploreHandler
+
+
 def _load_jupyter_server_extension(serverapp):
     from jupyter_server.utils import url_path_join
 
     web_app = serverapp.web_app
     route = url_path_join(web_app.settings["base_url"], ROUTE, "([^/]*)/?(.*)")
     args = {"runtime_dir": serverapp.runtime_dir, "since": time.time()}
-    web_app.add_handlers(".*$", [(route, _handler_class(), args)])
-    serverapp.log.info("homl-edge: registered pages served at %s", route)
+    explore = url_path_join(web_app.settings["base_url"], EXPLORE_ROUTE, "([^/]*)/?(.*)")
+    web_app.add_handlers(".*$", [(route, _handler_class(), args), (explore, _explore_handler_class(), args)])
+    serverapp.log.info("homl-edge: registered pages served at %s, Model Explorer views at %s", route, explore)

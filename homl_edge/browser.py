@@ -75,6 +75,7 @@ PAGE_ROUTE = "homl-edge/page"
 PAGES_DIR = "homl-edge-pages"  # below the Jupyter runtime dir, which only this user can write
 _KEY = re.compile(r"^[0-9a-f]{32}$")
 _MAX_PAGE_FILES = 500
+APPS = {"page": PAGE_ROUTE, "model-explorer": "homl-edge/explore"}  # what a registered folder is shown by: its route
 
 
 def _runtime_dir(runtime_dir=None) -> Path:
@@ -101,7 +102,7 @@ def page_files(folder) -> dict:
     return files
 
 
-def register_page(folder, *, runtime_dir=None) -> str:
+def register_page(folder, *, runtime_dir=None, app: str = "page") -> str:
     """Let the running Jupyter server show the web page in ``folder`` (what ``export_tfjs(..., page=True)`` does).
 
     Writes an entry into the Jupyter runtime dir (a folder only this user can write, never a file a repository can
@@ -110,9 +111,13 @@ def register_page(folder, *, runtime_dir=None) -> str:
     only those files and only while their bytes are unchanged, in a sandbox (its own opaque origin: no access
     to the Jupyter API or the session's cookies). Returns that path below the server's base URL. The key is the
     capability: whoever holds it (this notebook's output) can fetch those files until the server stops.
+    ``app="model-explorer"`` registers a folder of graph data that only the Model Explorer route serves
+    (:mod:`homl_edge.graph`); a page route never serves it, nor that route a page.
     """
     folder = Path(folder).expanduser().resolve()
-    if not (folder / "index.html").is_file():
+    if app not in APPS:
+        raise HomlEdgeError(f"unknown app {app!r}: one of {', '.join(APPS)}")
+    if app == "page" and not (folder / "index.html").is_file():
         raise HomlEdgeError(f"{folder} has no index.html: register the folder of a page export (page=True)")
     files = page_files(folder)
     where = _runtime_dir(runtime_dir) / PAGES_DIR
@@ -126,13 +131,13 @@ def register_page(folder, *, runtime_dir=None) -> str:
         except (OSError, ValueError):
             continue
     key = secrets.token_hex(16)
-    entry = {"folder": str(folder), "files": files, "created": now}
+    entry = {"folder": str(folder), "files": files, "created": now, "app": app}
     tmp = where / f".{key}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
         json.dump(entry, f)
     os.replace(tmp, where / f"{key}.json")
-    return f"{PAGE_ROUTE}/{key}/index.html"
+    return f"{PAGE_ROUTE}/{key}/index.html" if app == "page" else f"{APPS[app]}/{key}/"
 
 
 def registered_page(key: str, runtime_dir, *, since: float = 0.0) -> dict | None:
@@ -142,11 +147,12 @@ def registered_page(key: str, runtime_dir, *, since: float = 0.0) -> dict | None
     try:
         entry = json.loads((Path(runtime_dir) / PAGES_DIR / f"{key}.json").read_text())
         folder, files, created = Path(entry["folder"]), dict(entry["files"]), float(entry["created"])
+        app = str(entry.get("app", "page"))
     except (OSError, ValueError, KeyError, TypeError):
         return None
     if created < since or not folder.is_absolute():
         return None
-    return {"folder": folder, "files": files, "created": created}
+    return {"folder": folder, "files": files, "created": created, "app": app}
 
 
 def page_file(entry: dict, rel: str) -> bytes | None:
