@@ -20,6 +20,7 @@ from .lite import LiteModel, atomic_write
 TFJS_VERSION = "4.22.0"
 TFJS_QUANTIZE = (None, "float16", "uint8", "uint16")
 PAGE_FILES = ("index.html", "app.js", "style.css", "sw.js", "manifest.webmanifest", "icon.svg")
+APP_SHELL = ("style.css", "icon.svg", "pad.js")  # widgets/page/ files both pages (TF.js, LiteRT.js) copy as they are
 
 
 @dataclass
@@ -325,9 +326,9 @@ def _import_tfjs():
 
 
 def _write_app_shell(src: Path, folder: Path, title: str):
-    """What both pages (TF.js and LiteRT.js) share: the style sheet, the icon and the web-app manifest that makes
-    the page installable."""
-    for name in ("style.css", "icon.svg"):
+    """What both pages (TF.js and LiteRT.js) share: the style sheet, the icon, the drawing pad's ES module and the
+    web-app manifest that makes the page installable."""
+    for name in APP_SHELL:
         shutil.copyfile(src / name, folder / name)
     manifest = {"name": title, "short_name": "homl-edge", "start_url": "./index.html", "display": "standalone",
                 "background_color": "#f6f8fa", "theme_color": "#1f6feb",
@@ -372,7 +373,7 @@ def _write_page(model, folder: Path, quantize, tfjs_url, title, labels, samples,
     (folder / "index.html").write_text(html)
     (folder / "app.js").write_text((src / "app.js").read_text().replace("CONFIG_PLACEHOLDER", json.dumps(config)))
     _write_app_shell(src, folder, title)
-    cached = ["./", "index.html", "app.js", "style.css", "manifest.webmanifest", "icon.svg", "model.json"]
+    cached = ["./", "index.html", "app.js", *APP_SHELL, "manifest.webmanifest", "model.json"]
     cached += sorted(p.name for p in folder.glob("*.bin"))
     cached.append(tfjs_url)
     digest = hashlib.sha256()
@@ -540,13 +541,13 @@ def export_web(model, out_dir, *, samples=None, labels=None, title: str = "homl-
         html = ((src / "index.html").read_text().replace("{{TITLE}}", esc)
                 .replace("{{W}}", str(shape[1])).replace("{{H}}", str(shape[0]))
                 .replace("with TensorFlow.js", "with LiteRT.js, from the same .tflite file a phone runs")
-                .replace('<script src="{{TFJS_URL}}"></script>\n  <script src="app.js"></script>',
+                .replace('<script src="{{TFJS_URL}}"></script>\n  <script type="module" src="app.js"></script>',
                          '<script type="module" src="app.js"></script>'))
         (tmp / "index.html").write_text(html)
         (tmp / "app.js").write_text((src / "litert-app.js").read_text()
                                     .replace("CONFIG_PLACEHOLDER", json.dumps(config)))
         _write_app_shell(src, tmp, title)
-        cached = ["./", "index.html", "app.js", "style.css", "manifest.webmanifest", "icon.svg", "model.tflite",
+        cached = ["./", "index.html", "app.js", *APP_SHELL, "manifest.webmanifest", "model.tflite",
                   "litert/litert.js", "litert/wasm-utils.js"]
         digest = hashlib.sha256()
         for p in sorted(q for q in tmp.rglob("*") if q.is_file()):

@@ -7,7 +7,7 @@ import pytest
 
 import homl_edge as he
 from browser import TFJS, chromium, serve
-from conftest import sha
+from conftest import ROOT, sha
 
 # Documented tolerances (max abs difference of the probabilities against Keras, 20 test digits). Measured here
 # with tfjs 4.22.0 on software WebGL: float32 3.6e-7, float16 weights 1.4e-4, uint8 (affine, per tensor) 3.3e-3.
@@ -83,8 +83,13 @@ def test_page_keeps_predicting_offline(trained, samples, tmp_path, artifacts):
 
 
 @pytest.mark.browser
-def test_drawing_on_the_pad_gives_a_prediction(trained, tmp_path):
-    out = he.export_tfjs(trained, tmp_path / "web", page=True, tfjs_url=str(TFJS))
+@pytest.mark.parametrize("flavour", ["tfjs", "litert"])
+def test_drawing_on_the_pad_gives_a_prediction(flavour, trained, lite_f32, tmp_path):
+    # both pages import the one drawing pad (widgets/page/pad.js), copied into each export
+    out = (he.export_tfjs(trained, tmp_path / "web", page=True, tfjs_url=str(TFJS)) if flavour == "tfjs"
+           else he.export_web(lite_f32, tmp_path / "web"))
+    assert (out.path / "pad.js").read_bytes() == (ROOT / "widgets/page/pad.js").read_bytes()
+    assert '"pad.js"' in (out.path / "sw.js").read_text()  # cached for offline use
     with serve(out.path) as url, chromium() as browser:
         page = browser.new_page()
         page.goto(f"{url}/index.html")

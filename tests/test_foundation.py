@@ -156,7 +156,7 @@ def test_wheel_ships_the_widget_sources_and_the_web_app(tmp_path):
     wheel = next(tmp_path.glob("homl_edge-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
     sources = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "widgets").rglob("*") if p.is_file())
-    assert {"widgets/tradeoff.js", "widgets/tradeoff.css", "widgets/page/app.js",
+    assert {"widgets/tradeoff.js", "widgets/tradeoff.css", "widgets/page/app.js", "widgets/page/pad.js",
             "widgets/page/sw.js", "widgets/page/index.html"} <= set(sources)
     for name in sources:  # every front-end source of the top-level widgets/, inside the package
         assert f"homl_edge/{name}" in names, name

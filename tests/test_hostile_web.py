@@ -5,11 +5,6 @@ logged in to it. Each test failed on the marker-file extension it replaced (a `.
 plant made a folder servable, unsandboxed, dotfiles included; the page loaded TF.js from jsDelivr).
 """
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 
@@ -17,45 +12,20 @@ import numpy as np
 import pytest
 
 import homl_edge as he
-from browser import TFJS, chromium
+from browser import TFJS, chromium, start_jupyter_server
 
 TOKEN = "hostile-test-token"
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("jroot")
     run = tmp_path_factory.mktemp("jrun")
-    port = _free_port()
-    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(root.parent / "jcfg"), JUPYTER_RUNTIME_DIR=str(run),
-               JUPYTER_DATA_DIR=str(root.parent / "jdata"), HOML_EDGE_CACHE="off")
-    log = open(root.parent / "jserver.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "jupyter", "server", "--no-browser", "--ip=127.0.0.1",
-                             f"--port={port}", f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}",
-                             "--allow-root"], env=env, stdout=subprocess.DEVNULL, stderr=log)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(f"{url}/api", timeout=2)
-            break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail("jupyter server did not answer: " + (root.parent / "jserver.log").read_text()[-2000:])
-    yield url, root, run
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    env = {"JUPYTER_CONFIG_DIR": str(root.parent / "jcfg"), "JUPYTER_RUNTIME_DIR": str(run),
+           "JUPYTER_DATA_DIR": str(root.parent / "jdata"), "HOML_EDGE_CACHE": "off"}
+    with start_jupyter_server("server", root, root.parent / "jserver.log", env=env,
+                              args=[f"--IdentityProvider.token={TOKEN}"]) as url:
+        yield url, root, run
 
 
 def _get(url, token=True):

@@ -1,26 +1,15 @@
 """JupyterLab itself renders the extension: %quantize, the OptimizerPanel and the TradeoffExplorer, in Chromium."""
 import contextlib
 import json
-import os
 import re
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from browser import chromium
+from browser import chromium, start_jupyter_server
 
 pytestmark = pytest.mark.browser
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _cell(src):
@@ -63,31 +52,12 @@ def lab(tmp_path_factory):
     for cell in chapter["cells"]:
         cell.pop("outputs", None) if cell["cell_type"] != "code" else cell.update(outputs=[], execution_count=None)
     (root / "chapter06.ipynb").write_text(json.dumps(chapter))
-    port = _free_port()
-    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(root / ".cfg"), JUPYTER_RUNTIME_DIR=str(root / ".run"),
-               JUPYTER_DATA_DIR=str(root / ".data"), HOME=str(root), HOML_EDGE_CACHE="off")
-    proc = subprocess.Popen([sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1",
-                             f"--port={port}", "--IdentityProvider.token=", "--ServerApp.password=",
-                             f"--ServerApp.root_dir={root}", "--allow-root",
-                             "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=open(root / "lab.log", "w"))
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(f"{url}/api", timeout=2)
-            break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("JupyterLab did not answer on /api within 60 s: " + (root / "lab.log").read_text()[-2000:])
-    yield url, root
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    env = {"JUPYTER_CONFIG_DIR": str(root / ".cfg"), "JUPYTER_RUNTIME_DIR": str(root / ".run"),
+           "JUPYTER_DATA_DIR": str(root / ".data"), "HOME": str(root), "HOML_EDGE_CACHE": "off"}
+    with start_jupyter_server("lab", root, root / "lab.log", env=env,
+                              args=["--IdentityProvider.token=", "--ServerApp.password=", "--LabApp.news_url=",
+                                    "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]) as url:
+        yield url, root
 
 
 def test_widgets_render_in_jupyterlab_and_a_click_reaches_python(lab, artifacts):
