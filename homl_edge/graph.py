@@ -505,9 +505,17 @@ def explore(lite, overlay=None, *, model=None, data=None, folder=None, name: str
 def url_data(ex: Exploration) -> str:
     """The ``data`` query Model Explorer's app reads: the graph from the server, and each overlay."""
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", ex.name) or "model"
-    data = {"models": [{"url": f"graphs://{safe}/0"}]}
-    if ex.overlays:
-        data["nodeData"] = [f"node_data://{re.sub(r'[^A-Za-z0-9_.-]', '_', k)}/{i}" for i, k in enumerate(ex.overlays)]
+    # the layers open down to the ops, so that the overlay's colours are on the nodes at first sight
+    spaces = [n["namespace"].split("/") for n in _main_graph(ex.graph)["nodes"]
+              if n.get("namespace") and n["label"] not in ("GraphInputs", "GraphOutputs", "pseudo_const")]
+    groups = sorted({"/".join(parts[:i]) for parts in spaces for i in range(1, len(parts))})
+    data = {"models": [{"url": f"graphs://{safe}/0"}],
+            "uiState": {"paneStates": [{"deepestExpandedGroupNodeIds": [f"{g}___group___" for g in groups],
+                                        "selectedNodeId": "", "selectedGraphId": GRAPH_ID,
+                                        "selectedCollectionLabel": "", "widthFraction": 1}]}}
+    if ex.overlays:  # the app colours the graph by the overlay added last: the first one given, as in the still
+        data["nodeData"] = [f"node_data://{re.sub(r'[^A-Za-z0-9_.-]', '_', k)}/{i}"
+                            for i, k in enumerate(ex.overlays)][::-1]
         data["nodeDataTargets"] = [""] * len(ex.overlays)
     return quote(json.dumps(data))
 

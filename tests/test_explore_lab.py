@@ -130,6 +130,10 @@ def test_model_explorer_draws_the_graph_with_an_overlay_in_jupyterlab(lab, artif
     graph_area = img.crop((w // 10, h // 8, int(w * 0.6), h - 10))
     dark = sum(1 for p in graph_area.getdata() if p < 140)
     assert dark > 500, dark  # node outlines and text drawn by WebGL (SwiftShader)
+    # the layers are open and the first overlay colours the ops: the dense op (most MACs) in the gradient's red
+    rgb = Image.open(io.BytesIO(shot)).convert("RGB").crop((w // 10, h // 8, int(w * 0.6), h - 10))
+    red = sum(1 for r, g, b in rgb.getdata() if abs(r - 0xc6) < 24 and abs(g - 0x28) < 24 and abs(b - 0x28) < 24)
+    assert red > 300, red
     local = (url, "blob:null/", "data:", f"blob:{url}")
     assert all(r.startswith(local) for r in requests), [r for r in requests if not r.startswith(local)]
     assert any("/api/v1/load_node_data?node_data_index=0" in r for r in requests)
