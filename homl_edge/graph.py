@@ -56,9 +56,7 @@ def _require():
         from importlib import metadata
 
         version = metadata.version(PACKAGE)
-    except ImportError:
-        raise HomlEdgeError(f"Model Explorer is not installed: {INSTALL}") from None
-    except Exception:
+    except ImportError:  # importlib.metadata.PackageNotFoundError is one too
         raise HomlEdgeError(f"Model Explorer is not installed: {INSTALL}") from None
     if web_app_dir() is None:
         raise HomlEdgeError(f"Model Explorer's web app is missing from its package: {INSTALL}")
@@ -329,12 +327,13 @@ def _shown(v: float) -> float:
     return float(v) if float(v).is_integer() else float(f"{v:.4g}")
 
 
-def node_data(values: dict, name: str) -> dict:
-    """Model Explorer's node-data JSON for one overlay: values per node id and a gradient (red is worse)."""
+def node_data(values: dict, name: str, graph_id: str = GRAPH_ID) -> dict:
+    """Model Explorer's node-data JSON for one overlay: values per node id of graph ``graph_id`` and a gradient
+    (red is worse)."""
     _, worse_high = _STYLE.get(name, ("", True))
     good, bad = "#2e7d32", "#c62828"
     low, high = (good, bad) if worse_high else (bad, good)
-    return {GRAPH_ID: {"results": {k: {"value": _shown(v)} for k, v in values.items()},
+    return {graph_id: {"results": {k: {"value": _shown(v)} for k, v in values.items()},
                        "gradient": [{"stop": 0, "bgColor": low}, {"stop": 0.5, "bgColor": "#f9a825"},
                                     {"stop": 1, "bgColor": high}]}}
 
@@ -354,7 +353,7 @@ class Exploration:
 
     def node_data(self, name: str) -> dict:
         """The node-data JSON Model Explorer reads for overlay ``name``."""
-        return node_data(self.overlays[name], name)
+        return node_data(self.overlays[name], name, _main_graph(self.graph)["id"])
 
     def to_frame(self):
         """One row per op: node id, op, output tensor, and each overlay's value."""
@@ -491,7 +490,7 @@ def explore(lite, overlay=None, *, model=None, data=None, folder=None, name: str
     out.mkdir(parents=True, exist_ok=True)
     (out / "graphs.json").write_text(json.dumps(graph))
     for i, (key, values) in enumerate(overlays.items()):
-        (out / f"node_data_{i}.json").write_text(json.dumps(node_data(values, key)))
+        (out / f"node_data_{i}.json").write_text(json.dumps(node_data(values, key, _main_graph(graph)["id"])))
     from ._widgets import widget_file
 
     (out / "storage.js").write_bytes(widget_file("explore/storage.js").read_bytes())
@@ -511,7 +510,7 @@ def url_data(ex: Exploration) -> str:
     groups = sorted({"/".join(parts[:i]) for parts in spaces for i in range(1, len(parts))})
     data = {"models": [{"url": f"graphs://{safe}/0"}],
             "uiState": {"paneStates": [{"deepestExpandedGroupNodeIds": [f"{g}___group___" for g in groups],
-                                        "selectedNodeId": "", "selectedGraphId": GRAPH_ID,
+                                        "selectedNodeId": "", "selectedGraphId": _main_graph(ex.graph)["id"],
                                         "selectedCollectionLabel": "", "widthFraction": 1}]}}
     if ex.overlays:  # the app colours the graph by the overlay added last: the first one given, as in the still
         data["nodeData"] = [f"node_data://{re.sub(r'[^A-Za-z0-9_.-]', '_', k)}/{i}"
