@@ -514,10 +514,23 @@ def load_keras(path, safe_mode: bool = True, flavour_wanted: str | None = None):
     except ValueError as e:
         if "safe_mode" in str(e) or "Lambda" in str(e) or "unsafe" in str(e).lower():
             raise HomlEdgeError(f"{p.name} contains Python code (a Lambda layer) and safe mode refuses to load it; "
-                                "pass safe_mode=False only if you trust the file") from None
+                                "pass {safe_mode=False} only if you trust the file", param="safe_mode") from None
         raise HomlEdgeError(f"cannot load {p.name}: {first_line(e)[:300]}") from None
     except Exception as e:  # h5py/OSError/zip errors on a corrupt file
         raise HomlEdgeError(f"cannot load {p.name} ({type(e).__name__}: {first_line(e)[:200]})") from None
+
+
+def load_model(source, safe_mode: bool = True):
+    """The one way a path becomes a model (``he.quantize``, the magics and the CLI all use it): a ``.tflite`` path
+    gives a verified LiteModel, any other path :func:`load_keras` (safe mode by default); an object passes."""
+    if not isinstance(source, (str, Path)):
+        return source
+    p = Path(source).expanduser()
+    if p.suffix == ".tflite":
+        from .lite import load_lite  # base to base: lite imports nothing of this module
+
+        return load_lite(p)
+    return load_keras(p, safe_mode=safe_mode)
 
 
 def _load_saved_model(p: Path, safe_mode: bool = True):
@@ -602,7 +615,7 @@ def _refuse_code(filename: str, configs: list) -> None:
     names = list(dict.fromkeys(n for c in configs for n in code_layers(c)))
     if names:
         raise HomlEdgeError(f"{filename} contains Python code in Lambda layer(s) {', '.join(names)} and safe mode "
-                            "refuses to load it; pass safe_mode=False only if you trust the file")
+                            "refuses to load it; pass {safe_mode=False} only if you trust the file", param="safe_mode")
 
 
 def save_keras(model, path, overwrite: bool = False) -> Path:
@@ -614,7 +627,7 @@ def save_keras(model, path, overwrite: bool = False) -> Path:
     if out.suffix not in (".keras", ".h5"):
         raise HomlEdgeError(f"{out.name}: a Keras model is saved as a .keras or .h5 file")
     if out.exists() and not overwrite:
-        raise HomlEdgeError(f"{out} exists already; pass overwrite=True to replace it")
+        raise HomlEdgeError(f"{out} exists already; pass {{overwrite=True}} to replace it", param="overwrite")
     if not out.parent.is_dir():
         raise HomlEdgeError(f"the folder {out.parent} does not exist: create it first")
     if not os.access(out.parent, os.W_OK):

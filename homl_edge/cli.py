@@ -10,6 +10,7 @@ import json
 import sys
 from pathlib import Path
 
+from . import commands
 from .errors import HomlEdgeError
 
 
@@ -32,11 +33,8 @@ def _load_npy(path, what):
 
 def _load_model(path, unsafe: bool = False):
     from . import _keras
-    from .lite import load_lite
 
-    if str(path).endswith(".tflite"):
-        return load_lite(path)
-    return _keras.load_keras(path, safe_mode=not unsafe)
+    return _keras.load_model(path, safe_mode=not unsafe)  # the one resolver: .tflite or Keras, safe mode
 
 
 def _same_or_inside(a: Path, b: Path) -> bool:
@@ -66,24 +64,6 @@ def _check_output(path, suffixes, force: bool, inputs=(), what: str = "output") 
     if out.exists() and not force:
         raise HomlEdgeError(f"{out} exists already; pass --force to replace it")
     return out
-
-
-# core errors speak of function parameters; here they become this command line's options
-_FLAGS = (("pass safe_mode=False", "pass --unsafe"), ("pass overwrite=True", "pass --force"), ("overwrite=True", "--force"), ("pass data=", "pass --calib "),
-          ("data=...", "--calib NPY"), ("tfjs_url", "--tfjs-url"))
-
-
-def _as_options(message: str) -> str:
-    for a, b in _FLAGS:
-        message = message.replace(a, b)
-    # any other bare parameter name ("structure= and layers= go with ...") becomes its option
-    import re
-
-    flags = {}
-    for sub in (a for a in build_parser()._actions if isinstance(getattr(a, "choices", None), dict)):
-        for parser in sub.choices.values():
-            flags.update({a.dest: a.option_strings[-1] for a in parser._actions if a.option_strings})
-    return re.sub(r"\b([a-z][a-z_]*)=(?=[\s,.;:)]|$)", lambda m: flags.get(m.group(1), m.group(0)), message)
 
 
 def cmd_quantize(a):
@@ -246,104 +226,16 @@ def cmd_gpu(a):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """Every command of :data:`homl_edge.commands.COMMANDS` that the command line has, run by ``cmd_<name>``."""
     p = argparse.ArgumentParser(prog="homl-edge", description="Make TensorFlow models small and fast for the edge.")
     p.add_argument("--version", action="version", version=f"%(prog)s {__import__('homl_edge').__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-
-    q = sub.add_parser("quantize", help="convert a model to .tflite with post-training quantization, or "
-                                        "re-quantize a float .tflite")
-    q.add_argument("model", help=".keras/.h5 file (either Keras, loaded in safe mode), a SavedModel folder, or a "
-                                 "float .tflite (modes dynamic, int4, int8 with --calib)")
-    q.add_argument("--mode", default="int8", help="float32 | dynamic | float16 | int8 | int8-io | int16x8 | int4")
-    q.add_argument("--precision", metavar="REGEX=P,...", help="with --mode int4: per-layer float/int8/int4")
-    q.add_argument("--granularity", default="channel", help="with --mode int4: channel | block32 | block64 | "
-                                                              "block128")
-    q.add_argument("--calib", metavar="NPY", help="calibration inputs (.npy) for the int8/int16x8 modes")
-    q.add_argument("-o", "--output", required=True, metavar="TFLITE", help="output .tflite file")
-    q.add_argument("--force", action="store_true", help="replace an existing output file")
-    q.add_argument("--unsafe", action="store_true", help="load a Keras model that holds Python code (Lambda layers): only your own files")
-    q.set_defaults(func=cmd_quantize)
-
-    i = sub.add_parser("inspect", help="ops, tensors, quantization and size of a .tflite file")
-    i.add_argument("model")
-    i.add_argument("--json", action="store_true", help="machine-readable output")
-    i.add_argument("--max-tensors", type=int, default=20, help="quantized tensors to list (default 20)")
-    i.set_defaults(func=cmd_inspect)
-
-    t = sub.add_parser("export-tfjs", help="write the TF.js Layers format (and an offline web page)")
-    t.add_argument("model", help=".keras or .h5 model file")
-    t.add_argument("output", help="output folder")
-    t.add_argument("--quantize", choices=["float16", "uint8", "uint16"])
-    t.add_argument("--page", action="store_true", help="add the web page (PWA: works offline once visited)")
-    t.add_argument("--tfjs-url", help="local tf.min.js (or a URL you trust) for the page (default: web/node_modules')")
-    t.add_argument("--force", action="store_true")
-    t.add_argument("--unsafe", action="store_true", help="load a Keras model that holds Python code (Lambda layers): only your own files")
-    t.set_defaults(func=cmd_export_tfjs)
-
-    w = sub.add_parser("export-web", help="write a web page that runs the .tflite itself with LiteRT.js")
-    w.add_argument("model", help=".tflite file (a .keras/.h5 model is converted to float32)")
-    w.add_argument("output", help="output folder")
-    w.add_argument("--force", action="store_true", help="replace an earlier export-web folder")
-    w.set_defaults(func=cmd_export_web)
-
-    c = sub.add_parser("export-c", help="write a .tflite as a TFLite Micro C array (.cc + .h)")
-    c.add_argument("model", help=".tflite file")
-    c.add_argument("-o", "--output", default="model_data.cc", help="output .cc file (default model_data.cc)")
-    c.add_argument("--variable", default="g_model", help="C name of the array (default g_model)")
-    c.add_argument("--force", action="store_true")
-    c.set_defaults(func=cmd_export_c)
-
-    m = sub.add_parser("compare", help="size, gzip size, accuracy and latency of several models")
-    m.add_argument("models", nargs="+", help=".tflite, .keras or .h5 files; the first is the baseline")
-    m.add_argument("--x", required=True, metavar="NPY", help="test inputs (.npy)")
-    m.add_argument("--y", required=True, metavar="NPY", help="test labels (.npy)")
-    m.add_argument("--threads", type=int, default=1)
-    m.add_argument("--csv", action="store_true", help="CSV output")
-    m.add_argument("--unsafe", action="store_true", help="load a Keras model that holds Python code (Lambda layers): only your own files")
-    m.set_defaults(func=cmd_compare)
-
-    aq = sub.add_parser("autoquantize", help="the smallest (or, --objective latency, the fastest) variant within "
-                                             "an accuracy budget")
-    aq.add_argument("model", help=".keras/.h5 file or a SavedModel folder")
-    aq.add_argument("--calib", required=True, metavar="NPY", help="calibration inputs (.npy)")
-    aq.add_argument("--x", required=True, metavar="NPY", help="test inputs (.npy) for the accuracy budget")
-    aq.add_argument("--y", required=True, metavar="NPY", help="test labels (.npy)")
-    aq.add_argument("--max-drop", type=float, default=0.01, help="accuracy budget (default 0.01: one point)")
-    aq.add_argument("--objective", choices=["size", "latency"], default="size",
-                    help="size: the smallest per-layer mix (default); latency: the fastest, never slower than float32")
-    aq.add_argument("-o", "--output", required=True, metavar="TFLITE", help="output .tflite file")
-    aq.add_argument("--force", action="store_true", help="replace an existing output file")
-    aq.add_argument("--unsafe", action="store_true", help="load a Keras model that holds Python code (Lambda "
-                                                          "layers): only your own files")
-    aq.set_defaults(func=cmd_autoquantize)
-
-    r = sub.add_parser("prune", help="pruning (magnitude, taylor, l1, or whole channels) with fine-tuning")
-    r.add_argument("model")
-    r.add_argument("--x", required=True, metavar="NPY")
-    r.add_argument("--y", required=True, metavar="NPY")
-    r.add_argument("--sparsity", type=float, default=0.8)
-    r.add_argument("--structure", help="M:N structured sparsity such as 2:4")
-    r.add_argument("--criterion", choices=["magnitude", "taylor", "l1"], default="magnitude")
-    r.add_argument("--channels", type=float, metavar="RATIO",
-                   help="remove this fraction of filters/units instead, ranked by --criterion magnitude or taylor")
-    r.add_argument("--schedule", choices=["polynomial", "constant"], default="polynomial")
-    r.add_argument("--layers", help="regex of layer names to prune (default: all prunable)")
-    r.add_argument("--epochs", type=int, default=2)
-    r.add_argument("-o", "--output", required=True, help="output .keras or .h5 file")
-    r.add_argument("--force", action="store_true")
-    r.add_argument("--quiet", action="store_true", help="no progress bar")
-    r.add_argument("--unsafe", action="store_true", help="load a Keras model that holds Python code (Lambda layers): only your own files")
-    r.set_defaults(func=cmd_prune)
-
-    mc = sub.add_parser("micro", help="run a .tflite in TensorFlow Lite Micro: agreement, arena, boards")
-    mc.add_argument("model", help=".tflite file (int8-io for microcontrollers)")
-    mc.add_argument("--data", required=True, metavar="NPY", help="inputs (.npy)")
-    mc.add_argument("--labels", metavar="NPY", help="labels (.npy) for the accuracy")
-    mc.add_argument("--arena", type=int, metavar="BYTES", help="tensor arena size (default: searched)")
-    mc.set_defaults(func=cmd_micro)
-
-    g = sub.add_parser("gpu", help="list GPUs (or say that there is none)")
-    g.set_defaults(func=cmd_gpu)
+    for cmd in commands.for_face("cli"):
+        s = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
+        for option in cmd.options_for("cli"):
+            flags, kwargs = option.argparse()
+            s.add_argument(*flags, **kwargs)
+        s.set_defaults(func=globals()[f"cmd_{cmd.name.replace('-', '_')}"])
     return p
 
 
@@ -356,7 +248,7 @@ def main(argv=None) -> int:
     try:
         args.func(args)
     except HomlEdgeError as e:
-        print(f"homl-edge: error: {_as_options(str(e))}", file=sys.stderr)
+        print(f"homl-edge: error: {commands.command(args.command).error(e, 'cli')}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("homl-edge: interrupted", file=sys.stderr)

@@ -30,9 +30,11 @@ def runtime_initialized() -> bool:
     return context.context()._context_handle is not None
 
 
-def _restart_fix(setting: str, call: str) -> str:
-    return (f"{setting} cannot be changed in this kernel: TensorFlow's runtime is already initialised. "
-            f"Restart the kernel and run `{call}` as the first cell, before any TensorFlow work")
+def _restart_fix(setting: str, param: str, value) -> GpuConfigError:
+    """The error for a setting that can no longer change: it names the call to run first (``{param=value}``)."""
+    return GpuConfigError(f"{setting} cannot be changed in this kernel: TensorFlow's runtime is already initialised. "
+                          f"Restart the kernel and run `{{{param}={value}}}` as the first cell, before any TensorFlow "
+                          "work", param=param, call="he.gpu.configure")
 
 
 def devices() -> dict:
@@ -114,7 +116,8 @@ def configure(memory_growth: bool | None = None, memory_limit_mb: int | None = N
         if "tensorflow" in sys.modules:
             raise GpuConfigError(
                 "visible devices (CUDA_VISIBLE_DEVICES) are read when TensorFlow loads, and it is already loaded in "
-                f"this kernel: restart the kernel and run `he.gpu.configure(visible='{ids}')` as the first cell")
+                f"this kernel: restart the kernel and run `{{visible='{ids}'}}` as the first cell", param="visible",
+                call="he.gpu.configure")
         os.environ["CUDA_VISIBLE_DEVICES"] = ids
         applied.append(f"CUDA_VISIBLE_DEVICES={ids}")
         if os.environ.get("CUDA_DEVICE_ORDER") != "PCI_BUS_ID":  # number GPUs as nvidia-smi does, not fastest first
@@ -143,7 +146,7 @@ def configure(memory_growth: bool | None = None, memory_limit_mb: int | None = N
             if current is not None and len(current) == n:
                 notes.append(f"the CPU is already split into {n} logical devices")
             else:
-                raise GpuConfigError(_restart_fix("the CPU split", f"he.gpu.configure(cpu_split={n})"))
+                raise _restart_fix("the CPU split", "cpu_split", n)
         else:
             tf.config.set_logical_device_configuration(cpu, want)
             applied.append(f"CPU split into {n} logical devices")
@@ -157,7 +160,7 @@ def configure(memory_growth: bool | None = None, memory_limit_mb: int | None = N
         for g in gpus:
             if initialized:
                 if tf.config.experimental.get_memory_growth(g) != bool(memory_growth):
-                    raise GpuConfigError(_restart_fix("memory growth", "he.gpu.configure(memory_growth=True)"))
+                    raise _restart_fix("memory growth", "memory_growth", bool(memory_growth))
                 notes.append(f"memory growth is already {'on' if memory_growth else 'off'} for {g.name}")
             else:
                 tf.config.experimental.set_memory_growth(g, bool(memory_growth))
@@ -171,9 +174,8 @@ def configure(memory_growth: bool | None = None, memory_limit_mb: int | None = N
                 have = [c.memory_limit for c in current] if current else None
                 if have != sizes:
                     what = "the memory limit" if memory_limit_mb is not None else "the GPU split"
-                    call = (f"he.gpu.configure(memory_limit_mb={sizes[0]})" if memory_limit_mb is not None
-                            else f"he.gpu.configure(split=\"{','.join(map(str, sizes))}\")")
-                    raise GpuConfigError(_restart_fix(what, call))
+                    raise (_restart_fix(what, "memory_limit_mb", sizes[0]) if memory_limit_mb is not None
+                           else _restart_fix(what, "split", f"\"{','.join(map(str, sizes))}\""))
                 notes.append(f"{g.name} already has logical devices of {sizes} MB")
             else:
                 tf.config.set_logical_device_configuration(
@@ -187,7 +189,8 @@ def allow_growth_env() -> str:
     if "tensorflow" in sys.modules:
         raise GpuConfigError("TF_FORCE_GPU_ALLOW_GROWTH is read when TensorFlow loads, and it is already loaded: "
                              "set it in the environment before starting Python (or restart the kernel and set it "
-                             "first), or use he.gpu.configure(memory_growth=True) before any TensorFlow work")
+                             "first), or use {memory_growth=True} before any TensorFlow work", param="memory_growth",
+                             call="he.gpu.configure")
     os.environ["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
     return "TF_FORCE_GPU_ALLOW_GROWTH=true"
 

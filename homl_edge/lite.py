@@ -574,7 +574,7 @@ class LiteModel:
         r = _sandbox.run_micro(self._content, q, n_outputs=len(outs), arena_size=arena_size,
                                find_arena=find_arena, timeout=timeout_s)
         if not r.get("ok"):
-            raise HomlEdgeError(self._micro_failure(r))
+            raise HomlEdgeError(self._micro_failure(r), param="arena_size")
         raw = r["outputs"]
         if getattr(self, "_litert_refused", None):  # LiteRT will not run it: TFLM's answers stand alone
             floats = [dequantize_array(o, d) for o, d in zip(raw, outs)]
@@ -640,7 +640,7 @@ class LiteModel:
                     "'int8-io' (or 'int8'), whose tensors Micro's kernels take")
         if kind == "arena":
             return (f"{self.name} did not fit a {r.get('arena_tried', 0):,}-byte tensor arena (TFLM: "
-                    f"{r.get('error', '')[:120]}); pass a larger arena_size")
+                    f"{r.get('error', '')[:120]}); pass a larger {{arena_size}}")
         if kind == "crash":
             return f"TensorFlow Lite Micro crashed on {self.name} ({r.get('error')}); {_known(self._content)}"
         where = f" (op {r['what']} failed to prepare)" if r.get("what") else ""
@@ -1076,7 +1076,7 @@ def atomic_write(path, data: bytes, overwrite: bool = False) -> Path:
     if p.is_dir():
         raise HomlEdgeError(f"{p} is a folder; give a file name such as {p / 'model.tflite'}")
     if p.exists() and not overwrite:
-        raise HomlEdgeError(f"{p} exists already; pass overwrite=True to replace it")
+        raise HomlEdgeError(f"{p} exists already; pass {{overwrite=True}} to replace it", param="overwrite")
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.exists():
         raise HomlEdgeError(f"the folder {parent} does not exist: create it first")

@@ -25,7 +25,7 @@ def optimize(model, technique: str = "quantize", *, train=None, data=None, mode:
     if technique not in TECHNIQUES:
         raise HomlEdgeError(f"technique must be one of {', '.join(TECHNIQUES)}, got {technique!r}")
     if technique != "quantize" and train is None:
-        raise HomlEdgeError(f"technique {technique!r} fine-tunes the model: pass train=(x, y)")
+        raise HomlEdgeError(f"technique {technique!r} fine-tunes the model: pass {{train=(x, y)}}", param="train")
     t0 = time.perf_counter()
     keras_model = model
     if technique in ("prune", "prune+qat"):

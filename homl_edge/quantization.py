@@ -40,7 +40,7 @@ import numpy as np
 from . import _flatbuffer, _keras, _tf
 from ._tf import quiet
 from .errors import HomlEdgeError, first_line
-from .lite import LiteModel, load_lite
+from .lite import LiteModel
 
 MODES = ("float32", "dynamic", "float16", "int8", "int8-io", "int16x8", "int4")
 PRECISIONS = ("float", "int8", "int4")
@@ -109,9 +109,7 @@ def quantize(model, mode: str = "int8", data=None, *, name: str | None = None, c
     quantization-aware training needs no ``data``. The result is cached by a hash of the architecture, the
     weights, the calibration data, the options and the versions of everything that shapes the bytes.
     """
-    if isinstance(model, (str, Path)):
-        p = Path(model).expanduser()
-        model = load_lite(p) if p.suffix == ".tflite" else _keras.load_keras(p)
+    model = _keras.load_model(model)  # a path: the one resolver (.tflite -> LiteModel, else Keras in safe mode)
     if isinstance(model, LiteModel):
         return requantize(model, mode, data=data, precision=precision, granularity=granularity, name=name,
                           cache=cache, max_samples=max_samples)
@@ -127,11 +125,12 @@ def quantize(model, mode: str = "int8", data=None, *, name: str | None = None, c
         if data is not None:
             calib = calibration_array(model, data, max_samples=max_samples)
         elif qat and mode == "int8-io":
-            raise HomlEdgeError("mode 'int8-io' (integer input and output) needs data=... even for a QAT model: "
-                                "TensorFlow's converter asks for it; mode 'int8' uses the learned ranges alone")
+            raise HomlEdgeError("mode 'int8-io' (integer input and output) needs {data=...} even for a QAT model: "
+                                "TensorFlow's converter asks for it; mode 'int8' uses the learned ranges alone",
+                                param="data")
         elif not (qat and mode == "int8"):
-            raise HomlEdgeError(f"mode {mode!r} needs calibration data: pass data=x_train[:200] "
-                                "(a few hundred typical inputs)")
+            raise HomlEdgeError(f"mode {mode!r} needs calibration data: pass {{data=x_train[:200]}} "
+                                "(a few hundred typical inputs)", param="data")
     route = _route(model)
     if route == "recurrent-batch1" and mode in CALIBRATED:
         _refuse_calibrating_loops(model, mode, cache)
@@ -247,8 +246,9 @@ def requantize(lite: LiteModel, mode: str = "dynamic", *, data=None, precision=N
         return lite
     if mode == "int8":
         if data is None:
-            raise HomlEdgeError(f"mode 'int8' on a .tflite quantizes activations too and needs data=... (a few "
-                                "hundred typical inputs); mode 'dynamic' stores int8 weights without data")
+            raise HomlEdgeError("mode 'int8' on a .tflite quantizes activations too and needs {data=...} (a few "
+                                "hundred typical inputs); mode 'dynamic' stores int8 weights without data",
+                                param="data")
         if precision:
             raise HomlEdgeError("per-layer precision goes with mode 'int4' or 'dynamic', not with 'int8'")
     elif mode not in ("dynamic", "int4"):

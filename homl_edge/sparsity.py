@@ -66,8 +66,8 @@ def prune(model, train, sparsity: float = 0.8, *, criterion: str = "magnitude", 
         raise HomlEdgeError(f"criterion must be one of {', '.join(CRITERIA)}, got {criterion!r}")
     if channels is not None:
         if structure or layers:
-            raise HomlEdgeError("channels= removes whole filters of every Conv2D/Dense: structure= and layers= go "
-                                "with unstructured pruning")
+            raise HomlEdgeError("{channels=} removes whole filters of every Conv2D/Dense: {structure=} and {layers=} "
+                                "go with unstructured pruning", param=("channels", "structure", "layers"))
         return prune_channels(model, train, ratio=channels, criterion=criterion, epochs=epochs,
                               batch_size=batch_size, learning_rate=learning_rate, progress=progress,
                               strategy=strategy)
@@ -80,7 +80,8 @@ def prune(model, train, sparsity: float = 0.8, *, criterion: str = "magnitude", 
     if criterion != "magnitude":
         if structure or layers:
             raise HomlEdgeError(f"criterion {criterion!r} prunes every Dense/Conv kernel, unstructured: "
-                                "structure= and layers= go with the magnitude criterion")
+                                "{structure=} and {layers=} go with the magnitude criterion",
+                                param=("structure", "layers"))
         result = masked_prune(model, train, float(sparsity), criterion, epochs=int(epochs), batch_size=batch_size,
                               learning_rate=learning_rate, progress=progress, strategy=strategy)
         back = _keras.like(result, original)
