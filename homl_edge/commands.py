@@ -179,7 +179,7 @@ COMMANDS = (
         options=(
             opt("model", help="a Keras model in your namespace (or a .keras/.h5 path)"),
             _TRAIN,
-            opt("--epochs", type=int, default=2),
+            opt("--epochs", type=int, default=2, help="fine-tuning epochs (default 2)"),
             opt("--preserve", choices=_choices(qat.PRESERVE),
                 help="collaborative optimization: keep the zeros (PQAT) and/or the clusters (CQAT) of the model"),
             opt("--unsupported-float", action="store_true", param="unsupported", value="float",
@@ -203,7 +203,7 @@ COMMANDS = (
             opt("--structure", help="M:N structured sparsity such as 2:4"),
             opt("--schedule", choices=list(sparsity.PRUNE_SCHEDULES), default="polynomial",
                 help="how the zeros grow during fine-tuning (default polynomial)"),
-            opt("--epochs", type=int, default=2),
+            opt("--epochs", type=int, default=2, help="fine-tuning epochs (default 2)"),
             opt("--layers", help="regex of layer names to prune (default: all prunable)"),
             _output("bind the pruned model to this name"),
             opt("-o", "--output", face="cli", required=True, help="output .keras or .h5 file"),
@@ -222,7 +222,7 @@ COMMANDS = (
             opt("--init", choices=list(clustering.CLUSTER_INITS), default="kmeans++",
                 help="centroid initialisation (default kmeans++)"),
             opt("--preserve-sparsity", action="store_true", help="keep the zeros of a pruned model"),
-            opt("--epochs", type=int, default=1),
+            opt("--epochs", type=int, default=1, help="fine-tuning epochs (default 1)"),
             _output("bind the clustered model to this name"),
         )),
     Command(
@@ -287,7 +287,7 @@ COMMANDS = (
             opt("--threads", type=int, default=1, help="LiteRT threads for the latency (default 1)"),
             opt("--csv", face="cli", action="store_true", help="CSV output"),
             _UNSAFE,
-            _output("bind the table to this name"),
+            _output("bind the table (a DataFrame) to this name"),
         )),
     Command(
         "autoquantize", ("magic", "cli"), accepts="keras",
