@@ -50,14 +50,18 @@ _STYLE = {"error": ("SNR dB", False), "bits": ("bits", True), "sparsity": ("zero
 
 # ----------------------------------------------------------------------------------------- the package
 def _require():
-    """Model Explorer's adapter and version, or a one-line error naming the pip line."""
-    try:
-        import ai_edge_model_explorer_adapter  # noqa: F401
-        from importlib import metadata
+    """Model Explorer's version, or a one-line error naming the pip line (found without importing its adapter,
+    a 500 MB library that loads only in the child that converts)."""
+    from importlib import metadata
 
-        version = metadata.version(PACKAGE)
-    except ImportError:  # importlib.metadata.PackageNotFoundError is one too
-        raise HomlEdgeError(f"Model Explorer is not installed: {INSTALL}") from None
+    try:
+        found = all(importlib.util.find_spec(m) is not None
+                    for m in ("ai_edge_model_explorer_adapter", "model_explorer"))
+        version = metadata.version(PACKAGE) if found else None
+    except (ImportError, ValueError):  # importlib.metadata.PackageNotFoundError is an ImportError
+        version = None
+    if version is None:
+        raise HomlEdgeError(f"Model Explorer is not installed: {INSTALL}")
     if web_app_dir() is None:
         raise HomlEdgeError(f"Model Explorer's web app is missing from its package: {INSTALL}")
     return version
@@ -87,26 +91,43 @@ def _as_lite(lite):
                         f"he.load_lite(path)) or a path, not {type(lite).__name__}")
 
 
-def graph_json(lite) -> dict:
-    """The ``.tflite`` as Model Explorer's graph JSON (``{"graphCollections": [...]}``), made by its own adapter."""
+# Model Explorer's own conversion, as its server runs it, in a child: the C++ adapter (a 500 MB library that adds
+# ~120 MB to a process) parses bytes that may come from anyone, so a crash or its memory stays out of the kernel
+_CHILD = ("import json, sys\n"
+          "from model_explorer.builtin_tflite_flatbuffer_adapter import BuiltinTfliteFlatbufferAdapter\n"
+          "from model_explorer.utils import convert_adapter_response\n"
+          "graphs = BuiltinTfliteFlatbufferAdapter().convert(sys.argv[1], {})\n"
+          "sys.stdout.write(json.dumps(convert_adapter_response(graphs)))\n")
+
+
+def graph_json(lite, timeout: float = 300) -> dict:
+    """The ``.tflite`` as Model Explorer's graph JSON (``{"graphCollections": [...]}``), made by its own adapter
+    (``builtin_tflite_flatbuffer``) in a child process."""
+    import os
+    import subprocess
+    import sys
+
     lite = _as_lite(lite)
     _require()
-    from ._tf import quiet
-
-    with quiet():  # the adapter's C++ logs on stderr
-        from model_explorer.builtin_tflite_flatbuffer_adapter import BuiltinTfliteFlatbufferAdapter
-        from model_explorer.utils import convert_adapter_response
-
-        with tempfile.TemporaryDirectory(prefix="homl-edge-graph-") as tmp:
-            path = Path(tmp) / "model.tflite"
-            path.write_bytes(lite.content)
-            try:
-                graphs = BuiltinTfliteFlatbufferAdapter().convert(str(path), {})
-            except Exception as e:  # the adapter's own refusal, in one line
-                from .errors import first_line
-
-                raise HomlEdgeError(f"Model Explorer's adapter cannot read this model: {first_line(e)}") from None
-    return json.loads(json.dumps(convert_adapter_response(graphs)))
+    with tempfile.TemporaryDirectory(prefix="homl-edge-graph-") as tmp:
+        path = Path(tmp) / "model.tflite"
+        path.write_bytes(lite.content)
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+        try:
+            r = subprocess.run([sys.executable, "-c", _CHILD, str(path)], capture_output=True, timeout=timeout,
+                               env=env, cwd=tmp)
+        except subprocess.TimeoutExpired:
+            raise HomlEdgeError(f"Model Explorer's adapter did not finish in {timeout:.0f} s on this model") from None
+    if r.returncode < 0:
+        raise HomlEdgeError(f"Model Explorer's adapter crashed on this model (signal {-r.returncode}); the kernel is "
+                            "unharmed: it ran in a child process")
+    if r.returncode:
+        lines = [l for l in r.stderr.decode(errors="replace").splitlines() if l.strip()]
+        raise HomlEdgeError(f"Model Explorer's adapter cannot read this model: {(lines or ['no message'])[-1][:300]}")
+    try:
+        return json.loads(r.stdout)
+    except ValueError:
+        raise HomlEdgeError("Model Explorer's adapter answered something that is not JSON") from None
 
 
 # ----------------------------------------------------------------------------------------- the graph
