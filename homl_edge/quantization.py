@@ -26,6 +26,7 @@ are in it), or a float ``.tflite`` made anywhere (a ``LiteModel`` or a path), wh
 """
 from __future__ import annotations
 
+import atexit
 import collections
 import hashlib
 import inspect
@@ -140,7 +141,8 @@ def quantize(model, mode: str = "int8", data=None, *, name: str | None = None, c
     content = _cache_get(key) if key else None
     cached = content is not None
     if content is None:
-        content = _convert(_converter_source(model, route), mode, calib)
+        content = _convert(_converter_source(model, route), mode, calib,
+                           reuse=key and cache_key(model, "export", None, extra=route))
         _check_runs(content, mode)
         if key:
             _cache_put(key, content)
@@ -774,7 +776,7 @@ def _cache_put(key, content):
     if d is None:
         return
     try:
-        from .lite import atomic_write
+        from ._files import atomic_write
 
         d.mkdir(parents=True, exist_ok=True)
         atomic_write(d / f"{key}.tflite", content, overwrite=True)
@@ -832,11 +834,57 @@ def _check_runs(content: bytes, mode: str) -> None:
         raise HomlEdgeError(f"mode {mode!r} produced a model that LiteRT cannot prepare: {detail}{hint}") from None
 
 
-def _convert(model, mode, calib) -> bytes:
+_exports: "collections.OrderedDict[str, str]" = collections.OrderedDict()   # model key -> SavedModel folder
+_EXPORTS_KEPT = 4
+
+
+def _reusing_export(conv, model, mode: str, calib, key: str):
+    """``conv = converter_for(model, mode, calib)``, with the SavedModel that the converter writes of a Keras model
+    kept for the next mode of the same model (architecture + weights: ``key``). Writing it is most of a conversion (18 of
+    26 s for a Bidirectional LSTM, measured); the next modes read it back, and their bytes are the bytes the Keras
+    path writes (the file's model-type field is set back to the Keras model's; tests/test_convert.py compares)."""
+    import shutil
+    import tempfile
+
+    folder = _exports.get(key)
+    if folder and Path(folder, "saved_model.pb").is_file():
+        _exports.move_to_end(key)
+        again = converter_for(_keras.SavedModelSource(Path(folder)), mode, calib)
+        again._metadata.environment.modelType = conv._metadata.environment.modelType
+        return again
+    folder = tempfile.mkdtemp(prefix="homl-edge-export-")
+    write = conv._convert_keras_to_saved_model
+
+    def write_and_keep(_their_folder):
+        result = write(folder)   # TensorFlow's own export, into a folder that outlives this conversion
+        if conv.saved_model_dir == folder and Path(folder, "saved_model.pb").is_file():
+            _exports[key] = folder
+            while len(_exports) > _EXPORTS_KEPT:
+                shutil.rmtree(_exports.popitem(last=False)[1], ignore_errors=True)
+        else:   # TensorFlow fell back to its graph path: nothing to keep
+            shutil.rmtree(folder, ignore_errors=True)
+        return result
+
+    conv._convert_keras_to_saved_model = write_and_keep
+    return conv
+
+
+@atexit.register
+def _remove_exports():
+    import shutil
+
+    for folder in _exports.values():
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _convert(model, mode, calib, reuse: str | None = None) -> bytes:
     import contextlib
     import io
 
     conv = converter_for(model, mode, calib)
+    if reuse and not isinstance(model, _keras.SavedModelSource) and all(
+            hasattr(conv, a) for a in ("_convert_keras_to_saved_model", "_metadata", "saved_model_dir")):
+        conv = _reusing_export(conv, model, mode, calib, reuse)
     try:
         with quiet(), contextlib.redirect_stdout(io.StringIO()):  # Keras 3's export prints "Saved artifact at"
             return bytes(conv.convert())

@@ -1,5 +1,6 @@
 """Post-training quantization: every mode, the acceptance numbers, calibration checks, the cache."""
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -143,3 +144,35 @@ def test_cache_misses_whenever_the_bytes_could_differ(trained, digits, monkeypat
     assert not he.quantize(trained, "int8", data=x[:50]).meta["cached"]
     monkeypatch.setitem(quantization._KEY_PARTS, "code", "changed")                   # a fix to the converter code
     assert quantization.cache_key(trained, "int8", x[:10]) != key
+
+
+def test_reused_export_writes_the_bytes_of_a_fresh_conversion(trained, digits):
+    """quantize() writes the SavedModel of a Keras model once and reads it back for its next modes (most of the time
+    of a conversion): every mode gives what the converter's own Keras path gives (the same bytes; for the recurrent
+    route's int8, where two fresh conversions differ in layout, the same tensors and outputs), for a Keras 3 model
+    and for the recurrent route (tf_keras at batch 1, LSTM fused), and the folder is reused, not rewritten."""
+    import keras
+
+    from homl_edge import _keras, quantization as q
+
+    (x, y), _ = digits
+    keras.utils.set_random_seed(0)
+    lstm = keras.Sequential([keras.Input((8, 8)), keras.layers.LSTM(8), keras.layers.Dense(10, activation="softmax")])
+    cases = [(trained, x[:50], ("float32", "dynamic", "int8", "int8-io")), (_keras.to_legacy(lstm, batch_size=1), x[:50, ..., 0],
+                                                  ("float32", "int8"))]
+    for model, calib, modes in cases:
+        key = f"test-{model.name}-{id(model)}"
+        written = None
+        for mode in modes:
+            c = calib if mode in q.CALIBRATED else None
+            reused = q._convert(model, mode, c, reuse=key)
+            pb = Path(q._exports[key], "saved_model.pb")
+            written = written or pb.stat().st_mtime_ns
+            assert pb.stat().st_mtime_ns == written   # read back, not written again
+            if mode == modes[0]:
+                continue   # the first is the converter's own Keras path, writing the folder
+            fresh = q._convert(model, mode, c)
+            if reused != fresh:   # the int8 LSTM's bytes differ between two fresh conversions too (layout only)
+                a, b = he.LiteModel(reused), he.LiteModel(fresh)
+                assert a.tensors() == b.tensors(), (model.name, mode)
+                assert np.array_equal(a.predict(calib), b.predict(calib)), (model.name, mode)
