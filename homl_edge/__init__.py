@@ -109,6 +109,16 @@ def _install_progress():
 _install_progress()
 
 
+def _install_display():
+    """In a Jupyter kernel, web exports show their live page (homl_edge/_display.py; nothing outside IPython)."""
+    from . import _display
+
+    _display.install()
+
+
+_install_display()
+
+
 def __getattr__(name: str):
     if name in _LAZY:
         module = importlib.import_module(f"{__name__}.{_LAZY[name]}")

@@ -19,8 +19,10 @@ from __future__ import annotations
 import mimetypes
 import time
 
-ROUTE = "homl-edge/page"
-EXPLORE_ROUTE = "homl-edge/explore"  # Model Explorer views (homl_edge.graph): same registry, same sandbox
+from .browser import APPS  # the one spelling of each route: register_page returns paths below these
+
+ROUTE = APPS["page"]
+EXPLORE_ROUTE = APPS["model-explorer"]  # Model Explorer views (homl_edge.graph): same registry, same sandbox
 CSP = ("sandbox allow-scripts allow-downloads; default-src 'self' blob: data:; "
        "script-src 'self' 'unsafe-eval' 'wasm-unsafe-eval' blob:; style-src 'self' 'unsafe-inline'; "
        "frame-ancestors 'self'")

@@ -107,6 +107,14 @@ def is_functional(model) -> bool:
     return bool(getattr(model, "_is_graph_network", False)) or isinstance(model, k.Sequential)
 
 
+def require_functional(model, who: str = "TF-MOT can wrap") -> None:
+    """The one refusal of a subclassed model, for the steps that need its layer graph (``who``: TF-MOT's wrappers,
+    the Keras 3 -> tf_keras translation)."""
+    if not is_functional(model):
+        raise HomlEdgeError(f"{type(model).__name__} is a subclassed model: {who} only Sequential and functional "
+                            "models; rebuild it with keras.Sequential or the functional API")
+
+
 def layer_kinds(model) -> set:
     """Class names of every layer, nested ones (Bidirectional's) included."""
     kinds = set()
@@ -172,9 +180,7 @@ def to_legacy(model, *, batch_size: int | None = None, check: bool = True):
     kind = flavour(model)
     if kind == "keras2" and batch_size is None:
         return model
-    if not is_functional(model):
-        raise HomlEdgeError(f"{type(model).__name__} is a subclassed model: homl-edge can translate only Sequential "
-                            "and functional models; rebuild it with keras.Sequential or the functional API")
+    require_functional(model, "homl-edge can translate")
     k2 = legacy()
     if kind == "keras2":
         cfg = model.get_config()
@@ -620,29 +626,15 @@ def _refuse_code(filename: str, configs: list) -> None:
 
 def save_keras(model, path, overwrite: bool = False) -> Path:
     """Save a Keras model (either flavour) to ``.keras``/``.h5`` atomically: a temporary file, then a rename."""
-    import os
-    import tempfile
+    from ._files import atomic_path
 
     out = Path(path).expanduser()
     if out.suffix not in (".keras", ".h5"):
         raise HomlEdgeError(f"{out.name}: a Keras model is saved as a .keras or .h5 file")
-    if out.exists() and not overwrite:
-        raise HomlEdgeError(f"{out} exists already; pass {{overwrite=True}} to replace it", param="overwrite")
-    if not out.parent.is_dir():
-        raise HomlEdgeError(f"the folder {out.parent} does not exist: create it first")
-    if not os.access(out.parent, os.W_OK):
-        raise HomlEdgeError(f"cannot write into {out.parent}: permission denied")
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=out.suffix, dir=out.parent)
-    os.close(fd)
-    os.unlink(tmp)  # Keras refuses to write over an existing file without asking
-    try:
+    with atomic_path(out, overwrite=overwrite, suffix=out.suffix) as tmp:  # Keras picks the format by the suffix
         with _tf.quiet(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            model.save(tmp)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+            model.save(str(tmp))
     return out
 
 

@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from . import _keras, _tf
+from ._files import atomic_write, replace_folder
 from ._widgets import widgets_dir
 from .errors import HomlEdgeError, first_line
-from .lite import LiteModel, atomic_write
+from .lite import LiteModel
 
 TFJS_VERSION = "4.22.0"
 TFJS_QUANTIZE = (None, "float16", "uint8", "uint16")
@@ -31,7 +32,7 @@ class TfjsExport:
     quantize: str | None
     files: dict = field(default_factory=dict)
     page: bool = False
-    served: str | None = None  # the page's path below the Jupyter server's base URL (browser.register_page)
+    served: str | None = None  # the page's path below the Jupyter server's base URL (set when a notebook shows it)
 
     @property
     def weights_bytes(self) -> int:
@@ -52,13 +53,10 @@ class TfjsExport:
         p = self.path / "preview.png"
         return p if p.is_file() else None
 
-    def _repr_html_(self):
-        """In Jupyter: the live page in an IFrame, served by the notebook's own server (its /files/ handler, same
-        origin, so the service worker and model.json load on localhost and on Binder alike). Saved, or shown
-        where no server runs (GitHub, nbviewer): the screenshot taken at export, or a note."""
+    def _html_parts(self) -> tuple[str, str]:
+        """A heading line, and the file table (no page) or the page's screenshot taken at export (or a note)."""
         import base64
         import html as html_mod
-        import uuid
 
         from .report import Table
 
@@ -66,28 +64,17 @@ class TfjsExport:
         head = (f"<p>TF.js export in <code>{html_mod.escape(str(self.path))}</code> "
                 f"({self.quantize or 'float32'} weights, {self.weights_bytes:,} bytes)</p>")
         if not self.page:
-            return head + Table(rows)._repr_html_()
+            return head, Table(rows)._repr_html_()
         if self.preview is not None:
             data = base64.b64encode(self.preview.read_bytes()).decode()
-            still = (f"<img src='data:image/png;base64,{data}' alt='the exported page' "
-                     "style='max-width:720px;border:1px solid #d0d7de'>")
-        else:
-            still = "<p><i>the live page appears here when this notebook runs in Jupyter</i></p>"
-        if self.served is None:
-            return head + still
-        box = f"homl-edge-page-{uuid.uuid4().hex[:12]}"
-        script = (
-            "<script>(function () {"
-            f"var box = document.getElementById('{box}'); var cfg = document.getElementById('jupyter-config-data');"
-            "if (!box || !cfg) { return; }"
-            "var base = (JSON.parse(cfg.textContent).baseUrl || '/');"
-            "var frame = document.createElement('iframe'); frame.className = 'homl-edge-frame';"
-            "frame.setAttribute('sandbox', 'allow-scripts allow-downloads');"
-            f"frame.src = base + {json.dumps(self.served)};"
-            "frame.style.width = '100%'; frame.style.height = '680px'; frame.style.border = '1px solid #d0d7de';"
-            "frame.title = 'the exported page'; box.replaceChildren(frame);"
-            "})();</script>")
-        return head + f"<div id='{box}' class='homl-edge-page'>{still}</div>" + script
+            return head, (f"<img src='data:image/png;base64,{data}' alt='the exported page' "
+                          "style='max-width:720px;border:1px solid #d0d7de'>")
+        return head, "<p><i>the live page appears here when this notebook runs in Jupyter</i></p>"
+
+    def _repr_html_(self):
+        """What a saved notebook shows (GitHub, nbviewer): the files, or the screenshot taken at export (or a note).
+        In a running notebook the faces show the live page instead (homl_edge/_display.py)."""
+        return "".join(self._html_parts())
 
     def __repr__(self):
         return (f"<TfjsExport {self.path} ({self.quantize or 'float32'} weights, {self.weights_bytes:,} bytes; "
@@ -127,7 +114,8 @@ def export_tfjs(model, out_dir, quantize: str | None = None, page: bool = False,
     download it (``downloads://``); :func:`load_tfjs` brings such a download back to Keras. Nothing is uploaded.
     The folder is written next to its final place and renamed at the end: an error leaves nothing half-written.
     In a notebook the result shows the live page in an IFrame served by the notebook's own Jupyter server, which
-    the export registers (:func:`homl_edge.browser.register_page`: no marker file in the folder);
+    the notebook registers when it first shows the result (:func:`homl_edge.browser.register_page`: no marker file
+    in the folder; the faces do it, homl_edge/_display.py);
     ``screenshot=True`` (needs a Chromium and a local ``tfjs_url``) saves ``preview.png``, which a saved notebook
     (GitHub, nbviewer) shows instead of a frame that has no server behind it.
     """
@@ -163,7 +151,7 @@ def export_tfjs(model, out_dir, quantize: str | None = None, page: bool = False,
         if page:
             _write_page(model, tmp, quantize, tfjs_url, title, labels, samples, trainable)
         _write_manifest(tmp)
-        _replace_folder(tmp, out.resolve())
+        replace_folder(tmp, out.resolve())
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -171,7 +159,7 @@ def export_tfjs(model, out_dir, quantize: str | None = None, page: bool = False,
         _screenshot(out, samples)
         _write_manifest(out)  # preview.png is the export's too
     files = {str(p.relative_to(out)): p.stat().st_size for p in sorted(out.rglob("*")) if p.is_file()}
-    return TfjsExport(path=out, quantize=quantize, files=files, page=page, served=_serve_in_jupyter(out, page))
+    return TfjsExport(path=out, quantize=quantize, files=files, page=page)
 
 
 EXPORT_MANIFEST = ".homl-edge-export.json"  # what an export wrote: all that overwrite=True may ever replace
@@ -231,30 +219,6 @@ def _legacy_export(out: Path, entries: set) -> set:
     except (OSError, ValueError):
         return set()
     return {e for e in entries if "/" not in e and _LEGACY_NAMES.fullmatch(e)}
-
-
-def _replace_folder(new: Path, out: Path) -> None:
-    """Put the finished folder ``new`` in place of ``out``: the old one is moved aside first and deleted only once
-    the new one is in place (put back if that fails)."""
-    if not out.exists():
-        os.replace(new, out)
-        return
-    aside = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-    os.replace(out, aside / "old")
-    try:
-        os.replace(new, out)
-    except BaseException:
-        os.replace(aside / "old", out)
-        shutil.rmtree(aside, ignore_errors=True)
-        raise
-    shutil.rmtree(aside, ignore_errors=True)
-
-
-def _serve_in_jupyter(out: Path, page: bool) -> str | None:
-    """Register the page with the Jupyter server of this kernel, if one runs (its path below the base URL)."""
-    from .browser import jupyter_server_running, register_page
-
-    return register_page(out) if page and jupyter_server_running() else None
 
 
 def _screenshot(out: Path, samples) -> None:
@@ -433,11 +397,15 @@ class WebExport:
 
         return pd.DataFrame({"bytes": self.files})
 
+    page = True  # a web page, always (the faces show it live: homl_edge/_display.py)
+
+    def _html_parts(self) -> tuple[str, str]:
+        head, still = TfjsExport(path=self.path, quantize=None, files=self.files, page=True)._html_parts()
+        return head.replace("TF.js export in", "LiteRT.js export in", 1).replace(
+            "(float32 weights, 0 bytes)", f"(model.tflite, {self.model_bytes:,} bytes)", 1), still
+
     def _repr_html_(self):
-        page = TfjsExport(path=self.path, quantize=None, files=self.files, page=True, served=self.served)
-        html = page._repr_html_()
-        return html.replace("TF.js export in", "LiteRT.js export in", 1).replace(
-            "(float32 weights, 0 bytes)", f"(model.tflite, {self.model_bytes:,} bytes)", 1)
+        return "".join(self._html_parts())
 
     def __repr__(self):
         return f"<WebExport {self.path} (model.tflite {self.model_bytes:,} bytes; {len(self.files)} files)>"
@@ -559,16 +527,14 @@ def export_web(model, out_dir, *, samples=None, labels=None, title: str = "homl-
             digest.update(p.read_bytes())
         sw = (src / "sw.js").read_text().replace("CACHE_VERSION", digest.hexdigest()[:12])
         (tmp / "sw.js").write_text(sw.replace("FILES_PLACEHOLDER", json.dumps(cached)))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+        replace_folder(tmp, out.resolve())
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if screenshot:
         _screenshot(out, samples)
     files = {p.relative_to(out).as_posix(): p.stat().st_size for p in sorted(out.rglob("*")) if p.is_file()}
-    return WebExport(path=out, files=files, served=_serve_in_jupyter(out, True), batch_fixed=batch_fixed)
+    return WebExport(path=out, files=files, batch_fixed=batch_fixed)
 
 
 def _batch_one(lite: LiteModel) -> tuple[LiteModel, bool]:

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from . import _sandbox
+from ._files import atomic_write
 from .errors import HomlEdgeError, InvalidModelFileError, first_line
 
 _INT_TYPES = (np.int8, np.uint8, np.int16)
@@ -1068,37 +1069,6 @@ def dequantize_array(q, detail) -> np.ndarray:
         if scale:
             return ((q.astype(np.float32) - zp) * scale).astype(np.float32)
     return np.asarray(q, dtype=np.float32)
-
-
-def atomic_write(path, data: bytes, overwrite: bool = False) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename: all or nothing."""
-    p = Path(path).expanduser()
-    if p.is_dir():
-        raise HomlEdgeError(f"{p} is a folder; give a file name such as {p / 'model.tflite'}")
-    if p.exists() and not overwrite:
-        raise HomlEdgeError(f"{p} exists already; pass {{overwrite=True}} to replace it", param="overwrite")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.exists():
-        raise HomlEdgeError(f"the folder {parent} does not exist: create it first")
-    if not os.access(parent, os.W_OK):
-        raise HomlEdgeError(f"cannot write into {parent}: permission denied")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=parent)
-    except OSError as e:
-        raise HomlEdgeError(f"cannot write into {parent}: {e.strerror or e}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return p
 
 
 def _shape_str(shape) -> str:

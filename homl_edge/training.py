@@ -4,6 +4,7 @@ build on it; each takes a Keras model of either flavour and hands back the same 
 """
 from __future__ import annotations
 
+import contextlib
 import re
 
 import numpy as np
@@ -19,9 +20,8 @@ def prepare(model, what: str = "model"):
     if isinstance(model, _keras.SavedModelSource):
         raise HomlEdgeError(f"{model.name} is an inference-only SavedModel (no Keras layers): training needs the "
                             "Keras model; load its .keras file instead")
-    if _keras.flavour(model) is not None and not _keras.is_functional(model):
-        raise HomlEdgeError(f"{type(model).__name__} is a subclassed model: TF-MOT can only wrap Sequential and "
-                            "functional models; rebuild it with keras.Sequential or the functional API")
+    if _keras.flavour(model) is not None:
+        _keras.require_functional(model)
     _keras.check_model(model, what)
     return _keras.to_legacy(model)
 
@@ -29,9 +29,7 @@ def prepare(model, what: str = "model"):
 # ----------------------------------------------------------------------------------------------- common parts
 def clone(model):
     """A copy of a Sequential or functional model with the same weights (the original stays untouched)."""
-    if not _keras.is_functional(model):
-        raise HomlEdgeError(f"{type(model).__name__} is a subclassed model: TF-MOT can only wrap Sequential and "
-                            "functional models; rebuild it with keras.Sequential or the functional API")
+    _keras.require_functional(model)
     k = _keras.legacy()
     scope = custom_scope()
     with scope:
@@ -233,7 +231,7 @@ def compile_like(model, original, y=None, learning_rate: float = 1e-3, strategy=
     """Compile ``model`` with the original's loss (or one guessed from the labels), Adam and accuracy."""
     k = _keras.legacy()
     loss, metrics = loss_and_metrics(original, y)
-    scope = strategy.scope() if strategy is not None else _nullcontext()
+    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
     with scope:
         model.compile(optimizer=k.optimizers.Adam(learning_rate), loss=loss, metrics=metrics)
     return model
@@ -254,14 +252,6 @@ class _quiet_tf_logs:
     def __exit__(self, *exc):
         for lg, level in zip(self._loggers, self._levels):
             lg.setLevel(level)
-        return False
-
-
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
         return False
 
 

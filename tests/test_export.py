@@ -108,6 +108,34 @@ def test_drawing_on_the_pad_gives_a_prediction(flavour, trained, lite_f32, tmp_p
     assert max(small) > 150 and min(small) == 0  # the stroke reached the 8x8 input, the background stayed black
 
 
+def test_a_notebook_shows_the_live_page_a_saved_one_the_still(tmp_path, monkeypatch):
+    """The core's HTML is what a saved notebook can show (no script); the face (homl_edge/_display.py, installed in
+    IPython's HTML formatter by `import homl_edge`) adds the live frame at the page's registered path."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from homl_edge import _display
+    from homl_edge.export import TfjsExport, WebExport
+
+    served = "homl-edge/page/" + "0" * 32 + "/index.html"
+    page = TfjsExport(path=tmp_path, quantize="uint8", files={"group1-shard1of1.bin": 1234}, page=True, served=served)
+    web = WebExport(path=tmp_path, files={"model.tflite": 4321}, served=served)
+    bare = TfjsExport(path=tmp_path, quantize=None, files={"model.json": 10, "group1-shard1of1.bin": 99})
+    for export in (page, web, bare):
+        assert "<script" not in export._repr_html_()
+    assert "the live page appears here" in page._repr_html_() and "4,321 bytes" in web._repr_html_()
+    shell = InteractiveShell.instance()
+    assert _display.install(shell)
+    html = shell.display_formatter.formatters["text/html"]
+    for export in (page, web):
+        live = html(export)
+        assert "iframe" in live and json.dumps(served) in live and "homl-edge-frame" in live
+        assert live.startswith(export._html_parts()[0])  # the heading stays above the frame
+    assert "<script" not in html(bare) and "99 bytes" in html(bare)  # no page: the file table only
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "no-server"))  # no Jupyter server runs there
+    unserved = TfjsExport(path=tmp_path, quantize=None, files={}, page=True)  # so: the still
+    assert "<script" not in html(unserved) and unserved.served is None
+
+
 def test_tfjs_export_refuses_to_clobber(trained, tmp_path):
     target = tmp_path / "web"
     target.mkdir()

@@ -53,6 +53,22 @@ def test_save_is_atomic_and_refuses_to_overwrite(lite_f32, lite_int8io, tmp_path
     assert [f.name for f in tmp_path.iterdir()] == ["m.tflite"]  # no temporary files left behind
 
 
+def test_save_keras_uses_the_same_atomic_write(trained, tmp_path):
+    from homl_edge._files import atomic_path
+
+    p = he.save_keras(trained, tmp_path / "m.keras")
+    before = sha(p)
+    with pytest.raises(he.HomlEdgeError, match="exists already"):
+        he.save_keras(trained, p)
+    assert sha(p) == before
+    with pytest.raises(RuntimeError, match="half-written"):  # a writer that fails leaves neither file nor temp
+        with atomic_path(tmp_path / "x.tflite") as tmp:
+            tmp.write_bytes(b"TFL3")
+            raise RuntimeError("half-written")
+    assert [f.name for f in tmp_path.iterdir()] == ["m.keras"]
+    assert he.load_keras(p).count_params() == trained.count_params()
+
+
 def test_save_into_a_folder_that_refuses_files(lite_f32, tmp_path):
     # /proc/1 refuses new files even to root; a 0500 folder covers ordinary users
     targets = [Path("/proc/1/m.tflite")]

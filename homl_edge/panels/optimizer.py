@@ -10,7 +10,7 @@ import numpy as np
 from .. import pipeline, quantization, report
 from ..plots import figure_png, plot_tradeoff
 from ..errors import HomlEdgeError
-from ..lite import atomic_write
+from .._files import atomic_write
 from ._static import StaticFallback, png_img
 from .explorer import TradeoffExplorer
 
