@@ -66,6 +66,8 @@ def test_choices_are_the_cores_constants():
     ("quantize", "pass {safe_mode=False}; {a: 1} and {other=2} are no parameters", "safe_mode",
      "pass safe_mode=False; {a: 1} and {other=2} are", "pass --unsafe; {a: 1} and {other=2} are",
      "pass safe_mode=False; {a: 1} and {other=2} are"),
+    ("micro", "did not fit a 1,024-byte arena; pass a larger {arena_size}", "arena_size", "pass a larger arena",
+     "pass a larger --arena", "pass a larger arena_size"),
 ])
 def test_core_errors_name_each_faces_option(command, message, param, magic, cli_words, python):
     e = HomlEdgeError(message, param=param)
@@ -119,3 +121,19 @@ def test_every_magic_returns_its_result_or_binds_it(trained, lite_f32, digits):
         ip.run_line_magic("compare", "f32 --eval xt yt -o 1x")
     with pytest.raises(UsageError, match="is not a LiteModel: convert it first"):
         ip.run_line_magic("micro", "xt --eval xt yt")
+
+
+def test_a_real_core_error_in_each_faces_words(trained, tmp_path, capsys):
+    from IPython.core.interactiveshell import InteractiveShell
+
+    trained.save(tmp_path / "m.keras")
+    assert cli.main(["quantize", str(tmp_path / "m.keras"), "--mode", "int8", "-o", str(tmp_path / "q.tflite")]) == 2
+    err = capsys.readouterr().err
+    assert "needs calibration data: pass --calib NPY (a few" in err and "data=" not in err, err
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "homl_edge")
+    ip.user_ns["m"] = trained
+    with pytest.raises(UsageError, match=r"needs calibration data: pass --data x_train\[:200\] \(a few"):
+        ip.run_line_magic("quantize", "m --mode int8")
+    with pytest.raises(HomlEdgeError, match=r"pass data=x_train\[:200\] \(a few"):
+        he.quantize(trained, "int8")
