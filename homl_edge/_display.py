@@ -1,5 +1,5 @@
-"""How a notebook shows a web export (a face): the live page in an IFrame, served by the notebook's own Jupyter
-server, on localhost and on Binder alike.
+"""How a notebook shows a web export or a Model Explorer view (a face): the live page in an IFrame, served by the
+notebook's own Jupyter server, on localhost and on Binder alike.
 
 The core's :class:`~homl_edge.export.TfjsExport` and :class:`~homl_edge.export.WebExport` show what a saved notebook
 can (the files, or the screenshot taken at export). Here, in a running kernel: the page is registered with the
@@ -53,6 +53,21 @@ def live_page_html(export) -> str:
     return live_frame(head, still, export.served)
 
 
+def live_explore_html(view) -> str:
+    """A :func:`homl_edge.explore` view in a notebook: its still, replaced by Model Explorer in a frame."""
+    head, still = view._html_parts()
+    if view.served is None:
+        from .browser import jupyter_server_running, register_page
+        from .graph import url_data
+
+        if jupyter_server_running():
+            view.served = register_page(view.folder, app="model-explorer") + "?data=" + url_data(view)
+    if view.served is None:
+        return head + still
+    return live_frame(head, still, view.served, title="Model Explorer", height=720, frame_class="homl-edge-explore",
+                      box_class="homl-edge-explore-box")
+
+
 def install(ipython=None) -> bool:
     """Show web exports live in this IPython (a Jupyter kernel): registered with its HTML formatter by name, so that
     nothing of the core is imported before an export exists. False outside IPython."""
@@ -67,4 +82,5 @@ def install(ipython=None) -> bool:
         return False
     for name in _EXPORTS:
         formatters["text/html"].for_type_by_name("homl_edge.export", name, live_page_html)
+    formatters["text/html"].for_type_by_name("homl_edge.graph", "Exploration", live_explore_html)
     return True

@@ -394,28 +394,17 @@ class Exploration:
         path.write_text(self.svg)
         return path
 
-    def _repr_html_(self):
-        import uuid
-
+    def _html_parts(self) -> tuple[str, str]:
+        """What a saved notebook shows: a line, and the still (the live view replaces the still in a kernel that a
+        Jupyter server runs: homl_edge/_display.py)."""
         still = (f"<img src='data:image/svg+xml;base64,{base64.b64encode(self.svg.encode()).decode()}' "
                  f"alt='the graph of {html_mod.escape(self.name)}' style='max-width:720px'>")
         head = (f"<p>Model Explorer: <code>{html_mod.escape(self.name)}</code>, {len(self.ops)} ops"
                 + (f", overlays {', '.join(self.overlays)}" if self.overlays else "") + "</p>")
-        if self.served is None:
-            return head + still
-        box = f"homl-edge-explore-{uuid.uuid4().hex[:12]}"
-        script = (
-            "<script>(function () {"
-            f"var box = document.getElementById('{box}'); var cfg = document.getElementById('jupyter-config-data');"
-            "if (!box || !cfg) { return; }"
-            "var base = (JSON.parse(cfg.textContent).baseUrl || '/');"
-            "var frame = document.createElement('iframe'); frame.className = 'homl-edge-explore';"
-            "frame.setAttribute('sandbox', 'allow-scripts allow-downloads');"
-            f"frame.src = base + {json.dumps(self.served)};"
-            "frame.style.width = '100%'; frame.style.height = '720px'; frame.style.border = '1px solid #d0d7de';"
-            "frame.title = 'Model Explorer'; box.replaceChildren(frame);"
-            "})();</script>")
-        return head + f"<div id='{box}' class='homl-edge-explore-box'>{still}</div>" + script
+        return head, still
+
+    def _repr_html_(self):
+        return "".join(self._html_parts())
 
     def __repr__(self):
         return (f"<Exploration {self.name}: {len(self.ops)} ops, overlays {list(self.overlays) or 'none'}"
@@ -489,11 +478,10 @@ def explore(lite, overlay=None, *, model=None, data=None, folder=None, name: str
     (multiply-accumulates per sample); or a result: a :func:`quantization_error` or :func:`sparsity_report` table,
     an :func:`autoquantize` result (its recipe as bits), a ``{layer name or node id: number}`` dict; or a list of
     these (one overlay each). In a notebook the result shows the live view, served by the notebook's own Jupyter
-    server; a saved notebook keeps a still (:attr:`Exploration.svg`). The files go to ``folder`` (a new temporary
+    server (registered at its first display: homl_edge/_display.py); a saved notebook keeps a still
+    (:attr:`Exploration.svg`). The files go to ``folder`` (a new temporary
     folder by default).
     """
-    from .browser import jupyter_server_running, register_page
-
     lite = _as_lite(lite)
     graph = graph_json(lite)
     ops = op_nodes(graph)
@@ -515,11 +503,8 @@ def explore(lite, overlay=None, *, model=None, data=None, folder=None, name: str
     from ._widgets import widget_file
 
     (out / "storage.js").write_bytes(widget_file("explore/storage.js").read_bytes())
-    ex = Exploration(name=title, graph=graph, ops=ops, overlays=overlays, folder=out, notes=notes)
-    if jupyter_server_running():
-        _check_web_app()
-        ex.served = register_page(out, app="model-explorer") + "?data=" + url_data(ex)
-    return ex
+    _check_web_app()  # refused now, in one line, rather than a blank view later
+    return Exploration(name=title, graph=graph, ops=ops, overlays=overlays, folder=out, notes=notes)
 
 
 def url_data(ex: Exploration) -> str:

@@ -97,17 +97,22 @@ def test_an_autoquantize_recipe_is_drawn_as_bits(trained, digits):
         assert ex.overlays["bits"][node] == bits[precision], (layer, precision)
 
 
-def test_still_lists_every_op_with_its_value(int8):
+def test_still_lists_every_op_with_its_value(int8, tmp_path, monkeypatch):
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path))  # no Jupyter server runs for this process
     ex = he.explore(int8, overlay="macs")
     root = ET.fromstring(ex.svg)  # well-formed SVG
     text = " ".join(t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}text"))
     for op in ex.ops:
         assert op["op"] in text
     assert "147.5 k" in text and "10.4 k" in text
-    html = ex._repr_html_()
-    assert "data:image/svg+xml;base64," in html
+    html = ex._repr_html_()  # what a saved notebook keeps: the still, no script
+    assert "data:image/svg+xml;base64," in html and "<script" not in html
+    from homl_edge import _display
+
+    assert _display.live_explore_html(ex) == html  # no Jupyter server here: nothing registered, the still
     ex.served = "homl-edge/explore/" + "0" * 32 + "/?data=x"
-    assert "iframe" in ex._repr_html_() and json.dumps(ex.served) in ex._repr_html_()
+    live = _display.live_explore_html(ex)  # in a kernel of a Jupyter server: the frame replaces the still
+    assert "iframe" in live and json.dumps(ex.served) in live and "homl-edge-explore" in live
 
 
 def test_the_extension_serves_the_app_and_the_registered_files(int8, tmp_path):
