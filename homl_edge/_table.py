@@ -8,6 +8,8 @@ import html
 import numpy as np
 import pandas as pd
 
+from .lite import format_ms
+
 
 class Table(pd.DataFrame):
     """A pandas DataFrame that shows itself with units: sizes in KB/MB, ratios with an "x", fractions as %.
@@ -28,14 +30,27 @@ class Table(pd.DataFrame):
         frame = pd.DataFrame(self)
         if frame.index.name is not None or not isinstance(frame.index, pd.RangeIndex):
             frame = frame.reset_index()
-        head = "".join(f"<th>{html.escape(str(c).replace('_', ' '))}</th>" for c in frame.columns)
+        head = "".join(f"<th>{html.escape(header(c))}</th>" for c in frame.columns)
         body = []
         for _, row in frame.iterrows():
             cells = "".join(f"<td style='text-align:{'left' if isinstance(v, str) else 'right'}'>"
                             f"{html.escape(format_value(c, v))}</td>" for c, v in row.items())
             body.append(f"<tr>{cells}</tr>")
-        return (f"<table class='homl-edge-table'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}"
-                "</tbody></table>")
+        # headers on one line each: a narrow output (a panel's tab) wrapped them word by word
+        return (f"<table class='homl-edge-table'><thead style='white-space:nowrap'><tr>{head}</tr></thead>"
+                f"<tbody>{''.join(body)}</tbody></table>")
+
+
+def header(column) -> str:
+    """A column's heading: its name with spaces; a latency's unit left to its cells ("latency median", "20.3 µs")."""
+    c = str(column)
+    if _is_ms(c):
+        c = "time_per_" + c[len("ms_per_"):] if c.startswith("ms_per_") else c[:-len("_ms")]
+    return c.replace("_", " ")
+
+
+def _is_ms(c: str) -> bool:
+    return c.endswith("_ms") or c.startswith("ms_per_")
 
 
 _PERCENT = ("accuracy", "drop", "sparsity", "agreement", "identical", "accuracy_delta", "_%")
@@ -61,8 +76,8 @@ def format_value(column: str, v) -> str:
         return f"{100 * f:+.2f} pt" if c.endswith("delta") or c == "drop" else f"{100 * f:.2f}%"
     if any(c.endswith(p) for p in _RATIO):
         return f"{f:.2f}x"
-    if c.endswith("_ms"):
-        return f"{f * 1e3:.3g} µs" if abs(f) < 1 else f"{f:.3g} ms"
+    if _is_ms(c):
+        return format_ms(f)
     if c.endswith("_db"):
         return f"{f:.1f} dB"
     if float(f).is_integer():

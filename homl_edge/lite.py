@@ -692,7 +692,8 @@ class _Prepared(list):
 
 
 def format_ms(ms: float) -> str:
-    """A latency for people: microseconds below 1 ms, milliseconds above."""
+    """A latency for people: microseconds below 1 ms ("20.3 µs", not "0.0203 ms"), milliseconds above (every table,
+    repr and plot legend spells a latency with it)."""
     ms = float(ms)
     return f"{ms * 1e3:.3g} µs" if abs(ms) < 1 else f"{ms:.3g} ms"
 

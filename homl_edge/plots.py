@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .lite import format_ms
 from .precision import SNR_ADVICE_DB, pareto_front
 
 
@@ -29,19 +30,33 @@ def plot_tradeoff(table, ax=None, x: str = "size_bytes", y: str = "accuracy", an
     colors = [f"C{i % 10}" for i in range(len(table))]
     for i, (name, row) in enumerate(table.iterrows()):
         ax.scatter([xs[i]], [ys[i]], s=sizes[i], alpha=0.75, color=colors[i],
-                   label=f"{name} ({row['latency_median_ms']:.3g} ms)")
+                   label=f"{name} ({format_ms(row['latency_median_ms'])})")
     if annotate and len(table) <= 4 and _far_apart(ax, xs, ys):
         for i, name in enumerate(table.index):
             ax.annotate(str(name), (xs[i], ys[i]), textcoords="offset points", xytext=(6, 4), fontsize=8)
     else:
         ax.legend(fontsize=8, loc="best", title="variant (median latency)", title_fontsize=8)
     ax.set_xscale("log")
-    ax.set_xlabel(f"{'gzip size' if x == 'gzip_bytes' else 'file size'} (KiB, log scale)")
+    kib_axis(ax.xaxis)
+    ax.set_xlabel(f"{'gzip size' if x == 'gzip_bytes' else 'file size'} (log scale)")
     ax.set_ylabel("accuracy (%)")
     ax.set_title("size vs accuracy (marker area: latency)")
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def kib_axis(axis) -> None:
+    """Label a log axis of KiB values as sizes ("150 KiB", "1,000 KiB"), not as powers ("2x10^2"): the decades
+    always, the ticks between them where matplotlib would label them (an axis spanning about a decade or less)."""
+    from matplotlib.ticker import LogFormatter
+
+    class KiB(LogFormatter):
+        def _num_to_string(self, x, vmin, vmax):
+            return f"{x:,.0f} KiB" if x >= 10 else f"{x:.2g} KiB"
+
+    axis.set_major_formatter(KiB(labelOnlyBase=False))
+    axis.set_minor_formatter(KiB(labelOnlyBase=False, minor_thresholds=(1, 0.4)))
 
 
 def _far_apart(ax, xs, ys) -> bool:

@@ -169,9 +169,31 @@ def _drive(page, url):
                                ".textContent.startsWith('int8:')")
         page.locator(".he-tradeoff .he-point[data-name='int8'] circle").click()
         page.wait_for_selector(".he-tradeoff .he-selected[data-name='int8']", state="attached")
+        # tick values on both axes (the panel's own explorer has no points yet: these are the cell's)
+        ticks = page.evaluate("() => ['x', 'y'].map((a) => Array.from("
+                              "document.querySelectorAll(`.he-tradeoff .he-tick-${a} text`)).map((t) => {"
+                              "const r = t.getBoundingClientRect();"
+                              "return [r[a], a === 'x' ? r.width : r.height, t.textContent]; }))")
+        for axis, shown in zip("xy", ticks):
+            values = [float(text.replace(",", "")) for _, _, text in shown]
+            assert len(values) >= 2, (axis, shown)
+            order = sorted(range(len(shown)), key=lambda i: shown[i][0])  # left to right, top to bottom
+            assert [values[i] for i in order] == sorted(values, reverse=axis == "y"), (axis, shown)
+            assert all(shown[i][0] + shown[i][1] <= shown[j][0] for i, j in zip(order, order[1:])), (axis, shown)
         # the panel's Run button runs quantize in the kernel and fills the table
         run_button.scroll_into_view_if_needed()
         run_button.click()
         page.wait_for_function("Array.from(document.querySelectorAll('.widget-html-content'))"
                                ".some(e => e.textContent.includes('quantize int8'))")
+        # the panel's table: each header on one line (its tab is narrow: they wrapped word by word)
+        page.wait_for_selector(".widget-html-content table.homl-edge-table", state="attached")
+        lines = page.evaluate("() => Array.from(document.querySelector('.widget-html-content table.homl-edge-table')"
+                              ".querySelectorAll('th')).filter((th) => th.textContent).map((th) => {"
+                              "const r = document.createRange(); r.selectNodeContents(th);"
+                              "return [th.textContent, r.getClientRects().length]; })")
+        assert len(lines) >= 5 and all(n == 1 for _, n in lines), lines
+        scroll = page.evaluate("() => { const t = document.querySelector('.widget-html-content table.homl-edge-table');"
+                               "const w = t.closest('.widget-html'); return [getComputedStyle(w).overflowX, "
+                               "w.scrollWidth + 1 >= t.getBoundingClientRect().width]; }")
+        assert scroll == ["auto", True], scroll  # one line per header makes it wide: it scrolls, nothing is cut off
         return page.locator(".jp-OutputArea-output table").first.inner_text()

@@ -106,7 +106,7 @@ def test_cache_dir(monkeypatch, tmp_path):
     ("sparsity", 0.8, "80.00%"), ("identical", 0.5, "50.00%"),
     ("accuracy_delta", -0.0123, "-1.23 pt"), ("drop", 0.02, "+2.00 pt"), ("accuracy_delta", 0.0, "+0.00 pt"),
     ("size_ratio", 3.8234, "3.82x"), ("speedup", 0.5, "0.50x"), ("latency_median_ms", 0.012345, "12.3 µs"), ("latency_median_ms", 1.0, "1 ms"),
-    ("latency_p90_ms", 123.456, "123 ms"), ("snr_db", 41.26, "41.3 dB"),
+    ("latency_p90_ms", 123.456, "123 ms"), ("snr_db", 41.26, "41.3 dB"), ("ms_per_sample", 0.0203, "20.3 µs"),
     ("params", 1234567, "1,234,567"), ("params", 12.0, "12"), ("score", 0.123456, "0.1235"),
     ("note", "kept", "kept"), ("fits", True, "True"), ("fits", np.bool_(False), "False"), ("note", None, ""),
     ("speedup", float("inf"), "inf"), ("speedup", float("-inf"), "-inf"), ("speedup", float("nan"), ""),
@@ -120,7 +120,8 @@ def test_table_html_has_units_and_no_empty_header_row():
     t = report.Table({"layer": ["conv", "dense_1"], "size_bytes": [2048, 10], "sparsity": [0.5, 0.0],
                       "note": ["a<b", ""]}).set_index("layer")
     html = t._repr_html_()
-    assert html.startswith("<table class='homl-edge-table'><thead><tr><th>layer</th><th>size bytes</th>")
+    assert html.startswith("<table class='homl-edge-table'><thead style='white-space:nowrap'><tr><th>layer</th>"
+                           "<th>size bytes</th>")  # headers on one line: a panel's narrow tab wrapped them word by word
     assert html.count("<tr>") == 3 and "<th></th>" not in html
     assert "<td style='text-align:right'>2.0 KB</td>" in html and "<td style='text-align:right'>50.00%</td>" in html
     assert "<td style='text-align:left'>a&lt;b</td>" in html and "<td style='text-align:left'>dense_1</td>" in html
@@ -348,13 +349,22 @@ def test_mutation_pins(monkeypatch, tmp_path):
 def test_table_html_exactly():
     t = report.Table({"a": [1, 2], "note": ["x", "y"]})
     assert t._repr_html_() == (
-        "<table class='homl-edge-table'><thead><tr><th>a</th><th>note</th></tr></thead><tbody>"
+        "<table class='homl-edge-table'><thead style='white-space:nowrap'><tr><th>a</th><th>note</th></tr></thead>"
+        "<tbody>"
         "<tr><td style='text-align:right'>1</td><td style='text-align:left'>x</td></tr>"
         "<tr><td style='text-align:right'>2</td><td style='text-align:left'>y</td></tr></tbody></table>")
     named = report.Table({"a": [1]})
     named.index.name = "row"  # a named RangeIndex is shown; so is an unnamed index of labels
     assert "<th>row</th>" in named._repr_html_()
     assert "<th>index</th>" in report.Table({"a": [1]}, index=["k"])._repr_html_()
+    # a latency's unit is in its cells ("20.3 µs"), not also in its heading; the numbers stay as they are
+    from homl_edge._table import header
+
+    t = report.Table({"latency_median_ms": [0.0203], "ms_per_sample": [2.5], "step_ms": [1.0]})
+    assert [header(c) for c in t.columns] == ["latency median", "time per sample", "step"]
+    html = t._repr_html_()
+    assert "<th>latency median</th>" in html and "<td style='text-align:right'>20.3 µs</td>" in html
+    assert t.latency_median_ms.iloc[0] == 0.0203
 
 
 # --------------------------------------------------------------------- TFLM set-up code and TF_CONFIG (pure parts)

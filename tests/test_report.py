@@ -1,4 +1,6 @@
 """compare() and plot_tradeoff()."""
+import re
+
 import numpy as np
 import pytest
 
@@ -29,6 +31,13 @@ def test_plot_tradeoff(trained, digits, lite_f32, lite_int8io, artifacts):
     ax = fig.axes[0]
     assert ax.get_xscale() == "log" and "accuracy" in ax.get_ylabel()
     assert len(ax.texts) == 2
+    fig.canvas.draw()  # tick labels are made at drawing time
+    lo, hi = ax.get_xlim()
+    shown = [(t.get_position()[0], t.get_text()) for t in ax.get_xticklabels() + ax.get_xticklabels(minor=True)
+             if t.get_text() and lo <= t.get_position()[0] <= hi]
+    # sizes in KiB on the log axis ("40 KiB", "100 KiB"), each at its own value; not powers of ten ("2x10^2" before)
+    assert len(shown) >= 2, (lo, hi, shown)
+    assert all(re.fullmatch(r"[\d,.]+ KiB", s) and float(s.split()[0].replace(",", "")) == x for x, s in shown), shown
     fig.savefig(artifacts / "tradeoff.png")
 
 

@@ -11,6 +11,7 @@ from .. import pipeline, quantization, report
 from ..plots import figure_png, plot_tradeoff
 from ..errors import HomlEdgeError
 from .._files import atomic_write
+from ..lite import format_ms
 from ._static import StaticFallback, png_img
 from .explorer import TradeoffExplorer
 
@@ -39,7 +40,8 @@ class OptimizerPanel(StaticFallback, W.VBox):
         self.progress = W.IntProgress(value=0, min=0, max=3, description="idle")
         self.status = W.HTML()
         self.training_log = W.Output()  # the training progress bars (tqdm) of a run started with the button land here
-        self.table_out = W.HTML("<i>press Run: every result is measured and listed here</i>")
+        self.table_out = W.HTML("<i>press Run: every result is measured and listed here</i>",
+                                layout=W.Layout(overflow="auto"))  # a wide table scrolls in its tab, not cut off
         self.plot_out = W.Image(format="png")
         self.folder = W.Text(value="homl-edge-runs", description="save to")
         self.save_button = W.Button(description="Save all", icon="save")
@@ -156,7 +158,7 @@ class OptimizerPanel(StaticFallback, W.VBox):
             return
         r = entry["row"]
         self.status.value = html.escape(f"{entry['name']}: {r['size_bytes']:,} bytes, "
-                                        f"{100 * r['accuracy']:.2f}% accuracy, {r['latency_median_ms']:.3g} ms")
+                                        f"{100 * r['accuracy']:.2f}% accuracy, {format_ms(r['latency_median_ms'])}")
 
     def _save_from_controls(self):
         try:
