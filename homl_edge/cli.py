@@ -216,6 +216,26 @@ def cmd_micro(a):
     print(micro.fits_on(r.flash_bytes, r.arena_bytes).to_frame().to_string(float_format=lambda v: f"{v:.1f}"))
 
 
+def cmd_explore(a):
+    from . import graph
+
+    if a.svg:
+        _check_output(a.svg, (".svg",), a.force, [a.model], what="still")
+    model = _load_model(a.keras, a.unsafe) if a.keras else None
+    data = _load_npy(a.calib, "calibration") if a.calib else None
+    view = graph.explore(a.model, overlay=a.overlay, model=model, data=data, folder=a.folder)
+    import pandas as pd
+
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(view.to_frame().to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    files = sorted(p.name for p in view.folder.glob("node_data_*.json"))
+    print(f"wrote {view.folder}: graphs.json (Model Explorer's graph){', ' + ', '.join(files) if files else ''}")
+    if a.svg:
+        print(f"wrote {view.save_svg(a.svg)}")
+    paths = ",".join(str(view.folder / f) for f in files)
+    print(f"open it: model-explorer {a.model}" + (f" --node_data_paths={paths}" if paths else ""))
+
+
 def cmd_gpu(a):
     from . import gpu
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import _keras, clustering, export, precision, qat, quantization, sparsity
+from . import _keras, clustering, export, graph, precision, qat, quantization, sparsity
 from .errors import HomlEdgeError
 from .lite import LiteModel
 
@@ -335,6 +335,32 @@ COMMANDS = (
             opt("--boards", face="magic", action="store_true",
                 help="also show which boards the model and its arena fit on"),
             _output("bind the report (a MicroRun) to this name"),
+        )),
+    Command(
+        "explore", ("magic", "cli"), accepts="lite",
+        help="a .tflite as a graph for Model Explorer, with MACs, bits, sparsity or quantization error per node",
+        doc="Draw a .tflite in Model Explorer inside the notebook, with homl-edge's results on its nodes (a saved "
+            "notebook keeps a still).\n\nExample: %explore lite --overlay error macs --keras model --data "
+            "x_train[:200] -o view",
+        options=(
+            opt("model", face="magic", help="a LiteModel in your namespace (or a .tflite path)"),
+            opt("model", face="cli", help=".tflite file"),
+            opt("--overlay", nargs="+", choices=list(graph.KINDS),
+                help="per-node values: error (SNR per layer, needs the Keras model and inputs), bits (per weight), "
+                     "sparsity (zero weights), macs (per sample); the first colours the graph"),
+            opt("--keras", face="magic", metavar="MODEL", param="model",
+                help="with --overlay error: the float Keras model the file was converted from"),
+            opt("--data", face="magic", help="with --overlay error: a few inputs, e.g. x_train[:200]"),
+            opt("--keras", face="cli", metavar="KERAS", file=True, param="model",
+                help="with --overlay error: the float .keras/.h5 model the file was converted from"),
+            opt("--calib", face="cli", metavar="NPY", file=True, param="data",
+                help="with --overlay error: a few inputs (.npy)"),
+            opt("--folder", metavar="DIR", help="write the graph and node-data JSON here (default: a new temporary "
+                                                "folder)"),
+            opt("--svg", face="cli", metavar="PATH", help="also write the still (ops coloured by the first overlay)"),
+            opt("--force", face="cli", action="store_true", param="overwrite", help="replace an existing --svg file"),
+            _output("bind the view (an Exploration: .overlays, .to_frame(), .svg) to this name"),
+            _UNSAFE,
         )),
     Command(
         "gpu", ("magic", "cli"),

@@ -308,9 +308,8 @@ def _overlay(spec, lite, ops, model, data) -> tuple[str, dict]:
             return "sparsity", _sparsity(lite, ops)
         if kind in ("error", "snr"):
             if model is None or data is None:
-                raise HomlEdgeError("overlay='error' needs the float Keras model and a few inputs: "
-                                    "he.explore(lite, overlay='error', model=model, data=x[:200])",
-                                    param=("model", "data"))
+                raise HomlEdgeError("overlay 'error' compares the file with its float Keras model: give "
+                                    "{model=model} and a few inputs, {data=x[:200]}", param=("model", "data"))
             from .precision import quantization_error
 
             return _overlay(quantization_error(model, lite, data), lite, ops, None, None)

@@ -199,6 +199,15 @@ class EdgeMagics(Magics):
             plt.close(fig)
         return result
 
+    def _run_explore(self, args):
+        from . import graph
+
+        view = graph.explore(self._model(args.model, "lite"), overlay=args.overlay,
+                             model=self._model(args.keras) if args.keras else None,
+                             data=self._get(args.data, "data") if args.data else None, folder=args.folder)
+        self._show_result(args, view)
+        return view
+
     def _run_micro(self, args):
         from . import micro
 

@@ -83,6 +83,9 @@ MAGIC_ROWS = [
      lambda ns, out, d: ns["r"].lite is not None and ns["r"].recipe is not None),
     ("autoquantize", "model --data calib --eval xt yt --objective latency -o r",
      lambda ns, out, d: ns["r"].objective == "latency" and ns["r"].tried.chosen.sum() == 1 and "float32" in out),
+    ("explore", "io --overlay error bits --keras model --data calib --folder {d}/view -o r",
+     lambda ns, out, d: list(ns["r"].overlays) == ["error", "bits"] and set(ns["r"].overlays["bits"].values()) == {8.0}
+     and min(ns["r"].overlays["error"].values()) > 20 and (d / "view/node_data_1.json").is_file()),
     ("gpu", "-o r", lambda ns, out, d: "no GPU" in out and ns["r"]["gpus"] == []),
     ("gpu", "--growth -o r", lambda ns, out, d: "memory_growth has no effect" in out and ns["r"] is not None),
     ("gpu", "--no-growth -o r", lambda ns, out, d: "no GPU" in str(ns["r"])),
@@ -184,6 +187,12 @@ CLI_ROWS = [
      lambda d, out: "before" in out and "after" in out),
     ("micro", "{d}/io.tflite --data {d}/xt.npy --labels {d}/yt.npy --arena 65536",
      lambda d, out: "accuracy" in out and "smallest tensor arena" in out),
+    ("explore", "{d}/io.tflite --overlay error macs --keras {d}/model.keras --calib {d}/calib.npy --folder {d}/view "
+                "--svg {d}/io.svg",
+     lambda d, out: "node_data_1.json" in out and "model-explorer" in out and (d / "view/graphs.json").is_file()
+     and "error (SNR dB)" in (d / "io.svg").read_text()),
+    ("explore", "{d}/io.tflite --overlay bits --keras {d}/lambda.h5 --unsafe --svg {d}/io.svg --force",
+     lambda d, out: "bits" in (d / "io.svg").read_text() and "bits" in out),
     ("gpu", "", lambda d, out: "no GPU" in out),
 ]
 
