@@ -107,12 +107,18 @@ def test_still_lists_every_op_with_its_value(int8, tmp_path, monkeypatch):
     assert "147.5 k" in text and "10.4 k" in text
     html = ex._repr_html_()  # what a saved notebook keeps: the still, no script
     assert "data:image/svg+xml;base64," in html and "<script" not in html
+    from IPython.core.interactiveshell import InteractiveShell
+
     from homl_edge import _display
 
-    assert _display.live_explore_html(ex) == html  # no Jupyter server here: nothing registered, the still
+    shell = InteractiveShell.instance()
+    assert _display.install(shell)  # what `import homl_edge` does in a kernel
+    formatter = shell.display_formatter.formatters["text/html"]
+    assert formatter(ex) == html and ex.served is None  # no Jupyter server here: nothing registered, the still
     ex.served = "homl-edge/explore/" + "0" * 32 + "/?data=x"
-    live = _display.live_explore_html(ex)  # in a kernel of a Jupyter server: the frame replaces the still
+    live = formatter(ex)  # in a kernel of a Jupyter server: the frame replaces the still
     assert "iframe" in live and json.dumps(ex.served) in live and "homl-edge-explore" in live
+    assert live.startswith(ex._html_parts()[0])
 
 
 def test_the_extension_serves_the_app_and_the_registered_files(int8, tmp_path):
