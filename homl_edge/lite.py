@@ -774,9 +774,19 @@ class _Runner:
         self.inputs = [d["index"] for d in interp.get_input_details()]
         self.interp, self.k = interp, 0
         self._feed()
-        interp.invoke()
+        try:
+            interp.invoke()
+        except RuntimeError as e:
+            raise self._failed(e) from None
         self.cold_ms = (time.perf_counter() - t0) * 1e3
         return self
+
+    def _failed(self, e: RuntimeError) -> HomlEdgeError:
+        """One line instead of LiteRT's traceback, e.g. for a GATHER given ids out of range."""
+        text = " ".join(str(e).split())[:240]
+        return HomlEdgeError(f"LiteRT could not run {self.lite.name} on the inputs it was to be timed on: {text}; "
+                             "pass x=... (a few real inputs that fit the model: a random sample is not one for every "
+                             "model, e.g. token ids for an Embedding)")
 
     def _feed(self):
         group = self.groups[self.k % len(self.groups)]
@@ -788,16 +798,19 @@ class _Runner:
     def run(self, runs: int, warmup: int = 0, min_time_s: float = 0.0) -> np.ndarray:
         """Seconds per invoke; feeding the next input batch is not timed."""
         interp, perf = self.interp, time.perf_counter
-        for _ in range(warmup):
-            self._feed()
-            interp.invoke()
         times = []
-        t_end = perf() + min_time_s
-        while len(times) < runs or perf() < t_end:
-            self._feed()
-            t0 = perf()
-            interp.invoke()
-            times.append(perf() - t0)
+        try:
+            for _ in range(warmup):
+                self._feed()
+                interp.invoke()
+            t_end = perf() + min_time_s
+            while len(times) < runs or perf() < t_end:
+                self._feed()
+                t0 = perf()
+                interp.invoke()
+                times.append(perf() - t0)
+        except RuntimeError as e:
+            raise self._failed(e) from None
         return np.array(times)
 
 

@@ -64,6 +64,23 @@ def test_random_inputs_match_dtype_and_quantization():
     assert np.array_equal(random_inputs([f], 3, seed=1)[0], random_inputs([f], 3, seed=1)[0])
 
 
+def test_benchmark_says_in_one_line_when_its_inputs_do_not_fit_the_model():
+    # token ids into an Embedding: the seeded random normal sample holds negative ids, which LiteRT's GATHER
+    # refuses with a RuntimeError (an int4 file made from a Keras model keeps no samples, so make bench met it)
+    k = he._keras.legacy()
+    k.utils.set_random_seed(0)
+    m = k.Sequential([k.Input((40,)), k.layers.Embedding(20, 4), k.layers.Flatten(),
+                      k.layers.Dense(3, activation="softmax")])
+    lite = he.quantize(m, "float32", cache=False)
+    for call in (lambda: lite.benchmark(runs=3, warmup=0),
+                 lambda: lite.throughput(batch_sizes=(1,), threads=(1,), seconds=0.01)):
+        with pytest.raises(he.HomlEdgeError, match=r"could not run .*GATHER.*pass x=") as e:
+            call()
+        assert "\n" not in str(e.value)
+    ids = np.random.default_rng(0).integers(0, 20, (8, 40)).astype(np.float32)
+    assert lite.benchmark(ids, runs=3, warmup=0)["median_ms"] > 0  # real ids run
+
+
 def test_compare_times_every_tflite_on_real_inputs_in_interleaved_rounds(trained, lite_f32, lite_int8io, digits):
     (_, _), (xt, yt) = digits
     t = he.compare({"float32": lite_f32, "int8": lite_int8io}, xt, yt, runs=30, rounds=2)
