@@ -34,6 +34,7 @@ import json
 import os
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,14 +44,54 @@ from ._tf import quiet
 from .errors import HomlEdgeError, first_line
 from .lite import LiteModel
 
-MODES = ("float32", "dynamic", "float16", "int8", "int8-io", "int16x8", "int4")
+
+@dataclass(frozen=True)
+class Mode:
+    """One quantization mode: what it is called, whether it needs calibration data, which tool makes it (the
+    TFLite ``"converter"`` or the LiteRT ``"quantizer"``), its converter settings, how to check it runs, and its
+    notes. :data:`MODE_TABLE` holds one per mode; every function reads it instead of testing the mode's name."""
+    name: str
+    notes: str
+    aliases: tuple = ()
+    calibrated: bool = False        # activations are quantized: needs calibration ``data``
+    tool: str = "converter"         # "converter" (tf.lite.TFLiteConverter) or "quantizer" (LiteRT Quantizer)
+    optimize: bool = True           # converter.optimizations = [Optimize.DEFAULT]
+    types: tuple = ()               # converter.target_spec.supported_types (tf dtype names)
+    ops: str | None = None          # converter.target_spec.supported_ops = [tf.lite.OpsSet.<ops>]
+    io: str | None = None           # converter.inference_input_type / inference_output_type (tf dtype name)
+    learned_ranges: bool = False    # a QAT model's learned ranges replace calibration data
+    int8_weights: bool = False      # the converter stores int8 weights (the tiny-model and nothing-quantized notes)
+    recipe: str | None = None       # the quantizer's whole-model precision when re-quantizing a .tflite (None: no)
+    check_hint: str = ""            # added when LiteRT cannot prepare the converted file
+    convert_hint: str = ""          # added when the converter fails
+
+
+MODE_TABLE = (
+    Mode("float32", "plain conversion, no quantization", aliases=("float", "fp32", "none"), optimize=False,
+         recipe="float"),
+    Mode("dynamic", "int8 weights, float activations (dynamic range)", aliases=("dynamic-range", "drq"),
+         int8_weights=True, recipe="int8"),
+    Mode("float16", "float16 weights (for GPU delegates)", aliases=("fp16",), types=("float16",)),
+    Mode("int8", "int8 weights and activations, float input/output", aliases=("full-int8",), calibrated=True,
+         learned_ranges=True, int8_weights=True, recipe="static-int8"),
+    Mode("int8-io", "integer only, int8 input and output (Edge TPU, MCU)", aliases=("int8_io", "integer"),
+         calibrated=True, ops="TFLITE_BUILTINS_INT8", io="int8", int8_weights=True,
+         convert_hint=" (some op has no int8 kernel: try mode 'int8', which keeps such ops in float)"),
+    Mode("int16x8", "int16 activations, int8 weights", aliases=("16x8", "int16"), calibrated=True,
+         ops="EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8", int8_weights=True,
+         check_hint=" (LiteRT's 16x8 kernels reject layers whose scales would overflow, e.g. some depthwise "
+                    "convolutions: use mode 'int8' for this model)"),
+    Mode("int4", "4-bit weights, float activations (ai-edge-quantizer)", tool="quantizer", recipe="int4"),
+)
+MODE_SPECS = {m.name: m for m in MODE_TABLE}
+MODES = tuple(MODE_SPECS)
+CALIBRATED = {m.name for m in MODE_TABLE if m.calibrated}
+_ALIASES = {alias: m.name for m in MODE_TABLE for alias in m.aliases}
 PRECISIONS = ("float", "int8", "int4")
+# a quantizer recipe entry's precision (a PRECISIONS value, or a Mode's recipe) -> (ai-edge-quantizer config, bits)
+_RECIPES = {"float": ("none", 0), "int8": ("dynamic", 8), "int4": ("dynamic", 4), "static-int8": ("static", 8)}
 GRANULARITIES = {"channel": "CHANNELWISE", "block32": "BLOCKWISE_32", "block64": "BLOCKWISE_64",
                  "block128": "BLOCKWISE_128"}
-CALIBRATED = {"int8", "int8-io", "int16x8"}
-_ALIASES = {"float": "float32", "fp32": "float32", "none": "float32", "dynamic-range": "dynamic", "drq": "dynamic",
-            "fp16": "float16", "full-int8": "int8", "int8_io": "int8-io", "integer": "int8-io", "16x8": "int16x8",
-            "int16": "int16x8"}
 MAX_CALIBRATION = 1000
 
 _memory_cache: "collections.OrderedDict[str, bytes]" = collections.OrderedDict()
@@ -58,11 +99,16 @@ _MEMORY_CACHE_SIZE = 64
 
 
 def normalize_mode(mode: str) -> str:
+    return mode_spec(mode).name
+
+
+def mode_spec(mode: str) -> Mode:
+    """The :class:`Mode` named ``mode`` or one of its aliases (any case)."""
     m = str(mode).strip().lower()
-    m = _ALIASES.get(m, m)
-    if m not in MODES:
+    spec = MODE_SPECS.get(_ALIASES.get(m, m))
+    if spec is None:
         raise HomlEdgeError(f"unknown mode {mode!r}: choose one of {', '.join(MODES)}")
-    return m
+    return spec
 
 
 def cache_dir() -> Path | None:
@@ -115,40 +161,35 @@ def quantize(model, mode: str = "int8", data=None, *, name: str | None = None, c
         return requantize(model, mode, data=data, precision=precision, granularity=granularity, name=name,
                           cache=cache, max_samples=max_samples)
     _keras.check_model(model)
-    mode = normalize_mode(mode)
+    spec = mode_spec(mode)
+    mode = spec.name
     precision = parse_precision(precision)
-    if precision is not None or mode == "int4":
-        return quantize_mixed(model, precision or {}, base=("int4" if mode == "int4" else None), name=name,
-                              cache=cache, granularity=granularity, mode=mode)
+    if precision is not None or spec.tool == "quantizer":
+        return quantize_mixed(model, precision or {}, base=(spec.recipe if spec.tool == "quantizer" else None),
+                              name=name, cache=cache, granularity=granularity, mode=mode)
     qat = _keras.is_qat_model(model)
     calib = None
-    if mode in CALIBRATED:
+    if spec.calibrated:
         if data is not None:
             calib = calibration_array(model, data, max_samples=max_samples)
-        elif qat and mode == "int8-io":
+        elif qat and spec.io is not None:
             raise HomlEdgeError("mode 'int8-io' (integer input and output) needs {data=...} even for a QAT model: "
                                 "TensorFlow's converter asks for it; mode 'int8' uses the learned ranges alone",
                                 param="data")
-        elif not (qat and mode == "int8"):
+        elif not (qat and spec.learned_ranges):
             raise HomlEdgeError(f"mode {mode!r} needs calibration data: pass {{data=x_train[:200]}} "
                                 "(a few hundred typical inputs)", param="data")
     route = _route(model)
-    if route == "recurrent-batch1" and mode in CALIBRATED:
+    if route == "recurrent-batch1" and spec.calibrated:
         _refuse_calibrating_loops(model, mode, cache)
     key = cache_key(model, mode, calib, extra=route) if cache else None
     name = name or f"{model.name}-{mode}"
-    t0 = time.perf_counter()
-    content = _cache_get(key) if key else None
-    cached = content is not None
-    if content is None:
-        content = _convert(_converter_source(model, route), mode, calib,
-                           reuse=key and cache_key(model, "export", None, extra=route))
-        _check_runs(content, mode)
-        if key:
-            _cache_put(key, content)
-    meta = {"mode": mode, "source": model.name, "cached": cached, "seconds": time.perf_counter() - t0,
+    content, cached, seconds = cached_convert(
+        key, lambda: _convert(_converter_source(model, route), mode, calib,
+                              reuse=key and cache_key(model, "export", None, extra=route)), check=mode)
+    meta = {"mode": mode, "source": model.name, "cached": cached, "seconds": seconds,
             "calibration_samples": 0 if calib is None else len(calib), "route": route,
-            "ranges": "learned (QAT)" if qat and calib is None and mode == "int8" else None,
+            "ranges": "learned (QAT)" if qat and calib is None and spec.learned_ranges else None,
             "path": "tflite-converter"}   # better or equal to the quantizer here (benchmarks/RESULTS.md, issue 29)
     meta["warning"] = _tiny_model_note(model, mode, len(content), cache) or _nothing_quantized_note(content, mode)
     lite = LiteModel(content, name=name, meta=meta, _trusted=True)
@@ -164,7 +205,7 @@ def _tiny_model_note(model, mode: str, size: int, cache: bool) -> str | None:
     """Why a quantized file of a tiny model (under 16k weights: its float32 file converts in a moment) is larger
     than its float32 file, when it is: too few weights for 4x smaller ones to pay for what quantization adds."""
     count = getattr(model, "count_params", None)
-    if mode not in ("dynamic", "int8", "int8-io", "int16x8") or count is None:
+    if not MODE_SPECS[mode].int8_weights or count is None:
         return None
     weights = int(count())
     if weights * 4 >= 64 * 1024:
@@ -181,7 +222,7 @@ def _nothing_quantized_note(content: bytes, mode: str) -> str | None:
     """A quantizing mode whose file holds no integer weight: the converter left every weight float. It keeps
     tensors under 1,024 values float, and a fused LSTM's weights all or none: an LSTM(64) on 8 features has
     8x64-value input kernels, so its 'dynamic' file was the float32 file byte for byte (measured), silently."""
-    if mode not in ("dynamic", "int8", "int8-io", "int16x8"):
+    if not MODE_SPECS[mode].int8_weights:
         return None
     from . import _flatbuffer
 
@@ -233,7 +274,8 @@ def requantize(lite: LiteModel, mode: str = "dynamic", *, data=None, precision=N
     """
     if not isinstance(lite, LiteModel):
         raise HomlEdgeError(f"requantize takes a LiteModel or a .tflite path, got {type(lite).__name__}")
-    mode = normalize_mode(mode)
+    spec = mode_spec(mode)
+    mode = spec.name
     reason = float_problem(lite)
     if reason:
         raise HomlEdgeError(f"{lite.name} cannot be re-quantized: {reason}")
@@ -244,24 +286,23 @@ def requantize(lite: LiteModel, mode: str = "dynamic", *, data=None, precision=N
         _check_runs(wide, "float32")
         lite = LiteModel(wide, name=lite.name, meta=dict(lite.meta, widened_float16=widened), _trusted=True)
     precision = parse_precision(precision)
-    if mode == "float32" and not precision:
+    if spec.recipe == "float" and not precision:   # float32: the (widened) file as it is
         return lite
-    if mode == "int8":
+    if spec.recipe in (None, "float"):
+        raise HomlEdgeError(f"a .tflite file can be re-quantized to 'dynamic', 'int4' or 'int8' (with data); "
+                            f"mode {mode!r} needs the Keras model")
+    if spec.calibrated:
         if data is None:
-            raise HomlEdgeError("mode 'int8' on a .tflite quantizes activations too and needs {data=...} (a few "
+            raise HomlEdgeError(f"mode {mode!r} on a .tflite quantizes activations too and needs {{data=...}} (a few "
                                 "hundred typical inputs); mode 'dynamic' stores int8 weights without data",
                                 param="data")
         if precision:
-            raise HomlEdgeError("per-layer precision goes with mode 'int4' or 'dynamic', not with 'int8'")
-    elif mode not in ("dynamic", "int4"):
-        raise HomlEdgeError(f"a .tflite file can be re-quantized to 'dynamic', 'int4' or 'int8' (with data); "
-                            f"mode {mode!r} needs the Keras model")
+            raise HomlEdgeError(f"per-layer precision goes with mode 'int4' or 'dynamic', not with {mode!r}")
     if granularity not in GRANULARITIES:
         raise HomlEdgeError(f"granularity must be one of {', '.join(GRANULARITIES)}, got {granularity!r}")
-    base = {"dynamic": "int8", "int4": "int4", "int8": "static-int8"}[mode]
-    entries = [(".*", base)] + _check_entries(precision)
+    entries = [(".*", spec.recipe)] + _check_entries(precision)
     calib = None
-    if mode == "int8":
+    if spec.calibrated:
         calib = lite.prepare_inputs(data)[0].astype(np.float32)[:max_samples]  # the file's own input checks
     key = None
     if cache:
@@ -270,16 +311,11 @@ def requantize(lite: LiteModel, mode: str = "dynamic", *, data=None, precision=N
         if calib is not None:
             h.update(calib.tobytes())
         key = _versions_key(h.hexdigest(), "aeq-tflite")
-    t0 = time.perf_counter()
-    content = _cache_get(key) if key else None
-    cached = content is not None
-    if content is None:
-        content = _aeq(lite.content, entries, granularity, calib=calib, signature_input=_signature_input(lite))
-        _check_runs(content, mode)
-        if key:
-            _cache_put(key, content)
+    content, cached, seconds = cached_convert(
+        key, lambda: _aeq(lite.content, entries, granularity, calib=calib, signature_input=_signature_input(lite)),
+        check=mode)
     meta = {"mode": mode if not precision else "mixed", "source": lite.name, "cached": cached,
-            "seconds": time.perf_counter() - t0, "precision": dict(entries), "granularity": granularity,
+            "seconds": seconds, "precision": dict(entries), "granularity": granularity,
             "requantized": True, "source_bytes": original.size, "widened_float16": widened, "path": "litert-quantizer"}
     meta.update(_requantize_report(original, lite, content, mode))
     out = LiteModel(content, name=name or f"{lite.name}-{mode}", meta=meta, _trusted=True)
@@ -413,7 +449,7 @@ def quantize_mixed(model, precision: dict, base: str | None = "int4", *, name=No
 
     ``base`` is the precision of every layer that no regex matches (``"int4"``, ``"int8"`` or ``"float"``).
     """
-    if mode not in (None, "int4"):
+    if mode is not None and getattr(MODE_SPECS.get(mode), "tool", None) != "quantizer":
         raise HomlEdgeError(f"per-layer precision works with mode 'int4' (ai-edge-quantizer), not {mode!r}")
     base = base or "int4"
     if granularity not in GRANULARITIES:
@@ -424,18 +460,12 @@ def quantize_mixed(model, precision: dict, base: str | None = "int4", *, name=No
     float_lite = quantize(model, "float32", cache=cache)
     recipe_key = json.dumps([entries, granularity])
     key = cache_key(model, "aeq", None, extra=recipe_key + _route(model)) if cache else None
-    t0 = time.perf_counter()
-    content = _cache_get(key) if key else None
-    cached = content is not None
-    if content is None:
-        content = _aeq(float_lite.content, entries, granularity)
-        if key:
-            _cache_put(key, content)
+    content, cached, seconds = cached_convert(key, lambda: _aeq(float_lite.content, entries, granularity))
     label = name or (f"{model.name}-{base}" + (f"-{granularity}" if granularity != "channel" else "")
                      + ("-mixed" if precision else ""))   # two granularities: two names
     meta = {"mode": "int4" if base == "int4" and not precision else "mixed", "precision": dict(entries),
             "granularity": granularity, "source": model.name, "cached": cached,
-            "seconds": time.perf_counter() - t0, "path": "litert-quantizer"}
+            "seconds": seconds, "path": "litert-quantizer"}
     return LiteModel(content, name=label, meta=meta, _trusted=True)
 
 
@@ -477,15 +507,15 @@ def _aeq(float_bytes: bytes, entries, granularity: str, calib=None, signature_in
     gran = getattr(qtyping.QuantGranularity, GRANULARITIES[granularity])
     for regex, prec in entries:
         op = qtyping.TFLOperationName.ALL_SUPPORTED
-        if prec == "static-int8":
-            rm.add_static_config(regex=regex, operation_name=op, activation_num_bits=8, weight_num_bits=8,
+        kind, bits = _RECIPES.get(prec, ("dynamic", 8))
+        if kind == "static":
+            rm.add_static_config(regex=regex, operation_name=op, activation_num_bits=bits, weight_num_bits=bits,
                                  weight_granularity=gran)
-        elif prec == "float":
+        elif kind == "none":
             rm.add_quantization_config(regex=regex, operation_name=op,
                                        algorithm_key=algorithm_manager.AlgorithmName.NO_QUANTIZE)
         else:
-            rm.add_dynamic_config(regex=regex, operation_name=op, num_bits=4 if prec == "int4" else 8,
-                                  granularity=gran)
+            rm.add_dynamic_config(regex=regex, operation_name=op, num_bits=bits, granularity=gran)
     q = quantizer.Quantizer(float_bytes)
     q.load_quantization_recipe(rm.get_quantization_recipe())
     try:
@@ -770,6 +800,21 @@ def _cache_get(key):
     return data
 
 
+def cached_convert(key: str | None, make, check: str | None = None) -> tuple[bytes, bool, float]:
+    """``(content, cached, seconds)``: the bytes cached under ``key`` (None: no cache), else ``make()``'s, checked
+    to prepare in LiteRT (naming mode ``check``, when given) and cached; seconds from the lookup to the bytes."""
+    t0 = time.perf_counter()
+    content = _cache_get(key) if key else None
+    cached = content is not None
+    if content is None:
+        content = make()
+        if check:
+            _check_runs(content, check)
+        if key:
+            _cache_put(key, content)
+    return content, cached, time.perf_counter() - t0
+
+
 def _cache_put(key, content):
     _remember(key, content)
     d = cache_dir()
@@ -794,30 +839,30 @@ def _remember(key, content):
 
 # ----------------------------------------------------------------------------------------------- conversion
 def converter_for(model, mode: str, calib=None):
-    """The ``tf.lite.TFLiteConverter`` set up for ``mode``: the plain TensorFlow recipe, shown in the chapters."""
+    """The ``tf.lite.TFLiteConverter`` set up for ``mode``: the plain TensorFlow recipe, shown in the chapters
+    (the settings are the mode's :class:`Mode` row)."""
+    spec = mode_spec(mode)
     tf = _tf.tf()
     if isinstance(model, _keras.SavedModelSource):
         conv = tf.lite.TFLiteConverter.from_saved_model(str(model.path))
     else:
         conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    if mode == "float32":
+    if not spec.optimize:
         return conv
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    if mode == "float16":
-        conv.target_spec.supported_types = [tf.float16]
-    if mode in CALIBRATED and calib is not None:  # (a QAT model: its ranges are learned, no dataset)
+    if spec.types:
+        conv.target_spec.supported_types = [getattr(tf, t) for t in spec.types]
+    if spec.calibrated and calib is not None:  # (a QAT model: its ranges are learned, no dataset)
         def representative_dataset():
             for sample in calib:
                 yield [sample[None].astype(np.float32)]
 
         conv.representative_dataset = representative_dataset
-    if mode == "int8-io":
-        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        conv.inference_input_type = tf.int8
-        conv.inference_output_type = tf.int8
-    if mode == "int16x8":
-        conv.target_spec.supported_ops = [
-            tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+    if spec.ops:
+        conv.target_spec.supported_ops = [getattr(tf.lite.OpsSet, spec.ops)]
+    if spec.io:
+        conv.inference_input_type = getattr(tf, spec.io)
+        conv.inference_output_type = getattr(tf, spec.io)
     return conv
 
 
@@ -828,8 +873,7 @@ def _check_runs(content: bytes, mode: str) -> None:
     try:
         new_interpreter(content)
     except HomlEdgeError as e:
-        hint = (" (LiteRT's 16x8 kernels reject layers whose scales would overflow, e.g. some depthwise "
-                "convolutions: use mode 'int8' for this model)" if mode == "int16x8" else "")
+        hint = MODE_SPECS[mode].check_hint
         detail = str(e).split(": ", 1)[-1]
         raise HomlEdgeError(f"mode {mode!r} produced a model that LiteRT cannot prepare: {detail}{hint}") from None
 
@@ -892,7 +936,5 @@ def _convert(model, mode, calib, reuse: str | None = None) -> bytes:
         text = str(e)
         lines = [l.strip() for l in text.splitlines() if "error:" in l.lower()] or text.strip().splitlines() or [
             type(e).__name__]
-        hint = ""
-        if mode == "int8-io":
-            hint = " (some op has no int8 kernel: try mode 'int8', which keeps such ops in float)"
+        hint = MODE_SPECS[mode].convert_hint
         raise HomlEdgeError(f"the TFLite converter failed for mode {mode!r}: {lines[0][:300]}{hint}") from None
