@@ -228,3 +228,52 @@ def describe(content: bytes, name: str = "model") -> dict:
     return {"ops": ops(model), "custom_ops": sorted(custom_ops(model)), "tensors": ts,
             "inputs": io_details(model, "input"), "outputs": io_details(model, "output"),
             "subgraphs": len(model.subgraphs), "constant_bytes": sum(t["bytes"] for t in ts)}
+
+
+# The roles of the inputs of ops whose kernels read tensors by role (tensorflow/lite/kernels/svdf.cc)
+ROLES = {"SVDF": ("input", "weights_feature", "weights_time", "bias", "activation_state")}
+# LiteRT's int8 SVDF kernel: the types it reads, unchecked (an int8 weights_time is read as int16, past its end)
+_LITERT_SVDF_INT8 = {"weights_feature": "int8", "weights_time": "int16", "bias": ("int32", None),
+                     "activation_state": "int16", "output": "int8"}
+
+
+def op_roles(model, names=tuple(ROLES)) -> list[tuple[int, str, dict]]:
+    """(op index, op name, {role: dtype or None}) of every op of the main graph named in ``names``."""
+    _, types = _names()
+    sg = model.subgraphs[0]
+    found = []
+    for k, op in enumerate(sg.operators or []):
+        name = op_name(model, op.opcodeIndex)
+        if name not in names:
+            continue
+        ins = list(op.inputs if op.inputs is not None else [])
+        roles = {}
+        for role, i in zip(ROLES.get(name, ()), ins):
+            roles[role] = None if int(i) < 0 else types.get(sg.tensors[int(i)].type, "?")
+        outs = list(op.outputs if op.outputs is not None else [])
+        if outs:
+            roles["output"] = types.get(sg.tensors[int(outs[0])].type, "?")
+        found.append((k, name, roles))
+    return found
+
+
+def describe_roles(roles: dict) -> str:
+    return ", ".join(f"{r} {t or 'absent'}" for r, t in roles.items())
+
+
+def litert_type_mismatch(model) -> str | None:
+    """The rule a file breaks that LiteRT's kernels do not check, said in one line, or None.
+
+    LiteRT's int8 SVDF reads weights_time and the activation state as int16 whatever their type: an int8
+    weights_time (which TFLM's kernel takes) gave answers unrelated to TFLM's (argmax agreement 3 of 8) and an int8
+    state made TFLM itself crash. Such a file is kept for inspection and TFLM, never run in LiteRT."""
+    for k, name, roles in op_roles(model, ("SVDF",)):
+        if roles.get("input") != "int8":
+            continue
+        bad = [r for r, want in _LITERT_SVDF_INT8.items()
+               if roles.get(r) not in (want if isinstance(want, tuple) else (want,))]
+        if bad:
+            return (f"LiteRT's int8 SVDF kernel reads weights_feature int8, weights_time int16, bias int32, "
+                    f"activation_state int16 and does not check them (it would read past a smaller tensor); op {k} "
+                    f"(SVDF) has {describe_roles(roles)}")
+    return None

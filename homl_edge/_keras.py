@@ -86,6 +86,10 @@ def check_model(model, what: str = "model"):
     if isinstance(model, SavedModelSource):
         return model
     kind = flavour(model)
+    if kind is None and type(model).__name__ == "LiteModel":  # base module: no import of lite here
+        raise HomlEdgeError(f"the {what} is a .tflite file ({getattr(model, 'name', 'LiteModel')}): this needs the "
+                            "Keras model it was converted from (a .tflite re-quantizes with he.quantize(lite, "
+                            "mode) and runs in a web page with he.export_web)")
     if kind is None:
         raise HomlEdgeError(f"the {what} must be a Keras model (keras, tf.keras or tf_keras), a .keras/.h5 path or "
                             f"a SavedModel folder; got {type(model).__name__}")

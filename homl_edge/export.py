@@ -264,6 +264,35 @@ def _convert_tfjs(model, folder: Path, quantize):
                                     f"{first_line(e)[:300]}") from None
             return
         tfjs.converters.save_keras_model(model, str(folder), quantization_dtype_map=qmap)
+    _drop_separable_kernel_fields(folder / "model.json")
+
+
+def _drop_separable_kernel_fields(path: Path) -> None:
+    """tf_keras writes kernel_initializer/_regularizer/_constraint into every SeparableConv2D's config (inherited
+    from Conv, unused), and TF.js 4.22 refuses to load such a model ("Fields kernelInitializer, kernelRegularizer
+    and kernelConstraint are invalid for SeparableConv2D"): fer's emotion model exported, and its page never
+    predicted. The fields are dropped; the depthwise and pointwise ones hold the real settings."""
+    meta = json.loads(path.read_text())
+    changed = False
+
+    def walk(node):
+        nonlocal changed
+        if isinstance(node, dict):
+            if node.get("class_name") in ("SeparableConv2D", "SeparableConvolution2D") and isinstance(
+                    node.get("config"), dict):
+                for key in ("kernel_initializer", "kernel_regularizer", "kernel_constraint"):
+                    if key in node["config"]:
+                        del node["config"][key]
+                        changed = True
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(meta.get("modelTopology"))
+    if changed:
+        path.write_text(json.dumps(meta))
 
 
 def _page_io(model) -> tuple[list, int]:
@@ -281,6 +310,10 @@ def _page_io(model) -> tuple[list, int]:
             raise HomlEdgeError(f"the page runs a model of one input and one output; {model.name} has {len(ins)} "
                                 f"and {len(outs)}: export without page=True and call tf.loadGraphModel yourself")
         return [int(d) if d is not None else 1 for d in ins[0].shape[1:]], int(outs[0].shape[-1])
+    if len(model.inputs) != 1 or len(model.outputs) != 1:  # it showed output 0 (MTCNN's box offsets) as classes
+        raise HomlEdgeError(f"the page runs a model of one input and one output; {model.name} has "
+                            f"{len(model.inputs)} and {len(model.outputs)}: export without page=True and call "
+                            "tf.loadLayersModel yourself")
     return ([int(d) if d is not None else 1 for d in model.inputs[0].shape[1:]],
             int(model.outputs[0].shape[-1]))
 

@@ -64,6 +64,14 @@ def verify(data: bytes, name: str = "model", tolerate: bool = False) -> str | No
 
     check_header(data, name)
     check_variables(data, name)
+    try:  # a type LiteRT's kernel reads unchecked: never given to LiteRT (it may read past the tensor)
+        mismatch = _flatbuffer.litert_type_mismatch(_flatbuffer.parse(data, name))
+    except InvalidModelFileError:
+        mismatch = None  # not readable here: LiteRT's own verifier gives the reason
+    if mismatch:
+        if tolerate:
+            return mismatch
+        raise InvalidModelFileError(f"{name}: {mismatch}")
     result = _sandbox.check(bytes(data))
     if result["ok"]:
         return None
@@ -104,10 +112,12 @@ def _known(data: bytes) -> str:
     io = _flatbuffer.io_details(model, "input") + _flatbuffer.io_details(model, "output")
     types = collections.Counter(t["dtype"] for t in ts)
     state = sum(t["variable"] for t in ts)
+    roles = _flatbuffer.op_roles(model)  # ops whose kernels read tensors by role: which op, which types
     return ("what the file holds: " + ", ".join(f"{k} x{v}" for k, v in ops.most_common(6))
             + f"; tensors {', '.join(f'{k} x{v}' for k, v in types.most_common())}"
             + f"; inputs/outputs {', '.join(np.dtype(d['dtype']).name for d in io)}"
-            + (f"; {state} state (variable) tensors" if state else ""))
+            + (f"; {state} state (variable) tensors" if state else "")
+            + "".join(f"; op {k} ({op}): {_flatbuffer.describe_roles(r)}" for k, op, r in roles[:3]))
 
 
 def check_variables(data: bytes, name: str = "model") -> None:
@@ -296,6 +306,8 @@ class LiteModel:
         inputs = self.prepare_inputs(x)
         n = len(inputs[0])
         fixed = self.fixed_batch
+        if fixed is not None and getattr(self, "_litert_refused", None):
+            self.interpreter()  # raises: LiteRT will not run it (a fixed batch takes a fresh interpreter below)
         interp = self.interpreter() if fixed is None else new_interpreter(self._content)
         step = batch_size if fixed is None else fixed
         outs = interp.get_output_details()
@@ -341,6 +353,10 @@ class LiteModel:
         if isinstance(pred, dict):
             raise HomlEdgeError(f"{self.name} has {len(pred)} outputs {list(pred)}: accuracy needs one; take "
                                 "lite.predict(x)[name] and compare it yourself")
+        if pred.ndim < 2 or pred.shape[-1] < 2:  # argmax of one value is always 0: a silently perfect score
+            raise HomlEdgeError(f"{self.name} gives one value per sample (output shape {pred.shape[1:]}), not a score "
+                                "per class: top-1 accuracy would always pick it; for a regression (or a one-unit "
+                                "sigmoid) compare lite.predict(x) with y yourself")
         if self._samples is None:
             self.keep_samples(x, "evaluation data")
         return float((pred.argmax(axis=-1) == y).mean())
@@ -407,6 +423,8 @@ class LiteModel:
         """
         from ._table import Table
 
+        if getattr(self, "_litert_refused", None):
+            self.interpreter()  # raises: LiteRT will not run it
         ops = op_details(new_interpreter(self._content, delegates=False))
         if not ops:
             raise HomlEdgeError(f"{self.name} has no operators to time")

@@ -190,13 +190,25 @@ def autoquantize(model, data, test, max_drop: float = 0.01, *, objective: str = 
     base_acc = float_lite.evaluate(xt, yt)
     layers = [l.name for l in model.layers if kernel_of(l) is not None]
     if not layers:
+        nested = [f"'{l.name}' ({type(l).__name__})" for l in model.layers if l.weights and hasattr(l, "layers")]
+        if nested:
+            raise HomlEdgeError(f"the model's weights sit inside the nested model {', '.join(nested)}: autoquantize "
+                                "sets a precision per layer of the model itself; rebuild it from the inner layers, "
+                                "or use he.quantize(model, 'int4'|'int8')")
         raise HomlEdgeError("the model has no layer with weights to quantize")
+    scopes = _layer_scopes(float_lite, [l.name for l in model.layers])
+    missing = [n for n in layers if n not in scopes]
+    layers = [n for n in layers if n in scopes]
+    if not layers:  # a recipe that matches no op would report float32 as "all int4"
+        raise HomlEdgeError("no op of the converted file carries a layer's name (its tensors are named "
+                            f"{_flatbuffer_first_name(float_lite)!r}...): per-layer precision cannot be set; use "
+                            "he.quantize(model, 'int4'|'int8')")
     tried = []
     # the search stops as soon as the budget is met: how many variants it converts is not known in advance
     bar = _progress.bar(progress, None, "autoquantize")
 
     def variant(recipe: dict, label: str):
-        precision = {f"/{name}/": p for name, p in recipe.items()}
+        precision = {scopes[name]: p for name, p in recipe.items()}
         lite = quantization.quantize_mixed(model, precision, base="float", granularity=granularity,
                                       name=f"{model.name}-{label}")
         acc = lite.evaluate(xt, yt)
@@ -224,7 +236,7 @@ def autoquantize(model, data, test, max_drop: float = 0.01, *, objective: str = 
     bar.close()
     table = Table([{k: v for k, v in t.items() if k != "lite"} for t in tried]).set_index("variant")
     within = [t for t in tried if t["drop"] <= max_drop + 1e-12]
-    notes = []
+    notes = [f"layer {n!r}: no op of the converted file carries its name; left in float" for n in missing]
     if within:
         best = min(within, key=lambda t: t["size_bytes"])
     else:
@@ -234,6 +246,46 @@ def autoquantize(model, data, test, max_drop: float = 0.01, *, objective: str = 
     table.attrs["max_drop"] = max_drop
     return AutoQuantResult(lite=best["lite"], recipe=best["recipe"], tried=table, baseline_accuracy=base_acc,
                            float_bytes=float_lite.size, notes=notes)
+
+
+def _layer_scopes(float_lite: LiteModel, names: list) -> dict:
+    """For each Keras layer, a regex that matches exactly the ops of the converted file it became.
+
+    LiteRT Quantizer matches a recipe's regex against an op's scope, its output tensor names joined by ';' with a
+    trailing ';'. Keras 3 scopes those names with a numeric suffix (``model_1/conv1_1/BiasAdd`` for layer
+    ``conv1``), so ``/conv1/`` matched nothing and every per-layer mix was the float32 file under another label.
+    """
+    import re
+
+    from . import _flatbuffer
+
+    model = _flatbuffer.parse(float_lite.content, float_lite.name)
+    sg = model.subgraphs[0]
+    names = set(names)
+    ops = []  # (scope, path components of every fused name: a conv op also carries its batch norm's and ReLU's)
+    for op in sg.operators or []:
+        outs = [_flatbuffer._text(sg.tensors[int(i)].name) for i in op.outputs if int(i) >= 0]
+        if outs:
+            ops.append(("".join(f"{o};" for o in outs),
+                        {p for o in outs for part in o.split(";") for p in part.split("/")}))
+    found = {}
+    for layer in names:
+        scopes = [scope for scope, parts in ops if layer in parts]  # the exact name first
+        if not scopes:  # then Keras 3's suffixed scope (conv1_1), unless that is another layer's own name
+            scopes = [scope for scope, parts in ops
+                      if any(re.sub(r"_\d+$", "", p) == layer and p not in names for p in parts)]
+        if scopes:
+            found[layer] = "^(?:" + "|".join(re.escape(s) for s in scopes) + ")$"
+    return found
+
+
+def _flatbuffer_first_name(lite: LiteModel) -> str:
+    from . import _flatbuffer
+
+    model = _flatbuffer.parse(lite.content, lite.name)
+    sg = model.subgraphs[0]
+    return next((_flatbuffer._text(sg.tensors[int(op.outputs[0])].name) for op in sg.operators or [] if len(op.outputs)),
+                "")
 
 
 # layers LiteRT runs slowly in full int8 (its integer LSTM kernel; hard-swish's integer path): a mix keeps them float

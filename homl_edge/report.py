@@ -46,7 +46,8 @@ def measure(variant, x, y, threads: int = 1, runs: int = 100, *, latency: bool =
     start; ``latency=False`` leaves the timing to the caller (``compare`` interleaves the variants' rounds)."""
     if isinstance(variant, LiteModel):
         row = {"kind": f"tflite {variant.meta.get('mode', '')}".strip(), "size_bytes": variant.size,
-               "gzip_bytes": variant.gzip_size, "accuracy": variant.evaluate(x, y), **variant.profile()}
+               "gzip_bytes": variant.gzip_size, "accuracy": np.nan if y is None else variant.evaluate(x, y),
+               **variant.profile()}
         if latency:
             lat = variant.benchmark(x, threads=threads, runs=runs)
             row.update(latency_median_ms=lat["median_ms"], latency_p90_ms=lat["p90_ms"],
@@ -54,9 +55,7 @@ def measure(variant, x, y, threads: int = 1, runs: int = 100, *, latency: bool =
         return row
     _keras.check_model(variant)
     data = _keras_bytes(variant)
-    yy = np.asarray(y)
-    yy = yy.argmax(-1) if yy.ndim > 1 else yy
-    acc = float((variant.predict(x, verbose=0, batch_size=512).argmax(-1) == yy).mean())
+    acc = np.nan if y is None else _keras_accuracy(variant, x, y)
     sample = np.asarray(x[:1], dtype=np.float32)
     for _ in range(5):
         variant(sample, training=False)
@@ -68,6 +67,21 @@ def measure(variant, x, y, threads: int = 1, runs: int = 100, *, latency: bool =
     return {"kind": "keras", "size_bytes": len(data), "gzip_bytes": len(gzip.compress(data, 9, mtime=0)),
             "accuracy": acc, "latency_median_ms": float(np.median(times)),
             "latency_p90_ms": float(np.percentile(times, 90))}
+
+
+def _keras_accuracy(model, x, y) -> float:
+    """Top-1 accuracy of a Keras model, refused (one line) where argmax means nothing: several outputs, or one
+    value per sample (a regression, a one-unit sigmoid: its argmax is always 0, a silently perfect score)."""
+    yy = np.asarray(y)
+    yy = yy.argmax(-1) if yy.ndim > 1 else yy
+    pred = model.predict(x, verbose=0, batch_size=512)
+    if isinstance(pred, (list, tuple, dict)):
+        raise HomlEdgeError(f"{model.name} has {len(pred)} outputs: accuracy needs one; pass y=None to compare "
+                            "size and speed only")
+    if pred.ndim < 2 or pred.shape[-1] < 2:
+        raise HomlEdgeError(f"{model.name} gives one value per sample, not a score per class: top-1 accuracy "
+                            "would always pick it; pass y=None to compare size and speed only")
+    return float((pred.argmax(-1) == yy).mean())
 
 
 def _keras_bytes(model) -> bytes:
@@ -92,6 +106,8 @@ def compare(variants: dict, x, y, *, threads: int = 1, runs: int = 100, rounds: 
 
     ``size_ratio`` and ``gzip_ratio`` say how many times smaller than the first row, ``speedup`` how many times
     faster (median latency), ``accuracy_delta`` the accuracy change in points of fraction (0.01 = 1 point).
+    ``y=None`` compares size and speed only (accuracy left empty): for regressions and models of several outputs,
+    where top-1 accuracy means nothing (they are refused with ``y`` given).
     The ``.tflite`` variants are timed on ``x`` (real inputs, a different one per invoke, never zeros);
     ``rounds > 1`` times them round after round (each round all of them in turn) and keeps each one's best round:
     on a shared machine another process can take a core for a while, and a variant timed only then would look
@@ -99,7 +115,7 @@ def compare(variants: dict, x, y, *, threads: int = 1, runs: int = 100, rounds: 
     """
     if not isinstance(variants, dict) or not variants:
         raise HomlEdgeError("compare takes a dict of {name: model}, e.g. {'keras': model, 'int8': lite}")
-    if len(x) != len(y):
+    if y is not None and len(x) != len(y):
         raise HomlEdgeError(f"x has {len(x)} samples but y has {len(y)} labels")
     if int(rounds) < 1:
         raise HomlEdgeError(f"rounds must be at least 1, got {rounds}")

