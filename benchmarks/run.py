@@ -28,9 +28,15 @@ FLOORS = {"int8 size ratio (digits)": 3.5, "prune 80% + int8 gzip ratio (digits)
           "channel pruning size ratio (wide conv net)": 3.0, "channel pruning speed-up (wide conv net)": 2.5}
 
 
-def lat(lite, threads, x=None):
-    """Best median of 3 rounds of 300 invokes on real inputs: x, else the data the variant was made with."""
-    return lite.benchmark(x, threads=threads, runs=300, warmup=30, rounds=3)["median_ms"]
+# how the latency columns of the sections before "Side by side" are timed (`run.py older` takes fewer invokes)
+TIMING = {"runs": 300, "warmup": 30, "rounds": 3}
+
+
+def lat_many(lites, x, threads=1):
+    """{name: median ms}: the variants of one model timed together on the real inputs x (else the data each was
+    made with), interleaved rounds, best median (he.lite.benchmark_many)."""
+    got = he.lite.benchmark_many(lites, x, threads=threads, **TIMING)
+    return {name: v["median_ms"] for name, v in got.items()}
 
 
 def bench_model(name, model, train, test, calib, techniques=True):
@@ -56,8 +62,9 @@ def bench_model(name, model, train, test, calib, techniques=True):
     f32 = variants["float32"]
     rows = []
     # every variant on its calibration inputs (real, never zeros), interleaved rounds, best median
-    l1 = he.lite.benchmark_many(variants, None, threads=1, runs=300, warmup=30, rounds=3)
-    l2 = he.lite.benchmark_many(variants, None, threads=2, runs=300, warmup=30, rounds=3)
+    # all on the same real inputs (an int4 file made from a Keras model keeps no calibration samples)
+    l1 = he.lite.benchmark_many(variants, calib[:64], threads=1, **TIMING)
+    l2 = he.lite.benchmark_many(variants, calib[:64], threads=2, **TIMING)
     for mode, lite in variants.items():
         pred = lite.predict(xt).argmax(-1)
         rows.append({"mode": mode, "bytes": lite.size, "gzip": lite.gzip_size,
@@ -146,16 +153,17 @@ def byom():
         row = {"model": name, "params": int(m.count_params()), "translation_max_diff": diff}
         lites = {mode: he.quantize(m, mode, data=imgs[:32], cache=False) for mode in ("float32", "int8", "int4")}
         for mode, lite in lites.items():
-            row[mode] = {"bytes": lite.size, "ms": lat(lite, 1),
-                         "agreement": float((lite.predict(imgs[:32]).argmax(-1) == ref).mean())}
+            row[mode] = {"bytes": lite.size, "agreement": float((lite.predict(imgs[:32]).argmax(-1) == ref).mean())}
         try:
             narrow = he.prune(m, (imgs, labels), channels=0.5, epochs=1, progress=False)
             widths = he.prune_report(narrow)["channels"]
-            nl = he.quantize(narrow, "float32", cache=False)
+            lites["channels"] = nl = he.quantize(narrow, "float32", cache=False)
             row["channels"] = {"narrowed": int((widths.after < widths.before).sum()), "layers": len(widths),
-                               "bytes": nl.size, "ms": lat(nl, 1), "flavour": he._keras.flavour(narrow)}
+                               "bytes": nl.size, "flavour": he._keras.flavour(narrow)}
         except he.HomlEdgeError as e:
             row["channels"] = {"error": str(e)}
+        for mode, ms in lat_many(lites, imgs[:32]).items():  # timed together: ratios from one run
+            row[mode]["ms"] = ms
         row["seconds"] = time.perf_counter() - t0
         out["apps"].append(row)
         print(name, row, flush=True)
@@ -170,12 +178,15 @@ def byom():
         m.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"], jit_compile=False)
         m.fit(xs, y, epochs=3, verbose=0)
         row = {"model": kind, "keras_accuracy": float(m.evaluate(xts, yt, verbose=0)[1])}
+        lites = {}
         for mode in ("float32", "dynamic", "int8"):
             try:
-                lite = he.quantize(m, mode, data=xs[:200], cache=False)
-                row[mode] = {"bytes": lite.size, "ms": lat(lite, 1), "accuracy": lite.evaluate(xts, yt)}
+                lites[mode] = lite = he.quantize(m, mode, data=xs[:200], cache=False)
+                row[mode] = {"bytes": lite.size, "accuracy": lite.evaluate(xts, yt)}
             except he.HomlEdgeError as e:
                 row[mode] = {"error": str(e).split(":")[0]}
+        for mode, ms in lat_many(lites, xts[:64]).items():  # the test rows, timed together
+            row[mode]["ms"] = ms
         out["recurrent"].append(row)
         print(kind, row, flush=True)
     out["unrolled_gru"] = unrolled_gru(rng)
@@ -400,31 +411,21 @@ def main():
         results["byom"]["unrolled_gru"] = unrolled_gru(np.random.default_rng(0))
         write(results)
         return
-    results = {"machine": {"cpus": os.cpu_count(), "tensorflow": tf.__version__}, "real_inputs": True}
-    (x, y), (xt, yt) = he.datasets.digits()
-    digits, _ = he.models.trained_digits_cnn()
-    calib = x[:200]
-    results["digits"] = bench_model("digits CNN", digits, (x, y), (xt, yt), calib)
+    if sys.argv[1:2] == ["older"]:  # the sections before "Side by side" again, on real inputs (issue 25), merged
+        results = json.loads((ROOT / "benchmarks/results.json").read_text())
+        TIMING.update(runs=100, warmup=10, rounds=5)  # a loaded machine
+        os.environ["HOML_EDGE_CACHE"] = str(ROOT / "benchmarks/.cache")  # conversions reused between runs
 
-    k.utils.set_random_seed(0)
-    mnet = k.applications.MobileNetV2(input_shape=(128, 128, 3), alpha=0.5, weights=None, classes=10)
-    rng = np.random.default_rng(0)
-    imgs = rng.random((64, 128, 128, 3), dtype=np.float32)
-    results["mobilenet"] = bench_model("MobileNetV2 0.5 128px (weights=None)", mnet, (imgs, None),
-                                       (imgs[:32], None), imgs[:32], techniques=False)
+        def save(res):  # after every section: a stopped run keeps what it measured
+            res.update(timing=dict(TIMING), older_measured=time.strftime("%Y-%m-%d"))
+            write(res)
 
-    vocab, length = 500, 40
-    seq = rng.integers(1, vocab, (3000, length))
-    labels = (np.isin(seq, np.arange(1, 50)).sum(1) > np.isin(seq, np.arange(50, 100)).sum(1)).astype("int64")
-    gru = k.Sequential([k.Input((length,)), k.layers.Embedding(vocab, 32), k.layers.GRU(32, unroll=True),
-                        k.layers.Dense(2, activation="softmax")], name="gru_text")
-    gru.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
-    gru.fit(seq[:2500], labels[:2500], epochs=4, verbose=0)
-    results["gru"] = bench_model("GRU text classifier (synthetic)", gru, (seq[:2500], labels[:2500]),
-                                 (seq[2500:], labels[2500:]), seq[:200].astype("float32"), techniques=False)
-    results["pruning"] = pruning_criteria(digits, (x, y), (xt, yt), calib)
-    results["overhead"] = overhead(digits, calib)
-    results["byom"] = byom()
+        older(results, sys.argv[2:], on_section=save)
+        return
+    results = {"machine": {"cpus": os.cpu_count(), "tensorflow": tf.__version__}, "real_inputs": True,
+               "timing": dict(TIMING)}
+    older(results)
+    results["overhead"] = overhead(he.models.trained_digits_cnn()[0], he.datasets.digits()[0][0][:200])
     results["speed"] = speed()
     results["notebooks"] = notebook_memory()
     write(results)
@@ -441,18 +442,60 @@ def main():
     sys.exit(1 if failed else 0)
 
 
+def older(results, only=(), on_section=None):
+    """The sections before the side-by-side tables: digits CNN, MobileNetV2 0.5 128px and the GRU text classifier
+    in every mode, the pruning criteria, the Keras 3 applications and recurrent layers (all latencies on real
+    inputs, the variants of a model timed together). ``only``: some of digits, mobilenet, gru, pruning, byom;
+    ``on_section(results)`` after each one."""
+    def want(section):
+        return not only or section in only
+
+    def done(section):  # which sections this results.json has on real inputs (the others: zeros, before issue 25)
+        results["older_sections"] = sorted(set(results.get("older_sections") or []) | {section})
+        if on_section:
+            on_section(results)
+
+    (x, y), (xt, yt) = he.datasets.digits()
+    digits, _ = he.models.trained_digits_cnn()
+    calib = x[:200]
+    if want("digits"):
+        results["digits"] = bench_model("digits CNN", digits, (x, y), (xt, yt), calib)
+        done("digits")
+    rng = np.random.default_rng(0)
+    imgs = rng.random((64, 128, 128, 3), dtype=np.float32)
+    if want("mobilenet"):
+        k.utils.set_random_seed(0)
+        mnet = k.applications.MobileNetV2(input_shape=(128, 128, 3), alpha=0.5, weights=None, classes=10)
+        results["mobilenet"] = bench_model("MobileNetV2 0.5 128px (weights=None)", mnet, (imgs, None),
+                                           (imgs[:32], None), imgs[:32], techniques=False)
+        done("mobilenet")
+    if want("gru"):
+        vocab, length = 500, 40
+        seq = rng.integers(1, vocab, (3000, length))
+        labels = (np.isin(seq, np.arange(1, 50)).sum(1) > np.isin(seq, np.arange(50, 100)).sum(1)).astype("int64")
+        gru = k.Sequential([k.Input((length,)), k.layers.Embedding(vocab, 32), k.layers.GRU(32, unroll=True),
+                            k.layers.Dense(2, activation="softmax")], name="gru_text")
+        gru.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        gru.fit(seq[:2500], labels[:2500], epochs=4, verbose=0)
+        results["gru"] = bench_model("GRU text classifier (synthetic)", gru, (seq[:2500], labels[:2500]),
+                                     (seq[2500:], labels[2500:]), seq[:200].astype("float32"), techniques=False)
+        done("gru")
+    if want("pruning"):
+        results["pruning"] = pruning_criteria(digits, (x, y), (xt, yt), calib)
+        done("pruning")
+    if want("byom"):
+        results["byom"] = byom()
+        done("byom")
+
+
 def write(res):
     (ROOT / "benchmarks/results.json").write_text(json.dumps(res, indent=1, default=float))
     lines = ["# homl-edge benchmarks", "", f"Measured by `make bench` in one run on {res['machine']['cpus']} CPU cores, "
              f"TensorFlow {res['machine']['tensorflow']}, LiteRT; ratios against the float32 `.tflite` of the same "
-             "model (size: times smaller; speed-up: times faster, " + (
-                 "the variants of a model timed together on real inputs, a different one per invoke, best median of "
-                 "3 interleaved rounds of 300 invokes)." if res.get("real_inputs") else
-                 "median of 300 invokes on all-zero inputs, as measured before issue 25: the tables down to the "
-                 "side-by-side section are from that run, until the next full `make bench`)."), ""]
+             "model (size: times smaller; speed-up: times faster, " + _method(res) + ").", ""]
     for key in ("digits", "mobilenet", "gru"):
         r = res[key]
-        lines += [f"## {r['model']} ({r['params']:,} parameters)", "",
+        lines += [f"## {r['model']} ({r['params']:,} parameters)" + _zeros_mark(res, key), "",
                   "| mode | bytes | size x | gzip x | accuracy delta | agreement with Keras | ms 1 thread | speed-up 1t | ms 2 threads | speed-up 2t |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for row in r["rows"]:
@@ -464,7 +507,7 @@ def write(res):
             lines.append(f"| {mode} | failed: {why} | | | | | | | | |")
         lines.append("")
     pr = res["pruning"]
-    lines += ["## Pruning criteria at 80% sparsity, then int8 (digits CNN)", "",
+    lines += ["## Pruning criteria at 80% sparsity, then int8 (digits CNN)" + _zeros_mark(res, "pruning"), "",
               "| criterion | accuracy | gzip bytes | gzip x vs float32 | worst layer's sparsity error |",
               "|---|---:|---:|---:|---:|"]
     for row in pr["criteria"]:
@@ -477,7 +520,7 @@ def write(res):
               f"{w['narrow_bytes']:,} bytes ({w['size_ratio']:.2f}x smaller), LiteRT 1 thread {w['ms']:.3f} -> "
               f"{w['narrow_ms']:.3f} ms ({w['speedup']:.2f}x faster).", ""]
     if "byom" in res:
-        lines += byom_lines(res["byom"])
+        lines += byom_lines(res["byom"], _zeros_mark(res, "byom"))
     if "speed" in res:
         lines += speed_lines(res["speed"])
     o = res["overhead"]
@@ -490,9 +533,10 @@ def write(res):
                         "cell, which asserts the 1.5 GB limit in every test run)", ""]
     for nb, v in res["notebooks"].items():
         lines.append(f"| {nb} | {v.get('seconds', 'error')} | {v.get('peak_mb', 'error')} |")
-    extra = ROOT / "benchmarks/quantizer_paths.md"   # the converter-vs-quantizer comparison (quantizer_paths.py)
+    # the converter-vs-quantizer comparison (quantizer_paths.py) and why int8 MobileNetV2 is not faster (int8_speed.py)
+    extras = [ROOT / "benchmarks/quantizer_paths.md", ROOT / "benchmarks/int8_speed.md"]
     (ROOT / "benchmarks/RESULTS.md").write_text("\n".join(lines) + "\n"
-                                                 + ("\n" + extra.read_text() if extra.is_file() else ""))
+                                                 + "".join("\n" + e.read_text() for e in extras if e.is_file()))
     print("\n".join(lines))
 
 
@@ -516,8 +560,10 @@ def claim_rows(m):
         if m["family"] == "conv":
             s = i8["speedup"]
             verdict = ("holds" if 1.1 <= s <= 1.5 else "faster than claimed: XNNPACK's int8 kernels" if s > 1.5
-                       else "fails: about as fast (64x64 inputs: per-op costs and the QUANTIZE/DEQUANTIZE at the "
-                       "edges weigh more than the smaller multiplies)" if s >= 1.0
+                       else ("fails: about as fast: XNNPACK's int8 depthwise convolutions and ADDs are slower than "
+                             "float32's on this CPU and cancel its faster int8 1x1 convolutions (see \"Why int8 "
+                             "MobileNetV2 is not 1.5x faster\" below)" if m["model"] == "MobileNetV2" else
+                             "fails: about as fast (where the time goes: lite.op_times)") if s >= 1.0
                        else "fails: slower; " + (m["int8_profile"] or "not profiled (too many ops)"))
             out.append((CLAIMS[1], f"{s:.2f}x", verdict))
     if m["family"] == "rnn":
@@ -600,8 +646,14 @@ def speed_lines(speed):
                       (f" ({p['notes'][0]})" if p["notes"] else "")]
         lines.append("")
     lines += ["### Goals (issue 25), measured in this run", "", "| model | goal | measured | met |", "|---|---|---:|---|"]
-    for model, goal, measured, met in speed_goals(speed):
+    goals = speed_goals(speed)
+    for model, goal, measured, met in goals:
         lines.append(f"| {model} | {goal} | {measured} | {'yes' if met else '**no**'} |")
+    if any(model == "MobileNetV2" and goal.startswith("int8") and not met for model, goal, _, met in goals) and \
+            (ROOT / "benchmarks/int8_speed.md").is_file():
+        lines += ["", "MobileNetV2's int8 goal: why it fails here, op type by op type, at other input sizes and widths "
+                  "and with every runtime option LiteRT exposes, is in \"Why int8 MobileNetV2 is not 1.5x faster "
+                  "than float32 here\" at the end (`benchmarks/int8_speed.py`)."]
     lines += ["", "### The seeds' claims, model by model", "", "| model | claim | measured | verdict |",
               "|---|---|---:|---|"]
     for m in speed:
@@ -610,8 +662,32 @@ def speed_lines(speed):
     return lines + [""]
 
 
-def byom_lines(b):
-    lines = ["## Your own model: Keras 3 applications (weights=None, 96x96 inputs)", "",
+def _method(res):
+    """How the latency columns of the sections before "Side by side" were measured (said once, at the top)."""
+    t = res.get("timing", TIMING)
+    real = ("the variants of a model timed together on real inputs, a different one per invoke, best median of "
+            f"{t['rounds']} interleaved rounds of {t['runs']} invokes; inputs: the calibration digits, random images "
+            "for the random-weight MobileNetV2 and applications, the synthetic sequences, the test rows for the "
+            "recurrent layers")
+    if res.get("real_inputs"):
+        return real
+    if res.get("older_sections"):
+        return (real + f"; re-measured {res.get('older_measured')} by `python benchmarks/run.py older`, under load "
+                "from other processes on the same 2 cores; a section marked 'measured on zeros' is from the run "
+                "before issue 25")
+    return ("median of 300 invokes on all-zero inputs, as measured before issue 25: the tables down to the "
+            "side-by-side section are from that run, until the next full `make bench`")
+
+
+def _zeros_mark(res, section):
+    """A section of the run before issue 25 that has not been re-measured since says so in its heading."""
+    if res.get("real_inputs") or section in (res.get("older_sections") or []):
+        return ""
+    return " — latency measured on zeros (before issue 25), not comparable"
+
+
+def byom_lines(b, mark=""):
+    lines = ["## Your own model: Keras 3 applications (weights=None, 96x96 inputs)" + mark, "",
              "Converted straight from Keras 3; the tf_keras translation (for TF-MOT and TF.js) is checked against "
              "the original. Agreement: argmax equal to Keras 3 on 32 random images (random weights: no accuracy).", "",
              "| model | parameters | translation max diff | float32 bytes | int8 x | int4 x | float32 ms | int8 speed-up | "
@@ -624,7 +700,8 @@ def byom_lines(b):
         lines.append(f"| {r['model']} | {r['params']:,} | {r['translation_max_diff']:.1g} | {f['bytes']:,} | "
                      f"{f['bytes'] / q['bytes']:.2f} | {f['bytes'] / q4['bytes']:.2f} | {f['ms']:.3f} | "
                      f"{f['ms'] / q['ms']:.2f} | {f['ms'] / q4['ms']:.2f} | {100 * q['agreement']:.0f}% | {ch} |")
-    lines += ["", "## Recurrent layers as people write them (Keras 3, not unrolled; digits rows as sequences)", "",
+    lines += ["", "## Recurrent layers as people write them (Keras 3, not unrolled; digits rows as sequences)" + mark,
+              "",
               "| model | Keras accuracy | float32 bytes | dynamic x | int8 x | float32 ms | dynamic speed-up | "
               "int8 speed-up | int8 accuracy |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in b["recurrent"]:
