@@ -426,14 +426,15 @@ def _svg(ex: Exploration, max_ops: int = 300) -> str:
         return f"#{r:02x}{g:02x}{40:02x}"
 
     shown = ex.ops[:max_ops]
+    caption = (f"value: {name} ({unit}); colour from best (green) to worst (red) in this model" if name
+               else "no overlay")
     row, top, width = 26, 46, 640
     height = top + row * len(shown) + (24 if len(ex.ops) > max_ops else 8)
     out = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
            f"font-family='sans-serif' font-size='12'>",
            f"<rect width='{width}' height='{height}' fill='white'/>",
            f"<text x='8' y='18' font-size='14' font-weight='bold'>{esc(ex.name)}: {len(ex.ops)} ops</text>",
-           f"<text x='8' y='36' fill='#555'>{esc(f'colour and value: {name} ({unit}), red is worse' if name else 'no overlay')}"
-           "</text>"]
+           f"<text x='8' y='36' fill='#555'>{esc(caption)}</text>"]
     for i, op in enumerate(shown):
         y = top + i * row
         v = values.get(op["id"])
