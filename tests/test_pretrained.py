@@ -301,7 +301,8 @@ def test_fer_quantized_files_agree_with_keras(fer):
     model, x, want, f32 = fer
     y = want.argmax(-1)
     p = f32.predict(x)
-    assert f32.size == 237_768 and (p.argmax(-1) == y).all() and np.abs(p - want).max() < 1e-5
+    assert 230_000 < f32.size < 245_000  # 237,768 B from TensorFlow 2.19's converter, 239,392 B from 2.21's
+    assert (p.argmax(-1) == y).all() and np.abs(p - want).max() < 1e-5
     got = {}
     for mode in ("dynamic", "int8", "int4"):  # re-quantized from the float32 file: seconds, not a conversion each
         q = he.quantize(f32, mode, data=x[:64])
