@@ -135,6 +135,7 @@ def test_qat_lists_every_offending_layer(digits):
 def test_qat_unsupported_float_keeps_them_in_float(digits):
     k = _keras.legacy()
     (x, y), (xt, yt) = digits
+    k.utils.set_random_seed(0)   # unseeded, its 3-epoch accuracy once fell to 0.747 (issue 24: no last-bits asserts)
     m = k.Sequential([k.Input((8, 8, 1)), k.layers.Flatten(), k.layers.Dense(32, activation="relu"),
                       k.layers.LayerNormalization(name="ln"), k.layers.Dense(10, activation="softmax")])
     m.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
@@ -142,7 +143,11 @@ def test_qat_unsupported_float_keeps_them_in_float(digits):
     with pytest.raises(he.HomlEdgeError, match="ln .*LayerNormalization"):
         he.quantize_aware(m, (x, y), progress=False)
     q = he.quantize_aware(m, (x, y), epochs=1, unsupported="float", progress=False)
-    assert he.quantize(q, "int8", data=x[:100]).evaluate(xt, yt) > 0.8
+    lite = he.quantize(q, "int8", data=x[:100])
+    keras_acc, int8_acc = q.evaluate(xt, yt, verbose=0)[1], lite.evaluate(xt, yt)
+    print(f"QAT with LayerNormalization kept float: Keras {keras_acc:.3f}, int8 file {int8_acc:.3f}")
+    # what the option promises: the file is as good as the QAT model it came from (and far above chance)
+    assert abs(int8_acc - keras_acc) <= 0.02 and int8_acc > 0.5
 
 
 @pytest.mark.parametrize("kwargs, message", [
