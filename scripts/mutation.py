@@ -12,14 +12,15 @@ from collections import Counter
 from pathlib import Path
 
 FUNCTIONS = {
-    "homl_edge.quantization": ["parse_precision", "normalize_mode", "content_key", "_versions_key", "versions",
-                               "cache_dir"],
+    "homl_edge._quantizer": ["parse_precision"],
+    "homl_edge._modes": ["mode_spec"],
+    "homl_edge._cache": ["content_key", "_versions_key", "versions", "cache_dir"],
     "homl_edge.report": ["format_value", "human_bytes", "table_from_rows", "choose", "xǁTableǁ_repr_html_"],
     "homl_edge.sparsity": ["_parse_structure", "_masks", "filter_scores", "channels_to_keep", "m_by_n_holds",
                            "flat_indices"],
     "homl_edge._sandbox": ["grow_arena", "smallest_arena", "_classify"],
     "homl_edge.micro": ["fits_on", "resolver_method", "arena_to_declare"],
-    "homl_edge.gpu": ["check_tf_config", "tf_config"],
+    "homl_edge._workers": ["check_tf_config", "tf_config"],
 }
 root = Path(__file__).resolve().parent.parent
 mutmut = [sys.executable, "-m", "mutmut"]

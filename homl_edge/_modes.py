@@ -1,0 +1,179 @@
+"""The quantization modes as data, and the TFLite converter's recipe for each.
+
+:data:`MODE_TABLE` holds one :class:`Mode` per mode (its name and aliases, whether it needs calibration data, which
+tool makes it, its converter settings, how to check it runs, its notes); :func:`converter_for` sets up
+``tf.lite.TFLiteConverter`` from a mode's row, :func:`_convert` runs it (reusing the SavedModel it writes of a Keras
+model for the next modes) and :func:`_check_runs` proves LiteRT prepares the result. ``homl_edge.quantization``
+exports every name.
+"""
+from __future__ import annotations
+
+import atexit
+import collections
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import _keras, _tf
+from ._tf import quiet
+from .errors import HomlEdgeError
+
+
+@dataclass(frozen=True)
+class Mode:
+    """One quantization mode: what it is called, whether it needs calibration data, which tool makes it (the
+    TFLite ``"converter"`` or the LiteRT ``"quantizer"``), its converter settings, how to check it runs, and its
+    notes. :data:`MODE_TABLE` holds one per mode; every function reads it instead of testing the mode's name."""
+    name: str
+    notes: str
+    aliases: tuple = ()
+    calibrated: bool = False        # activations are quantized: needs calibration ``data``
+    tool: str = "converter"         # "converter" (tf.lite.TFLiteConverter) or "quantizer" (LiteRT Quantizer)
+    optimize: bool = True           # converter.optimizations = [Optimize.DEFAULT]
+    types: tuple = ()               # converter.target_spec.supported_types (tf dtype names)
+    ops: str | None = None          # converter.target_spec.supported_ops = [tf.lite.OpsSet.<ops>]
+    io: str | None = None           # converter.inference_input_type / inference_output_type (tf dtype name)
+    learned_ranges: bool = False    # a QAT model's learned ranges replace calibration data
+    int8_weights: bool = False      # the converter stores int8 weights (the tiny-model and nothing-quantized notes)
+    recipe: str | None = None       # the quantizer's whole-model precision when re-quantizing a .tflite (None: no)
+    check_hint: str = ""            # added when LiteRT cannot prepare the converted file
+    convert_hint: str = ""          # added when the converter fails
+
+
+MODE_TABLE = (
+    Mode("float32", "plain conversion, no quantization", aliases=("float", "fp32", "none"), optimize=False,
+         recipe="float"),
+    Mode("dynamic", "int8 weights, float activations (dynamic range)", aliases=("dynamic-range", "drq"),
+         int8_weights=True, recipe="int8"),
+    Mode("float16", "float16 weights (for GPU delegates)", aliases=("fp16",), types=("float16",)),
+    Mode("int8", "int8 weights and activations, float input/output", aliases=("full-int8",), calibrated=True,
+         learned_ranges=True, int8_weights=True, recipe="static-int8"),
+    Mode("int8-io", "integer only, int8 input and output (Edge TPU, MCU)", aliases=("int8_io", "integer"),
+         calibrated=True, ops="TFLITE_BUILTINS_INT8", io="int8", int8_weights=True,
+         convert_hint=" (some op has no int8 kernel: try mode 'int8', which keeps such ops in float)"),
+    Mode("int16x8", "int16 activations, int8 weights", aliases=("16x8", "int16"), calibrated=True,
+         ops="EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8", int8_weights=True,
+         check_hint=" (LiteRT's 16x8 kernels reject layers whose scales would overflow, e.g. some depthwise "
+                    "convolutions: use mode 'int8' for this model)"),
+    Mode("int4", "4-bit weights, float activations (ai-edge-quantizer)", tool="quantizer", recipe="int4"),
+)
+MODE_SPECS = {m.name: m for m in MODE_TABLE}
+MODES = tuple(MODE_SPECS)
+CALIBRATED = {m.name for m in MODE_TABLE if m.calibrated}
+_ALIASES = {alias: m.name for m in MODE_TABLE for alias in m.aliases}
+
+
+def normalize_mode(mode: str) -> str:
+    return mode_spec(mode).name
+
+
+def mode_spec(mode: str) -> Mode:
+    """The :class:`Mode` named ``mode`` or one of its aliases (any case)."""
+    m = str(mode).strip().lower()
+    spec = MODE_SPECS.get(_ALIASES.get(m, m))
+    if spec is None:
+        raise HomlEdgeError(f"unknown mode {mode!r}: choose one of {', '.join(MODES)}")
+    return spec
+
+
+def converter_for(model, mode: str, calib=None):
+    """The ``tf.lite.TFLiteConverter`` set up for ``mode``: the plain TensorFlow recipe, shown in the chapters
+    (the settings are the mode's :class:`Mode` row)."""
+    spec = mode_spec(mode)
+    tf = _tf.tf()
+    if isinstance(model, _keras.SavedModelSource):
+        conv = tf.lite.TFLiteConverter.from_saved_model(str(model.path))
+    else:
+        conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    if not spec.optimize:
+        return conv
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    if spec.types:
+        conv.target_spec.supported_types = [getattr(tf, t) for t in spec.types]
+    if spec.calibrated and calib is not None:  # (a QAT model: its ranges are learned, no dataset)
+        def representative_dataset():
+            for sample in calib:
+                yield [sample[None].astype(np.float32)]
+
+        conv.representative_dataset = representative_dataset
+    if spec.ops:
+        conv.target_spec.supported_ops = [getattr(tf.lite.OpsSet, spec.ops)]
+    if spec.io:
+        conv.inference_input_type = getattr(tf, spec.io)
+        conv.inference_output_type = getattr(tf, spec.io)
+    return conv
+
+
+def _check_runs(content: bytes, mode: str) -> None:
+    """The converter can emit a model that LiteRT then refuses to prepare: say so at conversion time."""
+    from .lite import new_interpreter
+
+    try:
+        new_interpreter(content)
+    except HomlEdgeError as e:
+        hint = MODE_SPECS[mode].check_hint
+        detail = str(e).split(": ", 1)[-1]
+        raise HomlEdgeError(f"mode {mode!r} produced a model that LiteRT cannot prepare: {detail}{hint}") from None
+
+
+_exports: "collections.OrderedDict[str, str]" = collections.OrderedDict()   # model key -> SavedModel folder
+_EXPORTS_KEPT = 4
+
+
+def _reusing_export(conv, model, mode: str, calib, key: str):
+    """``conv = converter_for(model, mode, calib)``, with the SavedModel that the converter writes of a Keras model
+    kept for the next mode of the same model (architecture + weights: ``key``). Writing it is most of a conversion (18 of
+    26 s for a Bidirectional LSTM, measured); the next modes read it back, and their bytes are the bytes the Keras
+    path writes (the file's model-type field is set back to the Keras model's; tests/test_convert.py compares)."""
+    import shutil
+    import tempfile
+
+    folder = _exports.get(key)
+    if folder and Path(folder, "saved_model.pb").is_file():
+        _exports.move_to_end(key)
+        again = converter_for(_keras.SavedModelSource(Path(folder)), mode, calib)
+        again._metadata.environment.modelType = conv._metadata.environment.modelType
+        return again
+    folder = tempfile.mkdtemp(prefix="homl-edge-export-")
+    write = conv._convert_keras_to_saved_model
+
+    def write_and_keep(_their_folder):
+        result = write(folder)   # TensorFlow's own export, into a folder that outlives this conversion
+        if conv.saved_model_dir == folder and Path(folder, "saved_model.pb").is_file():
+            _exports[key] = folder
+            while len(_exports) > _EXPORTS_KEPT:
+                shutil.rmtree(_exports.popitem(last=False)[1], ignore_errors=True)
+        else:   # TensorFlow fell back to its graph path: nothing to keep
+            shutil.rmtree(folder, ignore_errors=True)
+        return result
+
+    conv._convert_keras_to_saved_model = write_and_keep
+    return conv
+
+
+@atexit.register
+def _remove_exports():
+    import shutil
+
+    for folder in _exports.values():
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _convert(model, mode, calib, reuse: str | None = None) -> bytes:
+    import contextlib
+    import io
+
+    conv = converter_for(model, mode, calib)
+    if reuse and not isinstance(model, _keras.SavedModelSource) and all(
+            hasattr(conv, a) for a in ("_convert_keras_to_saved_model", "_metadata", "saved_model_dir")):
+        conv = _reusing_export(conv, model, mode, calib, reuse)
+    try:
+        with quiet(), contextlib.redirect_stdout(io.StringIO()):  # Keras 3's export prints "Saved artifact at"
+            return bytes(conv.convert())
+    except Exception as e:
+        text = str(e)
+        lines = [l.strip() for l in text.splitlines() if "error:" in l.lower()] or text.strip().splitlines() or [
+            type(e).__name__]
+        hint = MODE_SPECS[mode].convert_hint
+        raise HomlEdgeError(f"the TFLite converter failed for mode {mode!r}: {lines[0][:300]}{hint}") from None
