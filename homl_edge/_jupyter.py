@@ -31,56 +31,18 @@ TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "applicat
          ".bin": "application/octet-stream", ".svg": "image/svg+xml", ".css": "text/css", ".html": "text/html"}
 
 
-def _handler_class():
-    from jupyter_server.auth.decorator import allow_unauthenticated
-    from jupyter_server.base.handlers import JupyterHandler
-    from tornado import web
-
-    from .browser import page_file, registered_page
-
-    class PageHandler(JupyterHandler):
-        """GET {base_url}homl-edge/page/<key>/<file>: a file of a page registered during this server's lifetime."""
-
-        def initialize(self, runtime_dir, since):
-            self.runtime_dir = runtime_dir
-            self.since = since
-
-        @property
-        def content_security_policy(self):
-            return CSP
-
-        def check_xsrf_cookie(self):
-            return None  # GET only, nothing changes
-
-        @allow_unauthenticated
-        def get(self, key, rel):
-            entry = registered_page(key, self.runtime_dir, since=self.since)
-            data = page_file(entry, rel) if entry is not None and entry["app"] == "page" else None
-            if data is None:
-                raise web.HTTPError(404)
-            name = (rel or "index.html").rsplit("/", 1)[-1]
-            suffix = "." + name.rsplit(".", 1)[-1] if "." in name else ""
-            kind = TYPES.get(suffix.lower()) or mimetypes.guess_type(name)[0] or "application/octet-stream"
-            self.set_header("Content-Type", kind)
-            self.set_header("Access-Control-Allow-Origin", "*")
-            self.set_header("Cache-Control", "no-cache")
-            self.set_header("X-Content-Type-Options", "nosniff")
-            self.finish(data)
-
-    return PageHandler
-
-
-def _explore_handler_class():
+def _handler_classes():
+    """The two GET-only handlers, on one base: a registered entry of this server's lifetime or 404, the sandbox CSP,
+    and the same headers."""
     from jupyter_server.auth.decorator import allow_unauthenticated
     from jupyter_server.base.handlers import JupyterHandler
     from jupyter_server.utils import url_path_join
     from tornado import web
 
-    from .browser import registered_page
+    from .browser import page_file, registered_page
 
-    class ExploreHandler(JupyterHandler):
-        """GET {base_url}homl-edge/explore/<key>/<file>: Model Explorer's web app (from the installed package) and
-        the graph and overlays of a view registered during this server's lifetime (homl_edge.graph.web_file)."""
+    class SandboxedHandler(JupyterHandler):
+        app = ""
 
         def initialize(self, runtime_dir, since):
             self.runtime_dir = runtime_dir
@@ -93,19 +55,15 @@ def _explore_handler_class():
         def check_xsrf_cookie(self):
             return None  # GET only, nothing changes
 
-        @allow_unauthenticated
-        def get(self, key, rel):
-            from .graph import web_file
-
+        def entry(self, key):
             entry = registered_page(key, self.runtime_dir, since=self.since)
-            if entry is None or entry["app"] != "model-explorer":
+            if entry is None or entry["app"] != self.app:
                 raise web.HTTPError(404)
-            query = {k: self.get_query_argument(k) for k in self.request.query_arguments}
-            base = url_path_join(self.settings["base_url"], EXPLORE_ROUTE, key) + "/"
-            answer = web_file(entry, rel, query, base)
-            if answer is None:
+            return entry
+
+        def send(self, rel, data, kind=None, status=200):
+            if data is None:
                 raise web.HTTPError(404)
-            status, kind, data = answer
             name = (rel or "index.html").rsplit("/", 1)[-1]
             suffix = "." + name.rsplit(".", 1)[-1] if "." in name else ""
             kind = kind or TYPES.get(suffix.lower()) or mimetypes.guess_type(name)[0] or "application/octet-stream"
@@ -116,7 +74,35 @@ def _explore_handler_class():
             self.set_header("X-Content-Type-Options", "nosniff")
             self.finish(data)
 
-    return ExploreHandler
+    class PageHandler(SandboxedHandler):
+        """GET {base_url}homl-edge/page/<key>/<file>: a file of a page registered during this server's lifetime."""
+
+        app = "page"
+
+        @allow_unauthenticated
+        def get(self, key, rel):
+            self.send(rel, page_file(self.entry(key), rel))
+
+    class ExploreHandler(SandboxedHandler):
+        """GET {base_url}homl-edge/explore/<key>/<file>: Model Explorer's web app (from the installed package) and
+        the graph and overlays of a view registered during this server's lifetime (homl_edge.graph.web_file)."""
+
+        app = "model-explorer"
+
+        @allow_unauthenticated
+        def get(self, key, rel):
+            from .graph import web_file
+
+            entry = self.entry(key)
+            query = {k: self.get_query_argument(k) for k in self.request.query_arguments}
+            base = url_path_join(self.settings["base_url"], EXPLORE_ROUTE, key) + "/"
+            answer = web_file(entry, rel, query, base)
+            if answer is None:
+                raise web.HTTPError(404)
+            status, kind, data = answer
+            self.send(rel, data, kind, status)
+
+    return PageHandler, ExploreHandler
 
 
 def _load_jupyter_server_extension(serverapp):
@@ -126,5 +112,6 @@ def _load_jupyter_server_extension(serverapp):
     route = url_path_join(web_app.settings["base_url"], ROUTE, "([^/]*)/?(.*)")
     args = {"runtime_dir": serverapp.runtime_dir, "since": time.time()}
     explore = url_path_join(web_app.settings["base_url"], EXPLORE_ROUTE, "([^/]*)/?(.*)")
-    web_app.add_handlers(".*$", [(route, _handler_class(), args), (explore, _explore_handler_class(), args)])
+    page, view = _handler_classes()
+    web_app.add_handlers(".*$", [(route, page, args), (explore, view, args)])
     serverapp.log.info("homl-edge: registered pages served at %s, Model Explorer views at %s", route, explore)
