@@ -420,6 +420,9 @@ def main():
             res.update(timing=dict(TIMING), older_measured=time.strftime("%Y-%m-%d"))
             write(res)
 
+        unknown = set(sys.argv[2:]) - {"digits", "mobilenet", "gru", "pruning", "byom"}
+        if unknown:
+            sys.exit(f"run.py older takes sections among digits, mobilenet, gru, pruning, byom; not {sorted(unknown)}")
         older(results, sys.argv[2:], on_section=save)
         return
     results = {"machine": {"cpus": os.cpu_count(), "tensorflow": tf.__version__}, "real_inputs": True,
