@@ -1,6 +1,7 @@
 """Helpers for the browser tests: the package's own server and Chromium launcher, a Jupyter server, plus what
 `make test` installs."""
 import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -67,3 +68,36 @@ def start_jupyter_server(app: str, root, log, *, args=(), env=None, timeout_s: f
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def notebook_json(cells) -> str:
+    """A notebook of code cells (sources), unexecuted, on the python3 kernel."""
+    return json.dumps({"cells": [{"cell_type": "code", "metadata": {}, "source": c, "outputs": [],
+                                  "execution_count": None} for c in cells],
+                       "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                   "language": "python"}}, "nbformat": 4, "nbformat_minor": 5})
+
+
+@contextlib.contextmanager
+def screenshot_on_failure(page, path):
+    """A full-page screenshot of JupyterLab when a step fails (CI keeps test-artifacts/), then the error."""
+    try:
+        yield
+    except Exception:
+        page.screenshot(path=str(path), full_page=True)
+        raise
+
+
+def open_and_run_all(page, url, path):
+    """Open a notebook in JupyterLab (choosing the kernel if asked) and run all its cells."""
+    page.goto(f"{url}/lab/tree/{path}")
+    page.wait_for_selector(".jp-Notebook .jp-Cell", state="attached")
+    select = page.locator(".jp-Dialog button", has_text="Select")
+    try:  # JupyterLab may ask which kernel to start
+        select.wait_for(timeout=10_000)
+        select.click()
+    except Exception:
+        pass
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", state="attached")
+    page.get_by_role("menuitem", name="Run", exact=True).click()
+    page.get_by_text("Run All Cells", exact=True).click()

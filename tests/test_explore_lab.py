@@ -1,58 +1,17 @@
 """he.explore in JupyterLab (issue 29 item 2): Model Explorer's own web app, served by the notebook's Jupyter
 server through homl-edge's extension, draws the graph in the notebook (WebGL, SwiftShader in headless Chromium) and
 shows homl-edge's per-node values; nothing is fetched from anywhere else."""
-import contextlib
 import io
-import json
-import os
-import socket
-import subprocess
-import sys
 import time
 import urllib.request
 
 import pytest
 
 import homl_edge as he
-from browser import chromium
+from browser import chromium, notebook_json, open_and_run_all, screenshot_on_failure, start_jupyter_server
 
 pytestmark = pytest.mark.browser
 
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _notebook(cells):
-    return json.dumps({"cells": [{"cell_type": "code", "metadata": {}, "source": c, "outputs": [],
-                                  "execution_count": None} for c in cells],
-                       "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                                   "language": "python"}}, "nbformat": 4, "nbformat_minor": 5})
-
-
-@contextlib.contextmanager
-def _screenshot_on_failure(page, path):
-    try:
-        yield
-    except Exception:
-        page.screenshot(path=str(path), full_page=True)
-        raise
-
-
-def _open_and_run_all(page, url, path):
-    page.goto(f"{url}/lab/tree/{path}")
-    page.wait_for_selector(".jp-Notebook .jp-Cell", state="attached")
-    select = page.locator(".jp-Dialog button", has_text="Select")
-    try:  # JupyterLab may ask which kernel to start
-        select.wait_for(timeout=10_000)
-        select.click()
-    except Exception:
-        pass
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", state="attached")
-    page.get_by_role("menuitem", name="Run", exact=True).click()
-    page.get_by_text("Run All Cells", exact=True).click()
 
 CELLS = ["import homl_edge as he\n"
          "ex = he.explore(he.load_lite('digits.tflite'), overlay=['macs', 'bits'])\n"
@@ -63,32 +22,13 @@ CELLS = ["import homl_edge as he\n"
 def lab(tmp_path_factory, lite_f32):
     root = tmp_path_factory.mktemp("explore-lab")
     lite_f32.save(root / "digits.tflite")
-    (root / "explore.ipynb").write_text(_notebook(CELLS))
-    port = _free_port()
-    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(root / ".cfg"), JUPYTER_RUNTIME_DIR=str(root / ".run"),
-               JUPYTER_DATA_DIR=str(root / ".data"), HOME=str(root), HOML_EDGE_CACHE="off")
-    proc = subprocess.Popen([sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1",
-                             f"--port={port}", "--IdentityProvider.token=", "--ServerApp.password=",
-                             f"--ServerApp.root_dir={root}", "--allow-root",
-                             "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=open(root / "lab.log", "w"))
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(f"{url}/api", timeout=2)
-            break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("JupyterLab did not answer on /api within 60 s: " + (root / "lab.log").read_text()[-2000:])
-    yield url, root, lite_f32
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    (root / "explore.ipynb").write_text(notebook_json(CELLS))
+    env = {"JUPYTER_CONFIG_DIR": str(root / ".cfg"), "JUPYTER_RUNTIME_DIR": str(root / ".run"),
+           "JUPYTER_DATA_DIR": str(root / ".data"), "HOME": str(root), "HOML_EDGE_CACHE": "off"}
+    with start_jupyter_server("lab", root, root / "lab.log", env=env,
+                              args=["--IdentityProvider.token=", "--ServerApp.password=", "--LabApp.news_url=",
+                                    "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]) as url:
+        yield url, root, lite_f32
 
 
 def test_model_explorer_draws_the_graph_with_an_overlay_in_jupyterlab(lab, artifacts):
@@ -103,8 +43,8 @@ def test_model_explorer_draws_the_graph_with_an_overlay_in_jupyterlab(lab, artif
         context.on("request", lambda r: requests.append(r.url))
         page = context.new_page()
         page.set_default_timeout(60_000)
-        with _screenshot_on_failure(page, artifacts / "jupyterlab-explore-failure.png"):
-            _open_and_run_all(page, url, "explore.ipynb")
+        with screenshot_on_failure(page, artifacts / "jupyterlab-explore-failure.png"):
+            open_and_run_all(page, url, "explore.ipynb")
             page.wait_for_selector("iframe.homl-edge-explore", state="attached")
             src = page.locator("iframe.homl-edge-explore").get_attribute("src")
             frame = page.frame_locator("iframe.homl-edge-explore")

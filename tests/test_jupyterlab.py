@@ -1,5 +1,4 @@
 """JupyterLab itself renders the extension: %quantize, the OptimizerPanel and the TradeoffExplorer, in Chromium."""
-import contextlib
 import json
 import re
 import time
@@ -7,13 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from browser import chromium, start_jupyter_server
+from browser import chromium, notebook_json, open_and_run_all, screenshot_on_failure, start_jupyter_server
 
 pytestmark = pytest.mark.browser
-
-
-def _cell(src):
-    return {"cell_type": "code", "metadata": {}, "source": src, "outputs": [], "execution_count": None}
 
 
 NOTEBOOK_CELLS = [
@@ -37,17 +32,12 @@ PAGE_CELLS = [
 ]
 
 
-def _notebook(cells):
-    return json.dumps({"cells": [_cell(c) for c in cells], "metadata": {"kernelspec": {
-        "name": "python3", "display_name": "Python 3", "language": "python"}}, "nbformat": 4, "nbformat_minor": 5})
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     root = tmp_path_factory.mktemp("lab")
-    (root / "ext.ipynb").write_text(_notebook(NOTEBOOK_CELLS))
+    (root / "ext.ipynb").write_text(notebook_json(NOTEBOOK_CELLS))
     (root / "sub").mkdir()
-    (root / "sub" / "page.ipynb").write_text(_notebook(PAGE_CELLS))  # below the root: the path must be right
+    (root / "sub" / "page.ipynb").write_text(notebook_json(PAGE_CELLS))  # below the root: the path must be right
     chapter = json.loads((Path(__file__).resolve().parent.parent / "notebooks/06_models_in_the_browser.ipynb").read_text())
     for cell in chapter["cells"]:
         cell.pop("outputs", None) if cell["cell_type"] != "code" else cell.update(outputs=[], execution_count=None)
@@ -65,7 +55,7 @@ def test_widgets_render_in_jupyterlab_and_a_click_reaches_python(lab, artifacts)
     with chromium() as browser:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.set_default_timeout(90_000)
-        with _screenshot_on_failure(page, artifacts / "jupyterlab-failure.png"):
+        with screenshot_on_failure(page, artifacts / "jupyterlab-failure.png"):
             quantize_table = _drive(page, url)
         page.screenshot(path=str(artifacts / "jupyterlab-widgets.png"), full_page=True)
         deadline = time.time() + 30
@@ -75,7 +65,7 @@ def test_widgets_render_in_jupyterlab_and_a_click_reaches_python(lab, artifacts)
     assert "accuracy" in quantize_table and "int8" in quantize_table
 
 
-def test_exported_page_runs_inside_the_notebook(lab, artifacts):
+def test_exported_page_runs_inside_thenotebook_json(lab, artifacts):
     """Binder's way: the export's live page in an IFrame served by the notebook's own Jupyter server."""
     url, root = lab
     with chromium() as browser:
@@ -84,8 +74,8 @@ def test_exported_page_runs_inside_the_notebook(lab, artifacts):
         context.on("request", lambda r: requests.append(r.url))  # the context sees service-worker requests too
         page = context.new_page()
         page.set_default_timeout(90_000)
-        with _screenshot_on_failure(page, artifacts / "jupyterlab-page-failure.png"):
-            _open_and_run_all(page, url, "sub/page.ipynb")
+        with screenshot_on_failure(page, artifacts / "jupyterlab-page-failure.png"):
+            open_and_run_all(page, url, "sub/page.ipynb")
             page.wait_for_selector("iframe.homl-edge-frame", state="attached")
             src = page.locator("iframe.homl-edge-frame").get_attribute("src")
             frame = page.frame_locator("iframe.homl-edge-frame")
@@ -102,14 +92,14 @@ def test_exported_page_runs_inside_the_notebook(lab, artifacts):
     assert requests and all(r.startswith(local) for r in requests), [r for r in requests if not r.startswith(local)]
 
 
-def test_chapter_06_shows_its_page_in_the_notebook(lab, artifacts):
+def test_chapter_06_shows_its_page_in_thenotebook_json(lab, artifacts):
     """The chapter itself, run in JupyterLab: its export cell shows the live page, and a click inside it predicts."""
     url, root = lab
     with chromium() as browser:
         page = browser.new_page(viewport={"width": 1400, "height": 1100})
         page.set_default_timeout(240_000)
-        with _screenshot_on_failure(page, artifacts / "jupyterlab-chapter06-failure.png"):
-            _open_and_run_all(page, url, "chapter06.ipynb")
+        with screenshot_on_failure(page, artifacts / "jupyterlab-chapter06-failure.png"):
+            open_and_run_all(page, url, "chapter06.ipynb")
             frame_el = page.locator("iframe.homl-edge-frame").first
             frame_el.wait_for(state="attached")
             src = frame_el.get_attribute("src")
@@ -126,33 +116,9 @@ def test_chapter_06_shows_its_page_in_the_notebook(lab, artifacts):
     assert answer.split()[0] == label  # the chapter's model reads its first test digit right, in the notebook
 
 
-@contextlib.contextmanager
-def _screenshot_on_failure(page, path):
-    """A full-page screenshot of JupyterLab when a step fails (CI keeps test-artifacts/), then the error."""
-    try:
-        yield
-    except Exception:
-        page.screenshot(path=str(path), full_page=True)
-        raise
-
-
-def _open_and_run_all(page, url, path):
-    page.goto(f"{url}/lab/tree/{path}")
-    page.wait_for_selector(".jp-Notebook .jp-Cell", state="attached")
-    select = page.locator(".jp-Dialog button", has_text="Select")
-    try:  # JupyterLab may ask which kernel to start
-        select.wait_for(timeout=10_000)
-        select.click()
-    except Exception:
-        pass
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", state="attached")
-    page.get_by_role("menuitem", name="Run", exact=True).click()
-    page.get_by_text("Run All Cells", exact=True).click()
-
-
 def _drive(page, url):
     if True:
-        _open_and_run_all(page, url, "ext.ipynb")
+        open_and_run_all(page, url, "ext.ipynb")
         # %quantize printed its table; the panel and the explorer rendered as widgets
         page.wait_for_selector(".jp-OutputArea-output table", state="attached")
         page.wait_for_selector(".he-tradeoff svg .he-point", state="attached")
