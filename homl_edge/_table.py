@@ -8,7 +8,7 @@ import html
 import numpy as np
 import pandas as pd
 
-from .lite import format_ms
+from ._units import format_ms
 
 
 class Table(pd.DataFrame):

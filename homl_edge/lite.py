@@ -24,6 +24,7 @@ import numpy as np
 
 from . import _sandbox
 from ._files import atomic_write
+from ._units import format_ms
 from .errors import HomlEdgeError, InvalidModelFileError, first_line
 
 _INT_TYPES = (np.int8, np.uint8, np.int16)
@@ -707,13 +708,6 @@ def load_lite(path, name: str | None = None) -> LiteModel:
 # ----------------------------------------------------------------------------------------------- timing
 class _Prepared(list):
     """Inputs already split one array per input (what ``prepare_inputs`` returns), kept by ``keep_samples``."""
-
-
-def format_ms(ms: float) -> str:
-    """A latency for people: microseconds below 1 ms ("20.3 µs", not "0.0203 ms"), milliseconds above (every table,
-    repr and plot legend spells a latency with it)."""
-    ms = float(ms)
-    return f"{ms * 1e3:.3g} µs" if abs(ms) < 1 else f"{ms:.3g} ms"
 
 
 class Latency(dict):
