@@ -74,8 +74,9 @@ def quantize(model, mode: str = "int8", data=None, *, name: str | None = None, c
     mode = spec.name
     precision = parse_precision(precision)
     if precision is not None or spec.tool == "quantizer":
-        return quantize_mixed(model, precision or {}, base=(spec.recipe if spec.tool == "quantizer" else None),
-                              name=name, cache=cache, granularity=granularity, mode=mode)
+        return _keep_inputs(quantize_mixed(model, precision or {}, name=name, cache=cache, granularity=granularity,
+                                           base=(spec.recipe if spec.tool == "quantizer" else None), mode=mode),
+                            None, data)
     qat = _keras.is_qat_model(model)
     calib = None
     if spec.calibrated:
@@ -101,8 +102,13 @@ def quantize(model, mode: str = "int8", data=None, *, name: str | None = None, c
             "ranges": "learned (QAT)" if qat and calib is None and spec.learned_ranges else None,
             "path": "tflite-converter"}   # better or equal to the quantizer here (benchmarks/RESULTS.md, issue 29)
     meta["warning"] = _tiny_model_note(model, mode, len(content), cache) or _nothing_quantized_note(content, mode)
-    lite = LiteModel(content, name=name, meta=meta, _trusted=True)
-    if calib is not None or isinstance(data, np.ndarray):  # real inputs for lite.benchmark(), never zeros
+    return _keep_inputs(LiteModel(content, name=name, meta=meta, _trusted=True), calib, data)
+
+
+def _keep_inputs(lite: LiteModel, calib, data) -> LiteModel:
+    """Real inputs for ``lite.benchmark()``, never zeros: the calibration samples, else ``data=`` given as an array
+    (int4 and per-layer mixes need no calibration, but their latency is timed on the user's inputs too)."""
+    if calib is not None or isinstance(data, np.ndarray):
         try:
             lite.keep_samples(calib if calib is not None else data, "calibration data")
         except HomlEdgeError:

@@ -65,7 +65,7 @@ def test_widgets_render_in_jupyterlab_and_a_click_reaches_python(lab, artifacts)
     assert "accuracy" in quantize_table and "int8" in quantize_table
 
 
-def test_exported_page_runs_inside_thenotebook_json(lab, artifacts):
+def test_exported_page_runs_inside_the_notebook(lab, artifacts):
     """Binder's way: the export's live page in an IFrame served by the notebook's own Jupyter server."""
     url, root = lab
     with chromium() as browser:
@@ -92,7 +92,7 @@ def test_exported_page_runs_inside_thenotebook_json(lab, artifacts):
     assert requests and all(r.startswith(local) for r in requests), [r for r in requests if not r.startswith(local)]
 
 
-def test_chapter_06_shows_its_page_in_thenotebook_json(lab, artifacts):
+def test_chapter_06_shows_its_page_in_the_notebook(lab, artifacts):
     """The chapter itself, run in JupyterLab: its export cell shows the live page, and a click inside it predicts."""
     url, root = lab
     with chromium() as browser:

@@ -39,6 +39,16 @@ def test_benchmark_feeds_real_inputs_never_zeros(lite_f32, lite_int8io, digits):
     assert fresh.benchmark_inputs()[1] == "evaluation data"
 
 
+def test_int4_and_mixes_keep_the_data_given_for_their_latency(trained, digits):
+    """int4 needs no calibration, but data= given is what its latency is timed on (it was a random sample)."""
+    (x, _), _ = digits
+    for lite in (he.quantize(trained, "int4", data=x[:40]), he.quantize(trained, "int4", precision={".*": "int8"},
+                                                                        data=x[:40])):
+        inputs, source = lite.benchmark_inputs()[:2]
+        assert source == "calibration data" and np.array_equal(inputs[0], x[:len(inputs[0])]), (lite.name, source)
+    assert he.quantize(trained, "int4").benchmark_inputs()[1].startswith("random normal")
+
+
 def test_benchmark_result_keeps_old_keys_adds_method_and_prints_microseconds(lite_int8io, digits):
     (_, _), (xt, _) = digits
     b = lite_int8io.benchmark(xt, runs=30, warmup=5, rounds=3)
