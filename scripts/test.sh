@@ -3,7 +3,7 @@
 #   1. the main environment (.venv, the lock): unit tests, every chapter under nbval, the browser tests, in two
 #      pytest-xdist workers;
 #   2. the current environment (.venv-current: Python 3.12, the newest TensorFlow, numpy 2): the unit tests.
-# Both start at the same time; the second runs at the lowest priority (nice 19: about 1.5% of the CPU while the first
+# Both start at the same time; the second runs at a lower priority (nice 10: about a tenth of the CPU while the first
 # needs both cores), so the main suite finishes first and the second takes both cores after it. The chapters with
 # timing asserts run beside a busy core of their own (conftest.py). The second's output goes to
 # test-artifacts/current-env.log and its summary is printed at the end; the exit code fails if either failed.
@@ -18,7 +18,7 @@ CURRENT_ARGS=(tests -m "not notebook and not lock" -k "not browser or test_tfjs_
               --ignore=tests/test_binder.py --ignore=tests/test_order.py --ignore=tests/test_chapter_outputs.py
               --ignore=tests/test_prose.py)
 start=$(date +%s)
-( HOML_EDGE_CACHE=$(mktemp -d) nice -n 19 .venv-current/bin/python -m pytest -n 2 --dist loadfile "${CURRENT_ARGS[@]}" \
+( HOML_EDGE_CACHE=$(mktemp -d) nice -n 10 .venv-current/bin/python -m pytest -n 2 --dist loadfile "${CURRENT_ARGS[@]}" \
     -o addopts="-ra --strict-markers -p no:randomly" \
     > "$CURRENT_LOG" 2>&1; echo $? > test-artifacts/current-env.rc ) &
 bg=$!
