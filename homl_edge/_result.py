@@ -1,0 +1,117 @@
+"""The one family of results: every public call that reports something returns a small frozen dataclass built on
+:class:`Result` (or :class:`Record`, when the result is also a complete read-only mapping of its fields).
+
+Declare one with the :func:`result` decorator (a frozen dataclass that keeps the family's repr and equality)::
+
+    @result
+    class Benchmark(Record):
+        median_ms: float
+        runs: int
+
+Every result shows itself the same three ways: ``repr()`` is one line (``Benchmark(median_ms=0.0203, ...)``),
+``to_frame()`` gives a pandas DataFrame (one row per field, or the result's own table when it holds one), and
+``_repr_html_`` renders that frame in a notebook with the units of :class:`~homl_edge._table.Table`.
+
+Base layer: imports pandas and the table only, never TensorFlow.
+"""
+from __future__ import annotations
+
+import dataclasses
+import html
+from collections.abc import Mapping
+
+import pandas as pd
+
+from ._table import Table
+
+_REPR_WIDTH = 160
+
+
+def result(cls):
+    """Make ``cls`` (a subclass of :class:`Result` or :class:`Record`) a frozen dataclass of the family: the base's
+    one-line repr and equality are kept (a plain ``@dataclass`` would write its own over them)."""
+    return dataclasses.dataclass(frozen=True, repr=False, eq=False)(cls)
+
+
+def _short(v) -> str:
+    """A value as one short piece of a one-line repr: tables and arrays by their shape, long text cut."""
+    if isinstance(v, pd.DataFrame):
+        return f"<table {v.shape[0]}x{v.shape[1]}>"
+    shape = getattr(v, "shape", None)
+    if shape is not None and not isinstance(v, (int, float, str)) and len(shape) > 0:
+        return f"<array {'x'.join(map(str, shape))}>"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    text = repr(v).replace("\n", " ")
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+class Result:
+    """The base of every result: one-line repr, ``to_frame()``, ``_repr_html_``, ``fields()``.
+
+    Subclasses are declared with :func:`result`; a field whose name starts with ``_`` is kept out of the
+    repr and the frame. A subclass that holds a table overrides :meth:`to_frame` to return it.
+    """
+
+    def fields(self) -> dict:
+        """The public fields and their values, in declaration order."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if not f.name.startswith("_")}
+
+    def to_frame(self) -> pd.DataFrame:
+        """The fields as a two-column frame (``field``, ``value``); tables and models are shown by their repr."""
+        rows = [{"field": k, "value": v if isinstance(v, (int, float, str, bool, type(None))) else _short(v)}
+                for k, v in self.fields().items()]
+        return pd.DataFrame(rows, columns=["field", "value"]).set_index("field")
+
+    def __repr__(self) -> str:
+        parts = ", ".join(f"{k}={_short(v)}" for k, v in self.fields().items())
+        text = f"{type(self).__name__}({parts})"
+        return text if len(text) <= _REPR_WIDTH else text[:_REPR_WIDTH - 4] + "...)"
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(_same(getattr(self, f.name), getattr(other, f.name)) for f in dataclasses.fields(self))
+
+    __hash__ = None
+
+    def _repr_html_(self) -> str:
+        frame = self.to_frame()
+        title = f"<p><b>{html.escape(type(self).__name__)}</b></p>"
+        return title + Table(frame)._repr_html_()
+
+
+class Record(Result, Mapping):
+    """A result that is also a complete read-only mapping of its public fields: ``run["arena_bytes"]``,
+    ``dict(run)``, ``list(run)`` and ``"arena_bytes" in run`` all work, and every key is a field (no half-dicts)."""
+
+    def __getitem__(self, key):
+        if isinstance(key, str) and not key.startswith("_") and key in self._keys():
+            return getattr(self, key)
+        raise KeyError(key)
+
+    def __iter__(self):
+        return iter(self._keys())
+
+    def __len__(self) -> int:
+        return len(self._keys())
+
+    def _keys(self) -> tuple:
+        return tuple(f.name for f in dataclasses.fields(self) if not f.name.startswith("_"))
+
+    def __eq__(self, other):  # a record equals another record of its type, or a dict of the same items
+        if isinstance(other, Mapping) and not isinstance(other, Result):
+            return dict(self.items()) == dict(other.items())
+        return Result.__eq__(self, other)
+
+    __hash__ = None
+
+
+def _same(a, b) -> bool:
+    """Field equality that also holds for tables and arrays (whose == gives an array, not a bool)."""
+    if isinstance(a, pd.DataFrame) or isinstance(b, pd.DataFrame):
+        return isinstance(a, pd.DataFrame) and isinstance(b, pd.DataFrame) and a.equals(b)
+    if hasattr(a, "shape") and hasattr(b, "shape"):
+        import numpy as np
+        return bool(np.array_equal(a, b))
+    return a == b
