@@ -12,17 +12,15 @@ Every result shows itself the same three ways: ``repr()`` is one line (``Benchma
 ``to_frame()`` gives a pandas DataFrame (one row per field, or the result's own table when it holds one), and
 ``_repr_html_`` renders that frame in a notebook with the units of :class:`~homl_edge._table.Table`.
 
-Base layer: imports pandas and the table only, never TensorFlow.
+Base layer: never TensorFlow, and pandas only when a frame is asked for (``homl_edge.lite`` uses this module, and
+its LiteRT-only worker processes start without pandas).
 """
 from __future__ import annotations
 
 import dataclasses
 import html
+import sys
 from collections.abc import Mapping
-
-import pandas as pd
-
-from ._table import Table
 
 _REPR_WIDTH = 160
 
@@ -35,13 +33,15 @@ def result(cls):
 
 def _short(v) -> str:
     """A value as one short piece of a one-line repr: tables and arrays by their shape, long text cut."""
-    if isinstance(v, pd.DataFrame):
+    if _is_frame(v):
         return f"<table {v.shape[0]}x{v.shape[1]}>"
     shape = getattr(v, "shape", None)
     if shape is not None and not isinstance(v, (int, float, str)) and len(shape) > 0:
         return f"<array {'x'.join(map(str, shape))}>"
     if isinstance(v, float):
         return f"{v:.4g}"
+    if hasattr(v, "count_params") and hasattr(v, "layers"):  # a Keras model: its class, name and size
+        return f"<{type(v).__name__} {getattr(v, 'name', '')!r}, {v.count_params():,} params>"
     text = repr(v).replace("\n", " ")
     return text if len(text) <= 60 else text[:57] + "..."
 
@@ -57,8 +57,10 @@ class Result:
         """The public fields and their values, in declaration order."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if not f.name.startswith("_")}
 
-    def to_frame(self) -> pd.DataFrame:
+    def to_frame(self):
         """The fields as a two-column frame (``field``, ``value``); tables and models are shown by their repr."""
+        import pandas as pd
+
         rows = [{"field": k, "value": v if isinstance(v, (int, float, str, bool, type(None))) else _short(v)}
                 for k, v in self.fields().items()]
         return pd.DataFrame(rows, columns=["field", "value"]).set_index("field")
@@ -76,9 +78,24 @@ class Result:
     __hash__ = None
 
     def _repr_html_(self) -> str:
+        from ._table import Table
+
         frame = self.to_frame()
         title = f"<p><b>{html.escape(type(self).__name__)}</b></p>"
         return title + Table(frame)._repr_html_()
+
+
+@result
+class ModelResult(Result):
+    """A result that holds a Keras model (``.model``) and the report of the run that made it (``.report``, a dict):
+    what pruning, clustering, QAT and ``optimize`` return. Everything in homl-edge that takes a model takes such a
+    result too: the one resolver of models (``homl_edge._keras.load_model``) unwraps it to ``.model``.
+
+    Subclasses are declared with :func:`result`; they add their own fields after these two.
+    """
+
+    model: object
+    report: dict
 
 
 class Record(Result, Mapping):
@@ -108,10 +125,19 @@ class Record(Result, Mapping):
 
 
 def _same(a, b) -> bool:
-    """Field equality that also holds for tables and arrays (whose == gives an array, not a bool)."""
-    if isinstance(a, pd.DataFrame) or isinstance(b, pd.DataFrame):
-        return isinstance(a, pd.DataFrame) and isinstance(b, pd.DataFrame) and a.equals(b)
+    """Field equality that also holds for tables and arrays (whose == gives an array, not a bool), and for dicts
+    of them (several outputs: ``{name: array}``)."""
+    if _is_frame(a) or _is_frame(b):
+        return _is_frame(a) and _is_frame(b) and a.equals(b)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
     if hasattr(a, "shape") and hasattr(b, "shape"):
         import numpy as np
         return bool(np.array_equal(a, b))
     return a == b
+
+
+def _is_frame(v) -> bool:
+    """A pandas DataFrame (pandas is not imported to find out: without it loaded, nothing is one)."""
+    pd = sys.modules.get("pandas")
+    return pd is not None and isinstance(v, pd.DataFrame)
