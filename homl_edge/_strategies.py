@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+from ._result import Result, result
 
 _STRATEGIES: dict = {}
 
@@ -35,9 +36,23 @@ def _one_strategy(kind: str, devices_, make):
 _PLUMBING = {"_Arg", "_Retval", "_DeviceArg", "_EagerConst", "NoOp", "Identity"}
 
 
-def placements(fn, *args, **kwargs):
-    """Run ``fn(*args, **kwargs)`` eagerly and return ``(result, table)``: one row per operation it executed
-    (``op`` type and ``device``), in order. What ``tf.debugging.set_log_device_placement(True)`` would print, but
+@result
+class Placements(Result):
+    """What :func:`placements` recorded: ``value``, what the function returned, and ``table``, one row per operation
+    it executed (``op`` type and ``device``), in order; ``to_frame()`` is that table. (Up to 0.2.0 it was a tuple
+    ``(value, table)``: read ``p.value`` and ``p.table`` instead.)"""
+
+    value: object
+    table: object  # a Table (pandas DataFrame)
+
+    def to_frame(self):
+        return self.table
+
+
+def placements(fn, *args, **kwargs) -> Placements:
+    """Run ``fn(*args, **kwargs)`` eagerly and return a :class:`Placements`: its ``value``, and its ``table`` with
+    one row per operation it executed (``op`` type and ``device``), in order. What
+    ``tf.debugging.set_log_device_placement(True)`` would print, but
     recorded for every execution: the log itself appears only when TensorFlow first creates a kernel for an op on a
     device (once per process), and in a notebook it goes to the kernel's console, not the cell."""
     from . import _tf
@@ -47,7 +62,7 @@ def placements(fn, *args, **kwargs):
         result = fn(*args, **kwargs)
     rows = [{"op": op, "device": (devices[0] if devices else "").rsplit("/", 1)[-1]}
             for op, devices in seen if op not in _PLUMBING]
-    return result, Table(rows, columns=["op", "device"])
+    return Placements(value=result, table=Table(rows, columns=["op", "device"]))
 
 
 def central_storage_strategy(devices_=None):

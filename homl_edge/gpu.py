@@ -12,6 +12,7 @@ This file holds the device settings; strategies and op placement (``_strategies`
 """
 from __future__ import annotations
 
+import html
 import os
 import sys
 
@@ -20,6 +21,7 @@ from ._strategies import (_PLUMBING, _STRATEGIES, _one_strategy, central_storage
                           mirrored_strategy, placements, strategy_step_times)
 from ._threads import _THREADS_CHILD, thread_scaling  # noqa: F401
 from ._workers import _WORKER_CHILD, check_tf_config, free_ports, multi_worker_fit, tf_config  # noqa: F401
+from ._result import Record, result
 from .errors import GpuConfigError, HomlEdgeError
 
 NO_GPU = "no GPU: running on CPU"
@@ -41,11 +43,39 @@ def _restart_fix(setting: str, param: str, value) -> GpuConfigError:
                           "work", param=param, call="he.gpu.configure")
 
 
-def devices() -> dict:
+@result
+class Devices(Record):
+    """What :func:`devices` found (a frozen record, also a read-only mapping: ``info["gpus"]``): one dict per GPU
+    (``name``, ``index``, ``model``, ``compute_capability``, memory when NVML knows it), the CPU device names, the
+    logical devices (None until the runtime is initialised), a one-line ``summary`` and whether the runtime is up."""
+
+    gpus: list
+    cpus: list
+    logical: list | None
+    summary: str
+    runtime_initialized: bool
+
+    def to_frame(self):
+        """One row per GPU (an empty frame without one)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.gpus)
+
+    def _repr_html_(self):
+        from ._table import Table
+
+        gpus = Table(self.to_frame())._repr_html_() if self.gpus else ""
+        logical = ", ".join(self.logical) if self.logical else "runtime not started yet (settings still allowed)"
+        return (f"<p><b>{html.escape(self.summary)}</b></p>{gpus}"
+                f"<p>logical devices: {html.escape(logical)}</p>")
+
+
+def devices() -> Devices:
     """Physical and logical devices, and for each GPU its name, compute capability and memory when known.
 
-    Returns ``{"gpus": [...], "cpus": [...], "logical": [...] or None, "summary": str}``. ``logical`` is None until
-    the runtime is initialised (listing logical devices would initialise it, so it is not done here).
+    Returns a :class:`Devices` (``gpus``, ``cpus``, ``logical`` or None, ``summary``, ``runtime_initialized``; read
+    as ``info["gpus"]`` or ``info.gpus``). ``logical`` is None until the runtime is initialised (listing logical
+    devices would initialise it, so it is not done here).
     """
     from . import _tf
 
@@ -71,8 +101,8 @@ def devices() -> dict:
         summary = NO_GPU
         if logical and len(logical) > 1:
             summary += f" ({len(logical)} logical CPU devices)"
-    return {"gpus": gpus, "cpus": cpus, "logical": logical, "summary": summary,
-            "runtime_initialized": runtime_initialized()}
+    return Devices(gpus=gpus, cpus=cpus, logical=logical, summary=summary,
+                   runtime_initialized=runtime_initialized())
 
 
 def _nvml_memory(index: int) -> dict:
@@ -90,20 +120,39 @@ def _nvml_memory(index: int) -> dict:
         return {}
 
 
-def memory_info(device: str = "GPU:0") -> dict | None:
-    """TensorFlow's own view of the memory it holds on ``device`` (current and peak, MB); None without a GPU."""
+@result
+class MemoryInfo(Record):
+    """TensorFlow's own view of the memory it holds on one GPU (:func:`memory_info`): current and peak, in MB."""
+
+    device: str
+    current_mb: float
+    peak_mb: float
+
+
+def memory_info(device: str = "GPU:0") -> MemoryInfo | None:
+    """TensorFlow's own view of the memory it holds on ``device`` (a :class:`MemoryInfo`: ``current_mb`` and
+    ``peak_mb``); None without a GPU."""
     from . import _tf
 
     tf = _tf.tf()
     if not tf.config.list_physical_devices("GPU"):
         return None
     info = tf.config.experimental.get_memory_info(device)
-    return {"current_mb": info["current"] / 2**20, "peak_mb": info["peak"] / 2**20}
+    return MemoryInfo(device=device, current_mb=info["current"] / 2**20, peak_mb=info["peak"] / 2**20)
+
+
+@result
+class Configured(Record):
+    """What :func:`configure` did: the settings ``applied`` (one line each) and ``notes`` (settings that already
+    had the requested value, and the like). A frozen record, also a read-only mapping (``result["applied"]``)."""
+
+    applied: list
+    notes: list
 
 
 def configure(memory_growth: bool | None = None, memory_limit_mb: int | None = None, split=None,
-              visible: str | None = None, cpu_split: int | None = None) -> dict:
-    """Apply GPU (and CPU) device settings; returns ``{"applied": [...], "notes": [...]}``.
+              visible: str | None = None, cpu_split: int | None = None) -> Configured:
+    """Apply GPU (and CPU) device settings; returns a :class:`Configured` (``result["applied"]``, ``["notes"]``).
 
     - ``visible="0,1"``: which GPUs this process may see (sets ``CUDA_VISIBLE_DEVICES``); only before TensorFlow
       is imported.
@@ -131,7 +180,7 @@ def configure(memory_growth: bool | None = None, memory_limit_mb: int | None = N
         raise HomlEdgeError("give either memory_limit_mb (one device per GPU) or split (several devices), not both")
     wants_tf = any(v is not None for v in (memory_growth, memory_limit_mb, split, cpu_split))
     if not wants_tf:
-        return {"applied": applied, "notes": notes}
+        return Configured(applied=applied, notes=notes)
     if (memory_growth and (memory_limit_mb is not None or split is not None)):
         raise HomlEdgeError("memory growth and a memory limit exclude each other: choose one")
     from . import _tf
@@ -159,7 +208,7 @@ def configure(memory_growth: bool | None = None, memory_limit_mb: int | None = N
                             ("split", split)):
             if value is not None:
                 notes.append(f"{NO_GPU}: {name} has no effect")
-        return {"applied": applied, "notes": notes}
+        return Configured(applied=applied, notes=notes)
     if memory_growth is not None:
         for g in gpus:
             if initialized:
@@ -185,7 +234,7 @@ def configure(memory_growth: bool | None = None, memory_limit_mb: int | None = N
                 tf.config.set_logical_device_configuration(
                     g, [tf.config.LogicalDeviceConfiguration(memory_limit=s) for s in sizes])
                 applied.append(f"{g.name}: logical device(s) of {sizes} MB")
-    return {"applied": applied, "notes": notes}
+    return Configured(applied=applied, notes=notes)
 
 
 def allow_growth_env() -> str:

@@ -24,6 +24,7 @@ import numpy as np
 
 from . import _sandbox
 from ._files import atomic_write
+from ._result import Record, result
 from ._units import format_ms
 from .errors import HomlEdgeError, InvalidModelFileError, first_line
 
@@ -487,8 +488,9 @@ class LiteModel:
             return _flatbuffer.ops(self._flatbuffer(), 0)
         return collections.Counter(op["op_name"] for op in op_details(self.interpreter()))
 
-    def profile(self) -> dict:
-        """What one sample costs, counted from the graph (no timing): ``macs``, the multiply-accumulates of the
+    def profile(self) -> Profile:
+        """What one sample costs, counted from the graph (no timing), as a :class:`Profile` (a read-only mapping,
+        ``p["macs"]`` as before): ``macs``, the multiply-accumulates of the
         convolutions, fully connected layers, batched matmuls and LSTMs (the usual compute proxy; element-wise ops
         are not counted), and ``activation_bytes``, the bytes of every tensor computed at run time, which is the
         RAM for activations before the runtime's memory planner reuses any of it (an upper bound of the arena)."""
@@ -520,7 +522,7 @@ class LiteModel:
                 units = shapes[ins[1]][0]
                 macs += batch * steps * 4 * units * (n_in + units)
         act = sum(int(np.prod(shapes[i])) * dtypes[i].itemsize for i in produced if i in shapes)
-        return {"macs": int(macs), "activation_bytes": int(act)}
+        return Profile(macs=int(macs), activation_bytes=int(act))
 
     def builtin_ops(self) -> collections.Counter:
         """The operators stored in the file, before LiteRT hands any of them to a delegate (XNNPACK): what a
@@ -599,15 +601,15 @@ class LiteModel:
         if getattr(self, "_litert_refused", None):  # LiteRT will not run it: TFLM's answers stand alone
             floats = [dequantize_array(o, d) for o, d in zip(raw, outs)]
             check_finite(self.name, "TensorFlow Lite Micro", floats, self.output_names, inputs)
-            run = MicroRun(outputs=floats[0] if len(floats) == 1 else dict(zip(self.output_names, floats)),
-                           n=len(q[0]), flash_bytes=self.size, arena_bytes=r.get("arena_bytes"),
-                           arena_tried=r["arena_tried"], argmax_agreement=None, bit_identical=None,
-                           compared_with=f"nothing: {self._litert_refused}")
+            accuracy = None
             if y is not None:
                 if len(floats) != 1:
                     raise HomlEdgeError(f"{self.name} has {len(floats)} outputs: accuracy needs one")
-                run.accuracy = float((floats[0].argmax(-1) == _class_labels(y)).mean())
-            return run
+                accuracy = float((floats[0].argmax(-1) == _class_labels(y)).mean())
+            return MicroRun(outputs=floats[0] if len(floats) == 1 else dict(zip(self.output_names, floats)),
+                            n=len(q[0]), flash_bytes=self.size, arena_bytes=r.get("arena_bytes"),
+                            arena_tried=r["arena_tried"], argmax_agreement=None, bit_identical=None,
+                            compared_with=f"nothing: {self._litert_refused}", accuracy=accuracy)
         ref = self._raw_outputs(q)
         for name, a, b in zip(self.output_names, raw, ref):  # shapes first: numpy would broadcast a mismatch
             if a.shape != b.shape:
@@ -624,16 +626,17 @@ class LiteModel:
         agree = float(np.mean([(a.argmax(-1) == b.argmax(-1)).mean() for a, b in classes])) if classes else None
         same = float(np.mean([np.all(a.reshape(len(a), -1) == b.reshape(len(b), -1), axis=1).mean()
                               for a, b in zip(raw, ref)]))
-        run = MicroRun(outputs=floats[0] if len(floats) == 1 else dict(zip(self.output_names, floats)),
-                       n=len(q[0]), flash_bytes=self.size, arena_bytes=r.get("arena_bytes"),
-                       arena_tried=r["arena_tried"], argmax_agreement=agree, bit_identical=same,
-                       max_abs_diff=max(float(np.abs(a - b).max()) if a.size else 0.0 for a, b in pairs))
+        accuracy = None
         if y is not None:
             if len(floats) != 1:
                 raise HomlEdgeError(f"{self.name} has {len(floats)} outputs: accuracy needs one")
             y = _class_labels(y)
-            run.accuracy = float((floats[0].argmax(-1) == y).mean())
-        return run
+            accuracy = float((floats[0].argmax(-1) == y).mean())
+        return MicroRun(outputs=floats[0] if len(floats) == 1 else dict(zip(self.output_names, floats)),
+                        n=len(q[0]), flash_bytes=self.size, arena_bytes=r.get("arena_bytes"),
+                        arena_tried=r["arena_tried"], argmax_agreement=agree, bit_identical=same,
+                        max_abs_diff=max(float(np.abs(a - b).max()) if a.size else 0.0 for a, b in pairs),
+                        accuracy=accuracy)
 
     def _raw_outputs(self, q):
         """LiteRT's raw (still quantized) outputs for the same quantized inputs, sample by sample like TFLM."""
@@ -710,10 +713,28 @@ class _Prepared(list):
     """Inputs already split one array per input (what ``prepare_inputs`` returns), kept by ``keep_samples``."""
 
 
-class Latency(dict):
-    """What :meth:`LiteModel.benchmark` measured: a plain dict (``median_ms``, ``p90_ms``, ``mean_ms``, ``runs``,
-    ``threads``, ``rounds``, ``round_medians_ms``, ``spread_ms``, ``warmup``, ``cold_start_ms``, ``input``,
-    ``samples``, ``batch``, ``note``) that prints itself in µs or ms."""
+@result
+class Latency(Record):
+    """What :meth:`LiteModel.benchmark` measured (a frozen record, also a read-only mapping: ``lat["median_ms"]``,
+    ``dict(lat)``): the best round's median and p90 in ms, the mean, how it was measured (``runs``, ``threads``,
+    ``rounds``, ``round_medians_ms``, ``spread_ms``, ``warmup``), the cold start (bytes to first result, None when
+    not measured) and the inputs (``input``, ``samples`` different batches of ``batch``; ``note`` when random).
+    Its repr is one line in µs or ms."""
+
+    median_ms: float
+    p90_ms: float
+    mean_ms: float
+    runs: int
+    threads: int
+    rounds: int
+    round_medians_ms: list
+    spread_ms: float
+    warmup: int
+    cold_start_ms: float | None
+    input: str
+    samples: int
+    batch: int
+    note: str
 
     def __repr__(self):
         spread = f" ± {format_ms(self['spread_ms'] / 2)}" if self.get("rounds", 1) > 1 else ""
@@ -728,6 +749,16 @@ class Latency(dict):
 
     def _repr_pretty_(self, p, cycle):
         p.text(repr(self))
+
+
+@result
+class Profile(Record):
+    """What one sample of a model costs, counted from its graph by :meth:`LiteModel.profile` (no timing): the
+    multiply-accumulates of its convolutions, fully connected layers, batched matmuls and LSTMs, and the bytes of
+    every tensor computed at run time (an upper bound of the activation arena). A read-only mapping too."""
+
+    macs: int
+    activation_bytes: int
 
 
 def random_inputs(details, n: int, seed: int = 0) -> list[np.ndarray]:
@@ -965,49 +996,46 @@ def _worker_main() -> None:
                       "batch": runner.batch}), flush=True)
 
 
-class MicroRun(collections.abc.Mapping):
-    """What :meth:`LiteModel.on_micro` measured: a read-only mapping of the fields it has (``run["arena_bytes"]``,
-    ``keys()``, ``items()``, ``dict(run)``) as well as attributes (``run.arena_bytes``)."""
+@result
+class MicroRun(Record):
+    """What :meth:`LiteModel.on_micro` measured, a frozen record that is also a complete read-only mapping
+    (``run["arena_bytes"]``, ``run.arena_bytes``, ``dict(run)``): the float ``outputs`` (an array, or ``{name:
+    array}``), ``n`` inputs run, ``accuracy`` (with labels), agreement with LiteRT on the same inputs
+    (``argmax_agreement``, ``bit_identical``, ``max_abs_diff``), the smallest tensor arena that worked, the arena
+    sizes tried, the flash the model needs and, when LiteRT will not run the file, ``compared_with`` saying so.
+    A field that was not measured is None (it is still a key)."""
+
+    outputs: object
+    n: int
+    accuracy: float | None = None
+    argmax_agreement: float | None = None
+    bit_identical: float | None = None
+    max_abs_diff: float | None = None
+    arena_bytes: int | None = None
+    arena_tried: list | None = None
+    flash_bytes: int | None = None
+    compared_with: str | None = None
 
     FIELDS = ("n", "accuracy", "argmax_agreement", "bit_identical", "max_abs_diff", "arena_bytes", "arena_tried",
               "flash_bytes", "compared_with")
-    __eq__ = object.__eq__  # outputs are arrays: compare fields yourself
-    __hash__ = object.__hash__
 
-    def __init__(self, **kw):
-        self.accuracy = None
-        self.__dict__.update(kw)
-
-    def __getitem__(self, key):
-        if key not in self:
-            raise KeyError(key)
-        return getattr(self, key)
-
-    def __contains__(self, key):
-        return key in ("outputs", *self.FIELDS) and getattr(self, key, None) is not None
-
-    def __iter__(self):
-        return iter(self.keys())
-
-    def __len__(self):
-        return len(self.keys())
-
-    def keys(self):
-        return [f for f in ("outputs", *self.FIELDS) if f in self]
+    def _measured(self) -> list:
+        return [f for f in self.FIELDS if getattr(self, f) is not None]
 
     def to_frame(self):
+        """The measured fields (not the outputs), one row each."""
         import pandas as pd
 
-        return pd.DataFrame({"value": {f: getattr(self, f) for f in self.FIELDS if f in self}})
+        return pd.DataFrame({"value": {f: getattr(self, f) for f in self._measured()}})
 
     def __repr__(self):
-        return "MicroRun(" + ", ".join(f"{f}={getattr(self, f)!r}" for f in self.FIELDS if f in self) + ")"
+        from ._result import _short
+
+        return "MicroRun(" + ", ".join(f"{f}={_short(getattr(self, f))}" for f in self._measured()) + ")"
 
     def _repr_html_(self):
         rows = []
-        for f in self.FIELDS:
-            if f not in self:
-                continue
+        for f in self._measured():
             v = getattr(self, f)
             text = (f"{v:.2%}" if f in ("accuracy", "argmax_agreement", "bit_identical")
                     else f"{v:,} B" if f.endswith("bytes") or f == "arena_tried" else str(v))
