@@ -15,7 +15,7 @@ help:
 	@echo "make test-fast   the unit tests only (no notebooks, no browser)"
 	@echo "make notebooks   re-execute the chapter notebooks in place (keeps their outputs)"
 	@echo "make bench       benchmarks (writes benchmarks/RESULTS.md)"
-	@echo "make mutation    mutation score of the core's pure-Python parts (mutmut over tests/test_pure.py)"
+	@echo "make mutation    mutation score of the core's pure-Python parts (mutmut over tests/unit)"
 	@echo "make lock        re-resolve binder/requirements.in into the lock binder/requirements.txt"
 
 # The stamp is newer than the lock and pyproject.toml once they are installed, so a second run installs nothing.

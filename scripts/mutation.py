@@ -1,7 +1,7 @@
 """`make mutation`: mutation-test the pure-Python parts of the core and print the score.
 
 mutmut (configured in pyproject.toml, [tool.mutmut]) mutates the functions named below, one change at a time
-(a `<` for a `<=`, a constant, a dropped call, ...), and runs tests/test_pure.py against each mutant: a mutant
+(a `<` for a `<=`, a constant, a dropped call, ...), and runs tests/unit against each mutant: a mutant
 the tests do not notice "survives". The score is the share of mutants killed. Survivors are listed with the
 command that shows their diff. Usage: python scripts/mutation.py [--min PERCENT]
 """

@@ -15,8 +15,8 @@ CURRENT_LOG=test-artifacts/current-env.log
 # and the TF.js export predicting like Keras in Chromium (the converter there has no TensorFlow-2.19 dependencies).
 CURRENT_ARGS=(tests -m "not notebook and not lock" -k "not browser or test_tfjs_export_predicts_like_keras_in_chromium"
               -p no:cacheprovider -q
-              --ignore=tests/test_binder.py --ignore=tests/test_order.py --ignore=tests/test_chapter_outputs.py
-              --ignore=tests/test_prose.py)
+              --ignore=tests/e2e/test_binder.py --ignore=tests/faces/test_panels_in_any_order.py --ignore=tests/e2e/test_chapter_outputs.py
+              --ignore=tests/e2e/test_chapter_prose.py)
 start=$(date +%s)
 ( HOML_EDGE_CACHE=$(mktemp -d) nice -n 10 .venv-current/bin/python -m pytest -n 2 --dist loadfile "${CURRENT_ARGS[@]}" \
     -o addopts="-ra --strict-markers -p no:randomly" \

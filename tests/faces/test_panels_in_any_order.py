@@ -12,7 +12,7 @@ import pytest
 
 from conftest import ROOT
 
-MODULES = ["tests/test_panels.py", "tests/test_pure.py"]
+MODULES = ["tests/faces/test_panels.py", "tests/unit"]
 SEEDS = [1, 2, 3]
 
 

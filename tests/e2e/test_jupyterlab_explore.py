@@ -1,4 +1,4 @@
-"""he.explore in JupyterLab (issue 29 item 2): Model Explorer's own web app, served by the notebook's Jupyter
+"""he.explore in JupyterLab: Model Explorer's own web app, served by the notebook's Jupyter
 server through homl-edge's extension, draws the graph in the notebook (WebGL, SwiftShader in headless Chromium) and
 shows homl-edge's per-node values; nothing is fetched from anywhere else."""
 import io

@@ -1,4 +1,4 @@
-"""Issue 12: the page learns, privately and offline; the fine-tuned model comes back to Python."""
+"""export_tfjs(trainable=True) in Chromium: the page learns, privately and offline; the fine-tuned model comes back to Python."""
 import json
 
 import numpy as np

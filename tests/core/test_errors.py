@@ -1,4 +1,4 @@
-"""Hostile inputs against the public API, the magics and the CLI (issue 8).
+"""Hostile inputs against the public API, the magics and the CLI: every refusal is a one-line HomlEdgeError (errors.py).
 
 Every case must give a clear one-line error, leave its input files byte-identical, write no partial output and
 keep this process alive. The counts are printed (pytest -s) for the record.

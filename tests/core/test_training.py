@@ -1,4 +1,4 @@
-"""QAT, pruning, clustering and collaborative optimization on the digits CNN (acceptance numbers of issue 3)."""
+"""QAT, pruning, clustering and collaborative optimization on the digits CNN (training, qat, sparsity, clustering: their acceptance numbers)."""
 import numpy as np
 import pytest
 

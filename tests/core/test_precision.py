@@ -1,4 +1,4 @@
-"""Past int8 (issue 10): int4 weights, per-layer precision, the quantization debugger, the precision search."""
+"""precision.py, past int8: int4 weights, per-layer precision, the quantization debugger, the precision search."""
 import time
 
 import numpy as np

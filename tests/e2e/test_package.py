@@ -1,4 +1,4 @@
-"""Issue 2: the package skeleton, the lock, the README commands, CI, Binder, the TensorFlow import."""
+"""The package: its skeleton, the lock, the README commands, CI, Binder, the TensorFlow import."""
 import os
 import re
 import sys
@@ -207,3 +207,21 @@ def test_make_lab_starts_jupyterlab_on_the_notebooks(tmp_path):
     finally:
         os.killpg(proc.pid, 15)
         proc.wait(timeout=20)
+
+
+def test_tests_are_grouped_by_layer():
+    """tests/README.md: pure units, core by module, faces, end to end; a core file is named after its module."""
+    tests = ROOT / "tests"
+    assert not list(tests.glob("test_*.py")), "a test file outside the layer folders"
+    layers = {p.name for p in tests.iterdir() if p.is_dir() and list(p.glob("test_*.py"))}
+    assert layers == {"unit", "core", "faces", "e2e"}, layers
+    modules = {p.stem.lstrip("_") for p in (ROOT / "homl_edge").rglob("*.py")}
+    modules |= {"keras"}  # the _keras_* adapters
+    for f in (tests / "core").glob("test_*.py"):
+        assert f.stem[len("test_"):].split("_")[0] in modules, f"{f.name} names no module of homl_edge"
+    for f in (tests / "unit").glob("test_*.py"):
+        assert f.stem.startswith("test_pure_") and f.stem[len("test_pure_"):] in modules, f.name
+    # the pure units never import TensorFlow: they run in a second in any environment
+    r = run_py("import sys, pytest; rc = pytest.main(['-q', '-p', 'no:cacheprovider', '-o', 'addopts=', "
+               f"{str(tests / 'unit')!r}]); print('tensorflow' in sys.modules); sys.exit(rc)")
+    assert r.returncode == 0 and r.stdout.strip().endswith("False"), r.stdout[-2000:]

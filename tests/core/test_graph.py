@@ -1,4 +1,4 @@
-"""he.explore (issue 29 item 2): Model Explorer's graph of a real .tflite, made by its own adapter, with homl-edge's
+"""graph.py, he.explore: Model Explorer's graph of a real .tflite, made by its own adapter, with homl-edge's
 results keyed to its node ids, the still a saved notebook keeps, the files the Jupyter extension serves, and the
 one-line refusals."""
 import json

@@ -1,4 +1,4 @@
-"""Issue 11: taylor and L1 criteria, channel pruning that rebuilds a narrower, faster model."""
+"""sparsity.py: taylor and L1 criteria, channel pruning that rebuilds a narrower, faster model."""
 import numpy as np
 import pytest
 from IPython.core.error import UsageError

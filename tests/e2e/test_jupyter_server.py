@@ -1,4 +1,4 @@
-"""Issue 30, item 2: what the Jupyter server extension serves, and how; the exported page needs no CDN.
+"""homl_edge/_jupyter.py, the Jupyter server extension serves, and how; the exported page needs no CDN.
 
 A real `jupyter server` (token auth, fresh config/runtime/data dirs) with homl-edge's extension, a real Chromium
 logged in to it. Each test failed on the marker-file extension it replaced (a `.homl-edge-page` file anyone can

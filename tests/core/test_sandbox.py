@@ -1,4 +1,4 @@
-"""Hostile inputs of the security and reliability review (issue 30): code in model files, commands that would eat
+"""Hostile inputs of the security and reliability review (_sandbox, _cache, _files): code in model files, commands that would eat
 their own input, a cache that serves what it did not make, runaway runtimes and odd files.
 
 Each test was run against the code before its fix and failed there; each builds tiny models, so the file runs in

@@ -1,4 +1,4 @@
-"""Pre-trained models that ship inside public packages, taken as a user finds them (issue 27). Nothing is
+"""Pre-trained models that ship inside public packages, taken as a user finds them. Nothing is
 downloaded: each file comes from a package of the lock. Today: TensorFlow Lite Micro's own example model,
 ``sine_float.tflite`` from the ``tflite-micro`` package (three FULLY_CONNECTED layers fitted to sin(x) on [0, 2pi]).
 The rule: a wrong answer is worse than a refusal, so every path is compared with the file's own outputs."""

@@ -38,7 +38,7 @@ def lab(tmp_path_factory):
     (root / "ext.ipynb").write_text(notebook_json(NOTEBOOK_CELLS))
     (root / "sub").mkdir()
     (root / "sub" / "page.ipynb").write_text(notebook_json(PAGE_CELLS))  # below the root: the path must be right
-    chapter = json.loads((Path(__file__).resolve().parent.parent / "notebooks/06_models_in_the_browser.ipynb").read_text())
+    chapter = json.loads((Path(__file__).resolve().parents[2] / "notebooks/06_models_in_the_browser.ipynb").read_text())
     for cell in chapter["cells"]:
         cell.pop("outputs", None) if cell["cell_type"] != "code" else cell.update(outputs=[], execution_count=None)
     (root / "chapter06.ipynb").write_text(json.dumps(chapter))
