@@ -1,9 +1,10 @@
 """The chapters' speed claims are run with one core busy.
 
-A claim in a chapter must hold on any x86-64 CPU and on a shared machine, so every chapter whose code asserts
-something about time (a speed-up, a latency, threads, XNNPACK) runs its cells under nbval beside a process that keeps
-one core busy. The chapters are found by reading their code, not listed, so a new timing assert is covered by itself.
-HOML_EDGE_NO_LOAD=1 turns the busy core off (to time a chapter alone).
+A claim in a chapter must hold on any x86-64 CPU and on a shared machine, so every chapter cell that asserts
+something about time (a speed-up, a latency, threads, XNNPACK) runs under nbval beside a process that keeps one core
+busy: the claim cells (each measures and asserts in the same cell), not the whole chapter, whose other cells would
+only share the suite's two cores with the burner. The cells are found by reading their code, not listed, so a new
+timing assert is covered by itself. HOML_EDGE_NO_LOAD=1 turns the busy core off (to time a chapter alone).
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def timing_chapters(folder: Path) -> set[str]:
     found = set()
     for nb in sorted(folder.glob("[0-9][0-9]_*.ipynb")):
         cells = json.loads(nb.read_text())["cells"]
-        if any(c["cell_type"] == "code" and TIMING_ASSERT.search("".join(c["source"])) for c in cells):
+        if any(c["cell_type"] == "code" and is_claim_cell("".join(c["source"])) for c in cells):
             found.add(nb.name)
     return found
 
@@ -61,25 +62,23 @@ class _BusyCore:
 
 
 _busy = _BusyCore()
-_chapters: set[str] | None = None
+
+
+def is_claim_cell(source: str) -> bool:
+    """A code cell with at least one timing assert."""
+    return bool(TIMING_ASSERT.search(source))
 
 
 def pytest_runtest_setup(item):
-    global _chapters
     if os.environ.get("HOML_EDGE_NO_LOAD") == "1":
         return
-    path = Path(str(item.fspath))
-    if path.suffix != ".ipynb":
-        if _busy.proc is not None:
-            _busy.stop()
-        return
-    if _chapters is None:
-        _chapters = timing_chapters(path.parent)
-    if path.name in _chapters:
-        if _busy.chapter != path.name or _busy.proc is None:
-            _busy.start(path.name)
-    elif _busy.proc is not None:
-        _busy.stop()
+    cell = getattr(item, "cell", None)  # nbval's item for one code cell of a chapter
+    if cell is not None and Path(str(item.fspath)).suffix == ".ipynb" and is_claim_cell(cell.get("source", "")):
+        _busy.start(f"{Path(str(item.fspath)).name} {item.name}")
+
+
+def pytest_runtest_teardown(item):
+    _busy.stop()
 
 
 def pytest_sessionfinish(session, exitstatus):

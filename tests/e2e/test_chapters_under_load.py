@@ -1,4 +1,5 @@
-"""The root conftest runs every chapter with a timing assert beside a busy core: it must find them, and burn."""
+"""The root conftest runs every chapter cell with a timing assert (a claim cell) beside a busy core: it must find
+them, burn during them, and only during them."""
 import importlib.util
 import json
 import time
@@ -34,3 +35,34 @@ def test_the_busy_core_burns_a_core():
     # its share of the cores depends on what else runs (the suite itself, the second environment); spinning, not
     # sleeping, is what counts: a Python that starts and exits burns about 0.03 s
     assert cpu >= 0.15, f"the busy process burned {cpu:.2f} s of CPU in {wall:.2f} s"
+
+
+def test_claim_cells_and_only_they_run_beside_the_busy_core(tmp_path):
+    """A real nbval run of a two-cell notebook with the root conftest as its plugin: the kernel sees a busy process
+    started by its own pytest during the claim cell, and none during the other cell."""
+    import subprocess
+    import sys
+
+    probe = ("import os\n"
+             "def burners():\n"
+             "    found = 0\n"
+             "    for pid in filter(str.isdigit, os.listdir('/proc')):\n"
+             "        try:\n"
+             "            stat = open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split()\n"
+             "            cmd = open(f'/proc/{pid}/cmdline', 'rb').read()\n"
+             "        except OSError:\n"
+             "            continue\n"
+             "        found += int(stat[1]) == os.getppid() and b'while time.time() < end' in cmd\n"
+             "    return found\n")
+    cells = [probe + "assert burners() == 0, 'a busy core outside a claim cell'",
+             probe + "median_ms = 1.0\nassert burners() == 1 and median_ms > 0   # a claim cell"]
+    nb = {"cells": [{"cell_type": "code", "metadata": {}, "source": c, "outputs": [], "execution_count": None}
+                    for c in cells],
+          "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+          "nbformat": 4, "nbformat_minor": 5}
+    (tmp_path / "01_probe.ipynb").write_text(json.dumps(nb))
+    r = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "-p", "conftest", "-p", "no:cacheprovider",
+                        "-p", "no:randomly", "-o", "addopts=", "-q", str(tmp_path / "01_probe.ipynb")],
+                       cwd=tmp_path, env={**__import__("os").environ, "PYTHONPATH": str(ROOT)},
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "2 passed" in r.stdout, r.stdout[-3000:] + r.stderr[-2000:]
