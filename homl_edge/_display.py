@@ -11,19 +11,32 @@ from __future__ import annotations
 
 import json
 import uuid
+import weakref
 
 _EXPORTS = ("TfjsExport", "WebExport")  # homl_edge.export's classes that hold a page
+# id(export) -> (a weak reference to it, its page's path): the exports are frozen results, so the path a notebook
+# registered for one is kept here (the same export shown twice is registered once; a new one, even of the same
+# folder, again: the registration holds the sha256 of the files as they were)
+_served: dict = {}
 
 
 def serve_in_jupyter(export) -> str | None:
-    """The export's page path below the base URL of the Jupyter server this kernel runs under (registered on the
-    first call, kept in ``export.served``), or None without a server or a page."""
-    if export.served is None and getattr(export, "page", True):
-        from .browser import jupyter_server_running, register_page
+    """The export's page path below the base URL of the Jupyter server this kernel runs under (``export.served``
+    if it was given one, else registered on the first call and kept here), or None without a server or a page."""
+    if export.served is not None or not getattr(export, "page", True):
+        return export.served
+    held = _served.get(id(export))
+    if held is not None and held[0]() is export:
+        return held[1]
+    from .browser import jupyter_server_running, register_page
 
-        if jupyter_server_running():
-            export.served = register_page(export.path)
-    return export.served
+    if not jupyter_server_running():
+        return None
+    path = register_page(export.path)
+    for key in [k for k, (ref, _) in _served.items() if ref() is None]:  # exports that are gone
+        del _served[key]
+    _served[id(export)] = (weakref.ref(export), path)
+    return path
 
 
 def live_frame(head: str, still: str, served: str, *, title: str = "the exported page", height: int = 680,
@@ -48,9 +61,10 @@ def live_frame(head: str, still: str, served: str, *, title: str = "the exported
 def live_page_html(export) -> str:
     """The export's HTML in a notebook: its saved view, whose still a script replaces by the live page."""
     head, still = export._html_parts()
-    if not getattr(export, "page", True) or serve_in_jupyter(export) is None:
+    served = serve_in_jupyter(export) if getattr(export, "page", True) else None
+    if served is None:
         return head + still
-    return live_frame(head, still, export.served)
+    return live_frame(head, still, served)
 
 
 def live_explore_html(view) -> str:

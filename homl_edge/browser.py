@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._result import Record, result
 from .errors import HomlEdgeError
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -244,10 +245,25 @@ def _in_thread(fn):
     return box["value"]
 
 
-def predict_in_browser(folder, x, *, screenshot=None, executable: str | None = None, timeout_s: float = 120) -> dict:
+@result
+class BrowserRun(Record):
+    """What :func:`predict_in_browser` got from the page: ``probs`` (one row per sample), the TF.js or LiteRT.js
+    ``backend`` the page used ("webgl", "cpu", "wasm", ...), the ``seconds`` of the whole round trip and the
+    ``requests`` the page made (paths on its own origin). A frozen record, also a read-only mapping
+    (``run["probs"]``)."""
+
+    probs: object  # numpy array
+    backend: str
+    seconds: float
+    requests: list
+
+
+def predict_in_browser(folder, x, *, screenshot=None, executable: str | None = None,
+                       timeout_s: float = 120) -> BrowserRun:
     """Open the web page of an export (``export_tfjs(..., page=True)``) in headless Chromium and predict ``x``.
 
-    Returns ``{"probs": array, "backend": "webgl" | "cpu" | ..., "seconds": float, "requests": [urls]}``.
+    Returns a :class:`BrowserRun`: ``probs`` (an array), ``backend`` ("webgl" | "cpu" | ...), ``seconds``,
+    ``requests`` (urls); ``run["probs"]`` works as it did when this was a dict.
     The page must be able to load TF.js without the internet: export with ``tfjs_url=<local tf.min.js>``.
     """
     folder = Path(folder)
@@ -272,8 +288,8 @@ def predict_in_browser(folder, x, *, screenshot=None, executable: str | None = N
                 page.screenshot(path=str(screenshot), full_page=True)
         if errors:
             raise HomlEdgeError(f"the page raised an error: {errors[0]}")
-        return {"probs": probs, "backend": backend, "seconds": time.perf_counter() - t0,
-                "requests": [r.replace(url, "") for r in requests]}
+        return BrowserRun(probs=probs, backend=backend, seconds=time.perf_counter() - t0,
+                          requests=[r.replace(url, "") for r in requests])
 
     return _in_thread(run)
 

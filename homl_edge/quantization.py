@@ -49,6 +49,7 @@ from ._modes import (_ALIASES, _EXPORTS_KEPT, CALIBRATED, MODE_SPECS, MODE_TABLE
                      normalize_mode)
 from ._quantizer import (_RECIPES, GRANULARITIES, PRECISIONS, _aeq, _check_entries,  # noqa: F401
                          _signature_input, parse_precision)
+from ._result import Record, result
 from .errors import HomlEdgeError
 from .lite import LiteModel
 
@@ -270,9 +271,27 @@ def float_problem(lite: LiteModel) -> str | None:
     return None
 
 
-def precision_changes(before: bytes, after: bytes) -> dict:
+@result
+class PrecisionChanges(Record):
+    """Which weight tensors a re-quantization changed and which it left in float (:func:`precision_changes`):
+    ``changed`` and ``kept``, lists of rows (``tensor``, ``layer``, ``op``, ``from``, ``to``, ``bytes_before``,
+    ``bytes_after``). A frozen record, also a read-only mapping; ``to_frame()`` has every row, with ``changed``."""
+
+    changed: list
+    kept: list
+
+    def to_frame(self):
+        import pandas as pd
+
+        rows = [{**r, "changed": True} for r in self.changed] + [{**r, "changed": False} for r in self.kept]
+        return pd.DataFrame(rows, columns=["tensor", "layer", "op", "from", "to", "bytes_before", "bytes_after",
+                                           "changed"])
+
+
+def precision_changes(before: bytes, after: bytes) -> PrecisionChanges:
     """Which weight tensors (float constants of 2+ dimensions) a re-quantization changed, and which it left in
-    float: ``{"changed": [...], "kept": [...]}``, each row naming the tensor, its layer, its op and both types."""
+    float: a :class:`PrecisionChanges` (``["changed"]``, ``["kept"]``), each row naming the tensor, its layer, its
+    op and both types."""
     from .lite import _layer_name
 
     mb, ma = _flatbuffer.parse(before), _flatbuffer.parse(after)
@@ -294,13 +313,13 @@ def precision_changes(before: bytes, after: bytes) -> dict:
                "to": now["dtype"] if now else "(renamed)", "bytes_before": t["bytes"],
                "bytes_after": now["bytes"] if now else None}
         (changed if now is None or now["dtype"] != t["dtype"] else kept).append(row)
-    return {"changed": changed, "kept": kept}
+    return PrecisionChanges(changed=changed, kept=kept)
 
 
 def _requantize_report(original: LiteModel, source: LiteModel, content: bytes, mode: str) -> dict:
     """The meta of a re-quantization: tensors changed and kept; a refusal when nothing changed; a warning when
     the file grew (the quantization parameters and (de)quantize ops of a tiny model can cost more than they save)."""
-    report = precision_changes(source.content, content)
+    report = dict(precision_changes(source.content, content))  # the meta's keys, with "warning" added below
     changed, kept = report["changed"], report["kept"]
     if not changed:
         kinds = sorted({r["op"] for r in kept if r["op"]})
@@ -316,9 +335,20 @@ def _requantize_report(original: LiteModel, source: LiteModel, content: bytes, m
     return report
 
 
-def agreement(reference: LiteModel, variant: LiteModel, x) -> dict:
-    """How a variant's outputs compare with the reference file's on ``x``: argmax agreement (the worst output)
-    and the largest absolute difference."""
+@result
+class Agreement(Record):
+    """How a variant's outputs compare with a reference file's (:func:`agreement`): ``argmax``, the share of the
+    ``n`` samples whose argmax agrees (the worst output; None where argmax means nothing, one unit per output),
+    and ``max_abs_diff``. A frozen record, also a read-only mapping (``a["argmax"]``)."""
+
+    argmax: float | None
+    max_abs_diff: float
+    n: int
+
+
+def agreement(reference: LiteModel, variant: LiteModel, x) -> Agreement:
+    """How a variant's outputs compare with the reference file's on ``x`` (an :class:`Agreement`): argmax
+    agreement (the worst output) and the largest absolute difference."""
     a, b = reference.predict(x), variant.predict(x)
     a = a if isinstance(a, dict) else {"output": a}
     b = b if isinstance(b, dict) else {"output": b}
@@ -326,7 +356,7 @@ def agreement(reference: LiteModel, variant: LiteModel, x) -> dict:
     argmax = min((float((a[k].reshape(len(a[k]), -1).argmax(-1) == b[k].reshape(len(b[k]), -1).argmax(-1)).mean())
                   for k in classes), default=None)
     n = len(next(iter(a.values())))
-    return {"argmax": argmax, "max_abs_diff": max(float(np.max(np.abs(a[k] - b[k]))) for k in a), "n": n}
+    return Agreement(argmax=argmax, max_abs_diff=max(float(np.max(np.abs(a[k] - b[k]))) for k in a), n=n)
 
 
 def symmetric_quantize(w, bits: int = 8, axis: int | None = None):
@@ -357,6 +387,7 @@ def quantize_mixed(model, precision: dict, base: str | None = "int4", *, name=No
     base = base or "int4"
     if granularity not in GRANULARITIES:
         raise HomlEdgeError(f"granularity must be one of {', '.join(GRANULARITIES)}, got {granularity!r}")
+    model = _keras.load_model(model)  # a result that holds a model: its .model
     entries = [(".*", base)] + _check_entries(precision)
     if base not in PRECISIONS:
         raise HomlEdgeError(f"base precision must be one of {', '.join(PRECISIONS)}, got {base!r}")

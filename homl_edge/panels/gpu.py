@@ -34,7 +34,7 @@ class GpuPanel(StaticFallback, W.VBox):
     def _static_html(self):
         return self.info.value + (f"<div>{self.message.value}</div>" if self.message.value else "")
 
-    def refresh(self) -> dict:
+    def refresh(self) -> "gpu.Devices":
         """Read devices (and memory where a GPU exists) again."""
         d = gpu.devices()
         rows = "".join(f"<li>{html.escape(g['name'])}: {html.escape(str(g.get('model') or ''))} "
@@ -46,7 +46,7 @@ class GpuPanel(StaticFallback, W.VBox):
                            f"<div>logical devices: {html.escape(logical)}</div>")
         return d
 
-    def apply(self) -> dict | None:
+    def apply(self) -> "gpu.Configured | None":
         """Apply the settings of the controls through he.gpu.configure; errors are shown, not raised."""
         kwargs = {"memory_growth": True if self.growth.value else None,
                   "memory_limit_mb": self.limit.value or None,
