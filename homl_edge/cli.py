@@ -208,7 +208,8 @@ def cmd_micro(a):
     if r.get("compared_with"):  # LiteRT will not run the file: nothing to compare with
         versus = f"not compared ({r['compared_with']})"
     else:
-        versus = ((f"argmax equal to LiteRT on {r['argmax_agreement']:.1%}, " if "argmax_agreement" in r else "")
+        agree = r["argmax_agreement"]  # None on a one-unit output, where argmax means nothing
+        versus = ((f"argmax equal to LiteRT on {agree:.1%}, " if agree is not None else "")
                   + f"bit-identical on {r['bit_identical']:.1%}, max |diff| {r['max_abs_diff']:.3g}")
     print(f"TensorFlow Lite Micro ran {r['n']} inputs: {versus}"
           + (f", accuracy {r['accuracy']:.2%}" if r.accuracy is not None else ""))

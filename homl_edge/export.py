@@ -7,13 +7,14 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 
 import numpy as np
 
 from . import _keras, _tf
 from ._files import atomic_write, replace_folder
+from ._result import Record, Result, result
 from ._widgets import widgets_dir
 from .errors import HomlEdgeError, first_line
 from .lite import LiteModel
@@ -24,15 +25,17 @@ PAGE_FILES = ("index.html", "app.js", "style.css", "sw.js", "manifest.webmanifes
 APP_SHELL = ("style.css", "icon.svg", "pad.js")  # widgets/page/ files both pages (TF.js, LiteRT.js) copy as they are
 
 
-@dataclass
-class TfjsExport:
-    """What :func:`export_tfjs` wrote: the folder, its files and sizes."""
+@result
+class TfjsExport(Result):
+    """What :func:`export_tfjs` wrote: the folder, its files and sizes (a frozen result; ``to_frame()`` is the
+    file table). ``served`` is a path below a Jupyter server's base URL given at construction; a notebook that
+    shows the export registers its page once and keeps that path itself (homl_edge/_display.py)."""
 
     path: Path
     quantize: str | None
     files: dict = field(default_factory=dict)
     page: bool = False
-    served: str | None = None  # the page's path below the Jupyter server's base URL (set when a notebook shows it)
+    served: str | None = None
 
     @property
     def weights_bytes(self) -> int:
@@ -81,17 +84,15 @@ class TfjsExport:
                 f"{len(self.files)} files{', with page' if self.page else ''})>")
 
 
-@dataclass
-class CArrayExport:
-    """What :func:`export_c_array` wrote."""
+@result
+class CArrayExport(Record):
+    """What :func:`export_c_array` wrote: the ``source`` (.cc) and ``header`` (.h) files, the C ``variable`` and
+    the ``flash_bytes`` the array takes. A frozen record, also a complete read-only mapping (``r["source"]``)."""
 
     source: Path
     header: Path
     variable: str
     flash_bytes: int
-
-    def __getitem__(self, key):
-        return getattr(self, key)
 
     def _repr_html_(self):
         return (f"<p>wrote <code>{self.source}</code> and <code>{self.header}</code>: <b>{self.flash_bytes:,}</b> "
@@ -405,9 +406,10 @@ LITERTJS_BUILDS = ("litert_wasm_internal", "litert_wasm_compat_internal")  # rel
 LITERTJS_DTYPES = ("float32", "int32", "uint8")  # the input/output types its Tensor takes (datatypes.ts)
 
 
-@dataclass
-class WebExport:
-    """What :func:`export_web` wrote: the folder, its files and sizes, and the path a Jupyter server shows it at."""
+@result
+class WebExport(Result):
+    """What :func:`export_web` wrote: the folder, its files and sizes (a frozen result; ``to_frame()`` is the file
+    table). ``served``: as in :class:`TfjsExport`."""
 
     path: Path
     files: dict = field(default_factory=dict)
@@ -617,7 +619,8 @@ def c_identifier(name: str) -> str:
     return ident
 
 
-def export_c_array(lite, path, *, variable: str = "g_model", alignment: int = 16, overwrite: bool = False) -> dict:
+def export_c_array(lite, path, *, variable: str = "g_model", alignment: int = 16,
+                   overwrite: bool = False) -> CArrayExport:
     """Write a ``.tflite`` model as a C/C++ source in the TensorFlow Lite Micro convention, plus its header.
 
     ``model_data.cc`` holds ``alignas(16) const unsigned char g_model[]`` and ``const unsigned int g_model_len``;
@@ -666,10 +669,29 @@ def export_c_array(lite, path, *, variable: str = "g_model", alignment: int = 16
 _KOTLIN_ARRAYS = {"float32": "FloatArray", "int8": "ByteArray", "uint8": "ByteArray", "int32": "IntArray"}
 
 
-def signature(lite: LiteModel, key: str | None = None) -> dict:
-    """The model's signature as phones load it: ``{"key", "inputs": {name: (shape, dtype, (scale, zero_point))},
-    "outputs": {...}}``. The names are the ones ``runSignature`` (Android) and ``get_signature_runner`` (Python)
-    take."""
+@result
+class Signature(Record):
+    """A model's signature as phones load it (:func:`signature`): its ``key``, and ``inputs`` and ``outputs`` as
+    ``{name: (shape, dtype, (scale, zero_point))}``. A frozen record, also a read-only mapping (``sig["inputs"]``);
+    ``to_frame()`` has one row per tensor."""
+
+    key: str
+    inputs: dict
+    outputs: dict
+
+    def to_frame(self):
+        import pandas as pd
+
+        rows = [{"direction": side, "name": name, "shape": shape, "dtype": dtype, "scale": q[0], "zero_point": q[1]}
+                for side, tensors in (("input", self.inputs), ("output", self.outputs))
+                for name, (shape, dtype, q) in tensors.items()]
+        return pd.DataFrame(rows, columns=["direction", "name", "shape", "dtype", "scale", "zero_point"])
+
+
+def signature(lite: LiteModel, key: str | None = None) -> Signature:
+    """The model's signature as phones load it, a :class:`Signature`: ``key``, ``inputs`` and ``outputs`` (``{name:
+    (shape, dtype, (scale, zero_point))}``). The names are the ones ``runSignature`` (Android) and
+    ``get_signature_runner`` (Python) take."""
     if not isinstance(lite, LiteModel):
         raise HomlEdgeError(f"expected a LiteModel, got {type(lite).__name__}")
     interp = lite.interpreter()
@@ -689,12 +711,31 @@ def signature(lite: LiteModel, key: str | None = None) -> dict:
                        (float(d["quantization"][0]), int(d["quantization"][1])))
                 for name, d in details.items()}
 
-    return {"key": key, "inputs": describe(runner.get_input_details()),
-            "outputs": describe(runner.get_output_details())}
+    return Signature(key=key, inputs=describe(runner.get_input_details()),
+                     outputs=describe(runner.get_output_details()))
 
 
-def deployment_snippets(lite: LiteModel, filename: str = "model.tflite", key: str | None = None) -> dict:
-    """The code that loads and runs this model on a device, filled in from its real signature: ``"python"`` (a
+@result
+class Snippets(Record):
+    """The code that loads and runs a model on a device (:func:`deployment_snippets`): its ``signature`` and the
+    ``python``, ``kotlin`` and ``swift`` sources. A frozen record, also a read-only mapping (``snippets["kotlin"]``);
+    a notebook shows the three sources."""
+
+    signature: Signature
+    python: str
+    kotlin: str
+    swift: str
+
+    def _repr_html_(self):
+        import html as html_mod
+
+        return "".join(f"<p><b>{lang}</b></p><pre>{html_mod.escape(getattr(self, lang))}</pre>"
+                       for lang in ("python", "kotlin", "swift"))
+
+
+def deployment_snippets(lite: LiteModel, filename: str = "model.tflite", key: str | None = None) -> Snippets:
+    """The code that loads and runs this model on a device (a :class:`Snippets`), filled in from its real
+    signature: ``"python"`` (a
     Raspberry Pi or any Linux board with ``pip install ai-edge-litert``), ``"kotlin"`` (Android, LiteRT's
     ``Interpreter.runSignature``) and ``"swift"`` (iOS, TensorFlowLiteSwift, by tensor index in signature order).
     Integer inputs get their scale and zero point written in."""
@@ -741,4 +782,4 @@ try interpreter.invoke()
 // output 0 is "{out_name}": {out_dtype}, shape {list(out_shape)}
 let output = try interpreter.output(at: 0)
 """
-    return {"signature": sig, "python": python, "kotlin": kotlin, "swift": swift}
+    return Snippets(signature=sig, python=python, kotlin=kotlin, swift=swift)

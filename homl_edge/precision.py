@@ -8,13 +8,14 @@ with ai-edge-quantizer, and returns the smallest model within an accuracy budget
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass, field
+from dataclasses import field
 
 import numpy as np
 
 from . import _keras, _progress, _tf
 from . import quantization
 from ._keras import kernel_of
+from ._result import Result, result
 from .errors import HomlEdgeError
 from .lite import LiteModel, dequantize_array, op_details, quantize_array
 from .report import Table
@@ -114,9 +115,10 @@ def quantization_error(model, lite: LiteModel, data, max_samples: int = 200):
 quantization_error.__doc__ = quantization_error.__doc__.format(db=SNR_ADVICE_DB)
 
 
-@dataclass
-class AutoQuantResult:
-    """What :func:`autoquantize` found: the model, its per-layer recipe, and every variant it tried."""
+@result
+class AutoQuantResult(Result):
+    """What :func:`autoquantize` found: the model, its per-layer recipe, and every variant it tried (a frozen
+    result; ``to_frame()`` is the table of variants tried)."""
 
     lite: LiteModel
     recipe: dict

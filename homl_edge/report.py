@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from . import _keras
+from ._result import Record, result
 from .errors import HomlEdgeError
 from ._table import _PERCENT, _RATIO, Table, format_value, human_bytes  # noqa: F401  (re-exported)
 from .lite import LiteModel, benchmark_many
@@ -39,8 +40,28 @@ def peak_memory_mb() -> float:
     return peak / 1024 if sys.platform != "darwin" else peak / 2**20
 
 
-def measure(variant, x, y, threads: int = 1, runs: int = 100, *, latency: bool = True) -> dict:
-    """Size, gzip size, accuracy and single-sample latency of one variant (a LiteModel or a Keras model).
+@result
+class Measurement(Record):
+    """One variant as :func:`measure` found it (a frozen record, also a read-only mapping: ``m["size_bytes"]``,
+    ``dict(m)``): its ``kind`` ("keras", "tflite int8", ...), file and gzip sizes, top-1 accuracy (NaN without
+    labels), for a ``.tflite`` the MACs and activation bytes of one sample (:meth:`LiteModel.profile`), and the
+    median and p90 latency of one sample with the cold start. A figure not measured is None (a Keras model has no
+    MACs or cold start here; ``latency=False`` leaves the latencies to the caller)."""
+
+    kind: str
+    size_bytes: int
+    gzip_bytes: int
+    accuracy: float
+    macs: int | None = None
+    activation_bytes: int | None = None
+    latency_median_ms: float | None = None
+    latency_p90_ms: float | None = None
+    cold_start_ms: float | None = None
+
+
+def measure(variant, x, y, threads: int = 1, runs: int = 100, *, latency: bool = True) -> Measurement:
+    """Size, gzip size, accuracy and single-sample latency of one variant (a LiteModel or a Keras model), as a
+    :class:`Measurement`.
 
     A LiteModel is timed on ``x`` itself (real inputs, cycled; see :meth:`LiteModel.benchmark`), with its cold
     start; ``latency=False`` leaves the timing to the caller (``compare`` interleaves the variants' rounds)."""
@@ -64,9 +85,9 @@ def measure(variant, x, y, threads: int = 1, runs: int = 100, *, latency: bool =
         t0 = time.perf_counter()
         variant(sample, training=False)
         times.append((time.perf_counter() - t0) * 1e3)
-    return {"kind": "keras", "size_bytes": len(data), "gzip_bytes": len(gzip.compress(data, 9, mtime=0)),
-            "accuracy": acc, "latency_median_ms": float(np.median(times)),
-            "latency_p90_ms": float(np.percentile(times, 90))}
+    return Measurement(kind="keras", size_bytes=len(data), gzip_bytes=len(gzip.compress(data, 9, mtime=0)),
+                       accuracy=acc, latency_median_ms=float(np.median(times)),
+                       latency_p90_ms=float(np.percentile(times, 90)))
 
 
 def _keras_accuracy(model, x, y) -> float:
@@ -124,7 +145,8 @@ def compare(variants: dict, x, y, *, threads: int = 1, runs: int = 100, rounds: 
     rows = []
     for name, v in variants.items():
         row = {"variant": str(name)}
-        row.update(measure(v, x, y, threads=threads, runs=runs, latency=False))
+        row.update((k, m) for k, m in measure(v, x, y, threads=threads, runs=runs, latency=False).items()
+                   if m is not None)  # a figure not measured stays out of the row (an empty cell, as before)
         rows.append(row)
     lites = {str(n): v for n, v in variants.items() if isinstance(v, LiteModel)}
     if lites:  # every .tflite on the same real inputs (x), in interleaved rounds

@@ -10,7 +10,7 @@ def test_no_gpu_answer_and_notes():
     r = run_py("import json, homl_edge as he\n"
                "info = he.gpu.devices()\n"
                "res = he.gpu.configure(memory_growth=True)\n"
-               "print(json.dumps([info['summary'], info['runtime_initialized'], res]))")
+               "print(json.dumps([info['summary'], info['runtime_initialized'], dict(res)]))")
     assert r.returncode == 0, r.stderr
     summary, initialized, res = json.loads(r.stdout.strip().splitlines()[-1])
     import tensorflow as tf
@@ -27,9 +27,9 @@ def test_settings_after_the_runtime_started_name_the_setting_and_the_fix():
 import json, homl_edge as he
 tf = he._tf.tf()
 out = {}
-out["before"] = he.gpu.configure(cpu_split=2)
+out["before"] = dict(he.gpu.configure(cpu_split=2))  # a Configured record: json takes dicts
 tf.constant(1.0) + 1  # the runtime starts here
-out["same_again"] = he.gpu.configure(cpu_split=2)
+out["same_again"] = dict(he.gpu.configure(cpu_split=2))
 for name, kwargs in [("cpu_split", {"cpu_split": 3}), ("visible", {"visible": "0"})]:
     try:
         he.gpu.configure(**kwargs)
@@ -121,7 +121,8 @@ he.gpu.configure(split=[512, 512])
 tf = he._tf.tf()
 with tf.device("/GPU:1"):
     a = tf.random.uniform((256, 256)); b = a @ a
-print(json.dumps({"device": b.device, "logical": he.gpu.devices()["logical"], "mem": he.gpu.memory_info("GPU:1")}))
+print(json.dumps({"device": b.device, "logical": he.gpu.devices()["logical"],
+                  "mem": dict(he.gpu.memory_info("GPU:1"))}))
 """
     r = run_py(code)
     assert r.returncode == 0, r.stderr
@@ -138,8 +139,8 @@ def work():
     with tf.device('/CPU:1'):
         b = tf.random.uniform((64, 64), seed=0) @ tf.ones((64, 64))
     return tf.reduce_sum(b)
-total, log = he.gpu.placements(work)
-_, again = he.gpu.placements(work)
+log = he.gpu.placements(work).table
+again = he.gpu.placements(work).to_frame()  # the same table
 k = he._keras.legacy()
 def build():
     m = k.Sequential([k.Input((8, 8, 1)), k.layers.Flatten(), k.layers.Dense(32, activation='relu'),

@@ -112,7 +112,7 @@ def test_every_magic_returns_its_result_or_binds_it(trained, lite_f32, digits):
     ip.run_line_magic("load_ext", "homl_edge")
     ip.user_ns.update(f32=lite_f32, xt=xt[:40], yt=yt[:40])
     info = ip.run_line_magic("gpu", "")
-    assert isinstance(info, dict) and "summary" in info
+    assert isinstance(info, he.gpu.Devices) and "summary" in info
     assert ip.run_line_magic("gpu", "-o g") is None and ip.user_ns["g"]["summary"] == info["summary"]
     table = ip.run_line_magic("compare", "f32 --eval xt yt")
     assert list(table.index) == ["f32"]
