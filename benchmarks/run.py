@@ -122,7 +122,7 @@ def pruning_criteria(model, train, test, calib):
     a, b = he.quantize(wide, "float32"), he.quantize(narrow, "float32")
     both = he.lite.benchmark_many({"wide": a, "narrow": b}, xs[:32], runs=300, warmup=30, rounds=5)
     la, lb = both["wide"]["median_ms"], both["narrow"]["median_ms"]
-    return {"criteria": rows, "digits_channels_accuracy": float(narrow_digits.evaluate(xt, yt, verbose=0)[1]),
+    return {"criteria": rows, "digits_channels_accuracy": float(narrow_digits.model.evaluate(xt, yt, verbose=0)[1]),
             "wide": {"bytes": a.size, "narrow_bytes": b.size, "size_ratio": a.size / b.size,
                      "ms": la, "narrow_ms": lb, "speedup": la / lb}}
 
@@ -156,10 +156,10 @@ def byom():
             row[mode] = {"bytes": lite.size, "agreement": float((lite.predict(imgs[:32]).argmax(-1) == ref).mean())}
         try:
             narrow = he.prune(m, (imgs, labels), channels=0.5, epochs=1, progress=False)
-            widths = he.prune_report(narrow)["channels"]
+            widths = narrow.channels
             lites["channels"] = nl = he.quantize(narrow, "float32", cache=False)
             row["channels"] = {"narrowed": int((widths.after < widths.before).sum()), "layers": len(widths),
-                               "bytes": nl.size, "flavour": he._keras.flavour(narrow)}
+                               "bytes": nl.size, "flavour": he._keras.flavour(narrow.model)}
         except he.HomlEdgeError as e:
             row["channels"] = {"error": str(e)}
         for mode, ms in lat_many(lites, imgs[:32]).items():  # timed together: ratios from one run

@@ -9,7 +9,7 @@ import zipfile
 from pathlib import Path
 
 from . import _tf
-from ._keras_flavour import SavedModelSource, keras3, legacy
+from ._keras_flavour import SavedModelSource, keras3, legacy, model_of
 from .errors import HomlEdgeError, first_line
 
 
@@ -76,8 +76,10 @@ def load_keras(path, safe_mode: bool = True, flavour_wanted: str | None = None):
 
 
 def load_model(source, safe_mode: bool = True):
-    """The one way a path becomes a model (``he.quantize``, the magics and the CLI all use it): a ``.tflite`` path
-    gives a verified LiteModel, any other path :func:`load_keras` (safe mode by default); an object passes."""
+    """The one way a path or a result becomes a model (``he.quantize``, every core call that takes a model, the
+    magics and the CLI use it): a ``.tflite`` path gives a verified LiteModel, any other path :func:`load_keras`
+    (safe mode by default), a result that holds a model its ``.model``; any other object passes."""
+    source = model_of(source)
     if not isinstance(source, (str, Path)):
         return source
     p = Path(source).expanduser()
@@ -177,6 +179,7 @@ def save_keras(model, path, overwrite: bool = False) -> Path:
     """Save a Keras model (either flavour) to ``.keras``/``.h5`` atomically: a temporary file, then a rename."""
     from ._files import atomic_path
 
+    model = model_of(model)  # a result that holds a model: its .model
     out = Path(path).expanduser()
     if out.suffix not in (".keras", ".h5"):
         raise HomlEdgeError(f"{out.name}: a Keras model is saved as a .keras or .h5 file")

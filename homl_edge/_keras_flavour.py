@@ -9,11 +9,19 @@ from pathlib import Path
 import numpy as np
 
 from . import _tf
+from ._result import ModelResult
 from .errors import HomlEdgeError
 
 
 AGREEMENT = 1e-5  # max |original - translated| / max(1, max |original|) on the same inputs
 RECURRENT = {"LSTM", "GRU", "SimpleRNN", "RNN", "Bidirectional", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D"}
+
+
+def model_of(source):
+    """A result that holds a model (what pruning, clustering, QAT and ``optimize`` return, a
+    :class:`~homl_edge._result.ModelResult`) as its ``.model``; anything else as it is. The one unwrapping:
+    ``_keras.load_model`` (the one resolver of models) and :func:`to_legacy` call it."""
+    return source.model if isinstance(source, ModelResult) else source
 
 
 def legacy():

@@ -8,7 +8,7 @@ import inspect
 import warnings
 
 from . import _tf
-from ._keras_flavour import (AGREEMENT, check_model, disagreement, flavour, keras3, legacy, probe_inputs,
+from ._keras_flavour import (AGREEMENT, check_model, disagreement, flavour, keras3, legacy, model_of, probe_inputs,
                              require_functional)
 from .errors import HomlEdgeError, first_line
 
@@ -30,6 +30,7 @@ def to_legacy(model, *, batch_size: int | None = None, check: bool = True):
     Raises a one-line error naming the layer that cannot be translated, or saying how far the copy's outputs are
     from the original's when they differ by more than 1e-5.
     """
+    model = model_of(model)  # a result that holds a model: its .model
     check_model(model)
     kind = flavour(model)
     if kind == "keras2" and batch_size is None:

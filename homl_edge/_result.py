@@ -97,6 +97,12 @@ class ModelResult(Result):
     model: object
     report: dict
 
+    def __repr__(self) -> str:  # the report by its keys: its values are in .report and in to_frame()
+        parts = ", ".join(f"{k}={_short(v)}" if k != "report" else "report={" + ", ".join(map(str, v)) + "}"
+                          for k, v in self.fields().items())
+        text = f"{type(self).__name__}({parts})"
+        return text if len(text) <= _REPR_WIDTH else text[:_REPR_WIDTH - 4] + "...)"
+
 
 class Record(Result, Mapping):
     """A result that is also a complete read-only mapping of its public fields: ``run["arena_bytes"]``,

@@ -190,10 +190,8 @@ def cmd_prune(a):
     pruned = sparsity.prune(model, (x, y), sparsity=a.sparsity, criterion=a.criterion, structure=a.structure,
                             channels=a.channels, schedule=a.schedule, epochs=a.epochs, layers=a.layers,
                             progress=not a.quiet)
-    report = sparsity.prune_report(pruned) or {}
-    table = report["channels"] if "channels" in report else sparsity.sparsity_report(pruned)
-    _keras.save_keras(pruned, out, overwrite=a.force)  # a temporary file, then a rename: all or nothing
-    print(table.to_frame().to_string())
+    _keras.save_keras(pruned.model, out, overwrite=a.force)  # a temporary file, then a rename: all or nothing
+    print(pruned.to_frame().to_string())
     print(f"wrote {out}")
 
 

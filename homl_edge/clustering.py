@@ -6,10 +6,26 @@ import numpy as np
 
 from . import _keras
 from ._keras import kernel_of
+from ._result import ModelResult, result
 from .errors import HomlEdgeError
 from .training import build_in, clone, compile_like, fit, labels_of, prepare, select_layers
 
 CLUSTER_INITS = {"kmeans++": "KMEANS_PLUS_PLUS", "linear": "LINEAR", "random": "RANDOM", "density": "DENSITY_BASED"}
+
+
+@result
+class Clustered(ModelResult):
+    """What :func:`cluster` returns: the clustered Keras model (``.model``, the flavour given) and the run's report
+    (``.report``: ``clusters``, ``init``, ``preserve_sparsity``, the ``layers`` clustered and the
+    ``unique_weights`` per kernel). ``to_frame()`` is the number of distinct values per layer."""
+
+    clusters: int
+    layers: tuple
+
+    def to_frame(self):
+        import pandas as pd
+
+        return pd.Series(self.report["unique_weights"], name="unique values").rename_axis("layer").to_frame()
 
 
 def cluster(model, train, clusters: int = 16, *, init: str = "kmeans++", preserve_sparsity: bool = False,
@@ -19,13 +35,15 @@ def cluster(model, train, clusters: int = 16, *, init: str = "kmeans++", preserv
 
     ``init`` is the centroid initialisation: ``"kmeans++"``, ``"linear"``, ``"random"`` or ``"density"``.
     ``preserve_sparsity=True`` keeps the zeros of a pruned model (sparsity-preserving clustering).
-    Returns the stripped model; :func:`unique_weights` counts the values per kernel.
+    Returns a :class:`Clustered`: ``.model`` is the stripped model, ``.report["unique_weights"]`` counts the
+    values per kernel (as :func:`unique_weights` does).
     """
     if int(clusters) < 2:
         raise HomlEdgeError(f"clusters must be at least 2, got {clusters}")
     if init not in CLUSTER_INITS:
         raise HomlEdgeError(f"init must be one of {', '.join(CLUSTER_INITS)}, got {init!r}")
-    original, model = model, prepare(model)
+    original = _keras.load_model(model)
+    model = prepare(original)
     mot = _keras.tfmot()
     ck = mot.clustering.keras
     chosen = select_layers(layers)
@@ -54,10 +72,14 @@ def cluster(model, train, clusters: int = 16, *, init: str = "kmeans++", preserv
                             + (f" whose names match {layers!r}" if layers else ""))
     fit(clustered, model, train, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
          progress=progress, desc=f"clustering to {clusters} centroids", strategy=strategy)
-    return _keras.like(compile_like(ck.strip_clustering(clustered), model, labels_of(train)), original)
+    back = _keras.like(compile_like(ck.strip_clustering(clustered), model, labels_of(train)), original)
+    report = {"clusters": int(clusters), "init": init, "preserve_sparsity": bool(preserve_sparsity),
+              "layers": list(wrapped), "unique_weights": unique_weights(back)}
+    return Clustered(back, report, int(clusters), tuple(wrapped))
 
 
 def unique_weights(model) -> dict:
-    """Number of distinct values in each layer's kernel."""
+    """Number of distinct values in each layer's kernel (of a Keras model or of a result that holds one)."""
+    model = _keras.load_model(model)
     return {layer.name: int(np.unique(kernel_of(layer).numpy()).size)
             for layer in model.layers if kernel_of(layer) is not None}

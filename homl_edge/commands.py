@@ -184,7 +184,7 @@ COMMANDS = (
                 help="collaborative optimization: keep the zeros (PQAT) and/or the clusters (CQAT) of the model"),
             opt("--unsupported-float", action="store_true", param="unsupported", value="float",
                 help="keep layers TF-MOT cannot quantize in float"),
-            _output("bind the QAT model to this name"),
+            _output("bind the result (a QuantizeAware: .model, .report) to this name"),
         )),
     Command(
         "prune", ("magic", "cli"), accepts="keras",
@@ -205,7 +205,7 @@ COMMANDS = (
                 help="how the zeros grow during fine-tuning (default polynomial)"),
             opt("--epochs", type=int, default=2, help="fine-tuning epochs (default 2)"),
             opt("--layers", help="regex of layer names to prune (default: all prunable)"),
-            _output("bind the pruned model to this name"),
+            _output("bind the result (a Pruned: .model, .report, .sparsity) to this name"),
             opt("-o", "--output", face="cli", required=True, help="output .keras or .h5 file"),
             opt("--force", face="cli", action="store_true", param="overwrite", help="replace an existing output file"),
             opt("--quiet", face="cli", action="store_true", help="no progress bar"),
@@ -223,7 +223,7 @@ COMMANDS = (
                 help="centroid initialisation (default kmeans++)"),
             opt("--preserve-sparsity", action="store_true", help="keep the zeros of a pruned model"),
             opt("--epochs", type=int, default=1, help="fine-tuning epochs (default 1)"),
-            _output("bind the clustered model to this name"),
+            _output("bind the result (a Clustered: .model, .report) to this name"),
         )),
     Command(
         "export", ("magic",), accepts="any",

@@ -120,8 +120,7 @@ def export_tfjs(model, out_dir, quantize: str | None = None, page: bool = False,
     ``screenshot=True`` (needs a Chromium and a local ``tfjs_url``) saves ``preview.png``, which a saved notebook
     (GitHub, nbviewer) shows instead of a frame that has no server behind it.
     """
-    if isinstance(model, (str, Path)):  # a .keras/.h5 file or a SavedModel folder
-        model = _keras.load_keras(Path(model).expanduser())
+    model = _keras.load_model(model)  # a .keras/.h5 file, a SavedModel folder, or a result that holds a model
     graph = isinstance(model, _keras.SavedModelSource)  # a SavedModel becomes a TF.js graph model (inference)
     if graph and trainable:
         raise HomlEdgeError(f"{model.name} is a SavedModel: it exports as a TF.js graph model, which predicts but "
@@ -468,10 +467,7 @@ def export_web(model, out_dir, *, samples=None, labels=None, title: str = "homl-
     notebook's Jupyter server like :func:`export_tfjs` pages; ``screenshot=True`` (needs a Chromium and
     ``samples``) saves ``preview.png``, which a saved notebook shows instead.
     """
-    if isinstance(model, (str, Path)):
-        from .lite import load_lite
-
-        model = load_lite(model)
+    model = _keras.load_model(model)  # a .tflite path, or a result that holds a Keras model
     if not isinstance(model, LiteModel):
         from .quantization import quantize
 

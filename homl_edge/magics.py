@@ -84,9 +84,11 @@ class EdgeMagics(Magics):
     def _run_qat(self, args):
         from . import qat
 
-        return qat.quantize_aware(self._model(args.model), self._pair(args.train, "training data"),
-                                  epochs=args.epochs, preserve=args.preserve,
-                                  unsupported="float" if args.unsupported_float else "error")
+        result = qat.quantize_aware(self._model(args.model), self._pair(args.train, "training data"),
+                                    epochs=args.epochs, preserve=args.preserve,
+                                    unsupported="float" if args.unsupported_float else "error")
+        self._show_result(args, result)  # its table: every layer and whether it is quantized
+        return result
 
     def _run_prune(self, args):
         from . import sparsity
@@ -95,19 +97,16 @@ class EdgeMagics(Magics):
                                 sparsity=args.sparsity, criterion=args.criterion, structure=args.structure,
                                 channels=args.channels, schedule=args.schedule, epochs=args.epochs,
                                 layers=args.layers)
-        report = sparsity.prune_report(result) or {}
-        self._show(report["channels"] if "channels" in report else sparsity.sparsity_report(result))
+        self._show_result(args, result)  # its table: the channels' widths, or the sparsity per layer
         return result
 
     def _run_cluster(self, args):
-        import pandas as pd
-
         from . import clustering
 
         result = clustering.cluster(self._model(args.model), self._pair(args.train, "training data"),
                                     clusters=args.clusters, init=args.init,
                                     preserve_sparsity=args.preserve_sparsity, epochs=args.epochs)
-        self._show(pd.Series(clustering.unique_weights(result), name="unique values").to_frame())
+        self._show_result(args, result)  # its table: the distinct values per kernel
         return result
 
     def _run_export(self, args):

@@ -59,6 +59,7 @@ def quantization_error(model, lite: LiteModel, data, max_samples: int = 200):
     """
     from ai_edge_litert.interpreter import Interpreter
 
+    model = _keras.load_model(model)  # a result that holds a model: its .model
     _keras.check_model(model)
     k = _keras.keras3() if _keras.is_keras3(model) else _keras.legacy()
     x = quantization.calibration_array(model, data, max_samples=max_samples)
@@ -185,6 +186,7 @@ def autoquantize(model, data, test, max_drop: float = 0.01, *, objective: str = 
     if objective == "latency":
         return fastest_within(model, data, test, max_drop, threads=threads, rounds=rounds, runs=runs,
                               progress=progress)
+    model = _keras.load_model(model)  # a result that holds a model: its .model
     _keras.check_model(model)
     quantization.calibration_array(model, data)  # same input checks as quantize
     xt, yt = test
@@ -319,6 +321,7 @@ def fastest_within(model, data, test, max_drop: float = 0.01, *, threads: int = 
     """
     from .lite import benchmark_many, format_ms
 
+    model = _keras.load_model(model)  # a result that holds a model: its .model
     _keras.check_model(model)
     calib = quantization.calibration_array(model, data)
     xt, yt = test

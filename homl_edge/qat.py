@@ -1,19 +1,40 @@
 """Quantization-aware training (TF-MOT): fake-quant ops learn the int8 ranges during fine-tuning.
 
 The result keeps TF-MOT's wrappers (a tf_keras model whatever Keras came in: Keras 3 has no such layers) and
-converts to int8 without calibration data, since its ranges are stored in it: ``he.quantize(qat_model, "int8")``.
+converts to int8 without calibration data, since its ranges are stored in it: ``he.quantize(qat, "int8")`` (``qat``
+the :class:`QuantizeAware` result, or its ``.model``).
 """
 from __future__ import annotations
 
 from . import _keras
+from ._result import ModelResult, result
 from .errors import HomlEdgeError, first_line
 from .training import build_in, clone, compile_like, fit, labels_of, prepare
 
 PRESERVE = (None, "sparsity", "clusters", "both")
 
 
+@result
+class QuantizeAware(ModelResult):
+    """What :func:`quantize_aware` returns: the QAT model (``.model``, a tf_keras model with TF-MOT's fake-quant
+    wrappers) and the run's report (``.report``: ``preserve``, the ``float_layers`` left in float and the
+    ``problems`` that made them so). ``to_frame()`` lists every layer and whether it is quantized."""
+
+    preserve: str | None
+    float_layers: tuple
+
+    def to_frame(self):
+        import pandas as pd
+
+        rows = [{"layer": layer.name, "type": type(getattr(layer, "layer", layer)).__name__,
+                 "quantized": type(layer).__name__.startswith("QuantizeWrapper")}
+                for layer in self.model.layers if type(layer).__name__ != "InputLayer"]
+        return pd.DataFrame(rows, columns=["layer", "type", "quantized"]).set_index("layer")
+
+
 def qat_problems(model) -> list[str]:
     """Every layer that TF-MOT's default 8-bit QAT would reject, each with what to do about it."""
+    model = _keras.load_model(model)
     problems = []
     for layer in model.layers:
         kind = type(layer).__name__
@@ -41,7 +62,8 @@ def quantize_aware(model, train, epochs: int = 2, *, batch_size: int = 32, learn
 
     ``preserve`` chooses a collaborative-optimization scheme for a model that is already pruned or clustered:
     ``"sparsity"`` (PQAT), ``"clusters"`` (CQAT) or ``"both"`` (PCQAT), so that QAT keeps the zeros/centroids.
-    ``unsupported="float"`` leaves layers TF-MOT cannot quantize in float instead of raising.
+    ``unsupported="float"`` leaves layers TF-MOT cannot quantize in float instead of raising. Returns a
+    :class:`QuantizeAware` (``.model`` is the QAT model).
     """
     if preserve not in PRESERVE:
         raise HomlEdgeError(f"preserve must be one of {PRESERVE}, got {preserve!r}")
@@ -86,4 +108,5 @@ def quantize_aware(model, train, epochs: int = 2, *, batch_size: int = 32, learn
          progress=progress, desc="QAT" + (f" (preserve {preserve})" if preserve else ""), strategy=strategy)
     if preserve in ("clusters", "both"):
         qat = compile_like(mot.experimental.combine.strip_clustering_cqat(qat), model, labels_of(train))
-    return qat
+    report = {"preserve": preserve, "float_layers": sorted(bad), "problems": problems}
+    return QuantizeAware(qat, report, preserve, tuple(sorted(bad)))

@@ -7,12 +7,12 @@ model, the kind of pruning that makes a model faster, not only more compressible
 from __future__ import annotations
 
 import re
-import weakref
 
 import numpy as np
 
 from . import _keras, _tf
 from ._keras import kernel_of
+from ._result import ModelResult, result
 from .errors import HomlEdgeError
 from .report import Table
 from .training import (build_in, clone, compile_like, fit, labels_of, loss_and_metrics, prepare, select_layers,
@@ -21,11 +21,35 @@ from .training import (build_in, clone, compile_like, fit, labels_of, loss_and_m
 CRITERIA = ("magnitude", "taylor", "l1")
 CHANNEL_CRITERIA = ("magnitude", "taylor")
 PRUNE_SCHEDULES = ("polynomial", "constant")
-# what each pruning run reported, per resulting model (weak: it goes with the model)
-_reports: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 TRANSPARENT = {"BatchNormalization", "ReLU", "Activation", "Dropout", "MaxPooling2D", "AveragePooling2D",
                "ZeroPadding2D", "LeakyReLU", "PReLU", "ELU", "DepthwiseConv2D", "GlobalAveragePooling2D",
                "GlobalMaxPooling2D", "SpatialDropout2D"}
+
+
+@result
+class Pruned(ModelResult):
+    """What :func:`prune` and :func:`prune_channels` return: the pruned Keras model (``.model``, the flavour given)
+    and the run's report (``.report``: ``criterion``, ``per_layer`` sparsity, and as the run has them ``structure``,
+    ``channels``, ``near_zero_before_l1``/``near_zero_after_l1``). ``sparsity`` is the fraction of zeros over every
+    kernel; ``channels`` each layer's width before and after (channel pruning; None otherwise). ``to_frame()`` is
+    the channel table for channel pruning, else the per-layer sparsity (:func:`sparsity_report`)."""
+
+    criterion: str
+    sparsity: float
+    channels: object = None
+
+    def to_frame(self):
+        table = self.channels if self.channels is not None else sparsity_report(self.model)
+        return table.to_frame()
+
+
+def _pruned(model, report: dict) -> Pruned:
+    """The result of a pruning run: ``model`` with ``report`` (its per-layer sparsity added here)."""
+    table = sparsity_report(model)
+    report = dict(report, per_layer=table.set_index("layer").sparsity.to_dict())
+    total = int(table.weights.sum()) if len(table) else 0
+    return Pruned(model, report, report["criterion"], float(table.zeros.sum() / total) if total else 0.0,
+                  report.get("channels"))
 
 
 def _parse_structure(structure):
@@ -46,11 +70,12 @@ def prune(model, train, sparsity: float = 0.8, *, criterion: str = "magnitude", 
           channels: float | None = None, schedule: str = "polynomial", epochs: int = 2, batch_size: int = 32,
           learning_rate: float = 1e-3, layers: str | None = None, strategy=None, progress=True):
     """Pruning with fine-tuning: the one entry point for every way of pruning (the magic, the CLI, the panels and
-    :func:`homl_edge.optimize` all call it). Returns an ordinary Keras model of the flavour given.
+    :func:`homl_edge.optimize` all call it). Returns a :class:`Pruned`: ``.model`` is an ordinary Keras model of
+    the flavour given, ``.report`` what the run measured.
 
     ``criterion="magnitude"`` is TF-MOT's ``prune_low_magnitude``; ``"taylor"`` (sensitivity) masks the weights
     with the smallest |w * dL/dw| over a few batches; ``"l1"`` fine-tunes with an L1 penalty first, then prunes by
-    magnitude (``prune_report(model)`` says how much the penalty alone produced). The two masked criteria hold
+    magnitude (``.report`` says how much the penalty alone produced). The two masked criteria hold
     their mask with a callback during fine-tuning and hit the sparsity exactly per layer.
 
     ``channels=RATIO`` removes that fraction of whole filters/units instead (a narrower, faster model; see
@@ -76,17 +101,17 @@ def prune(model, train, sparsity: float = 0.8, *, criterion: str = "magnitude", 
     if schedule not in PRUNE_SCHEDULES:
         raise HomlEdgeError(f"schedule must be one of {PRUNE_SCHEDULES}, got {schedule!r}")
     m_by_n = _parse_structure(structure)
-    original, model = model, prepare(model)
+    original = _keras.load_model(model)
+    model = prepare(original)
     if criterion != "magnitude":
         if structure or layers:
             raise HomlEdgeError(f"criterion {criterion!r} prunes every Dense/Conv kernel, unstructured: "
                                 "{structure=} and {layers=} go with the magnitude criterion",
                                 param=("structure", "layers"))
-        result = masked_prune(model, train, float(sparsity), criterion, epochs=int(epochs), batch_size=batch_size,
-                              learning_rate=learning_rate, progress=progress, strategy=strategy)
-        back = _keras.like(result, original)
-        _reports[back] = _reports.get(result)
-        return back
+        masked, report = masked_prune(model, train, float(sparsity), criterion, epochs=int(epochs),
+                                      batch_size=batch_size, learning_rate=learning_rate, progress=progress,
+                                      strategy=strategy)
+        return _pruned(_keras.like(masked, original), report)
     mot = _keras.tfmot()
     sp = mot.sparsity.keras
     x, y = train_arrays(train)
@@ -126,14 +151,13 @@ def prune(model, train, sparsity: float = 0.8, *, criterion: str = "magnitude", 
          callbacks=[sp.UpdatePruningStep()], progress=progress,
          desc=f"pruning to {structure or f'{sparsity:.0%}'}", strategy=strategy)
     result = compile_like(sp.strip_pruning(pruned), model, labels_of(train))
-    back = _keras.like(result, original)
-    _reports[back] = {"criterion": "magnitude", "structure": structure,
-                      "per_layer": sparsity_report(back).set_index("layer").sparsity.to_dict()}
-    return back
+    return _pruned(_keras.like(result, original), {"criterion": "magnitude", "structure": structure})
 
 
 def sparsity_report(model):
-    """Per layer with a kernel: number of weights, zeros and sparsity (a Table)."""
+    """Per layer with a kernel: number of weights, zeros and sparsity (a Table), read from the weights of a Keras
+    model or of a result that holds one."""
+    model = _keras.load_model(model)
     rows = []
     for layer in model.layers:
         w = kernel_of(layer)
@@ -150,6 +174,7 @@ def sparsity_report(model):
 def check_m_by_n(model, m: int = 2, n: int = 4) -> dict:
     """For each Conv2D/Dense kernel whose input channels divide by ``n``: does every block of ``n`` weights along the input channels hold <= ``m``
     non-zeros? (The layout of NVIDIA's 2:4 sparse tensor cores and of TF-MOT's ``sparsity_m_by_n``.)"""
+    model = _keras.load_model(model)
     out = {}
     for layer in model.layers:
         if type(layer).__name__ not in ("Conv2D", "Dense"):
@@ -208,10 +233,16 @@ def prune_sensitivity(model, data, sparsities=(0.5, 0.8, 0.9), *, layers: str | 
 
 
 # ----------------------------------------------------------------------------------------------- masked criteria and channels
-def prune_report(model) -> dict | None:
-    """What the pruning run that made ``model`` reported: criterion, per-layer sparsity (a Table), the L1-only
-    sparsity, and for channel pruning the width of each layer before and after (``"channels"``, a Table)."""
-    return _reports.get(model)
+def prune_report(pruned) -> dict:
+    """What the pruning run reported (``pruned.report``): criterion, per-layer sparsity, the L1-only sparsity, and
+    for channel pruning the width of each layer before and after (``"channels"``, a Table). Only the result of
+    :func:`prune` knows how it was made: a plain Keras model is refused in one line (its zeros per layer are in
+    :func:`sparsity_report`)."""
+    if isinstance(pruned, Pruned):
+        return pruned.report
+    raise HomlEdgeError(f"prune_report takes what he.prune returned (a Pruned result), got {type(pruned).__name__}: "
+                        "a model alone does not say how it was pruned; he.sparsity_report(model) reads its zeros per "
+                        "layer from the weights")
 
 
 # ----------------------------------------------------------------------------------------------- masked criteria
@@ -271,7 +302,7 @@ def _mask_callback(model, masks):
 
 def masked_prune(model, train, sparsity, criterion, *, epochs, batch_size, learning_rate, progress, strategy,
                  l1=1e-4):
-    """Taylor / L1 / magnitude pruning with a mask held by a callback during fine-tuning."""
+    """Taylor / L1 / magnitude pruning with a mask held by a callback during fine-tuning: (model, report)."""
     work = clone(model)
     compile_like(work, model, labels_of(train))
     report = {"criterion": criterion}
@@ -296,10 +327,7 @@ def masked_prune(model, train, sparsity, criterion, *, epochs, batch_size, learn
     fit(work, model, train, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
          callbacks=[_mask_callback(work, masks)], progress=progress,
          desc=f"{criterion} pruning to {sparsity:.0%}", strategy=strategy)
-    result = compile_like(clone(work), model, labels_of(train))
-    report["per_layer"] = sparsity_report(result).set_index("layer").sparsity.to_dict()
-    _reports[result] = report
-    return result
+    return compile_like(clone(work), model, labels_of(train)), report
 
 
 # ----------------------------------------------------------------------------------------------- channels
@@ -355,15 +383,16 @@ def prune_channels(model, train, ratio: float = 0.5, *, criterion: str = "magnit
     The next layer's input channels and the BatchNormalization parameters of removed channels are sliced away
     too; a layer whose output feeds a residual ``Add`` (or the model's output) is left alone, and the table says
     why. ``criterion`` ranks filters: ``"magnitude"`` by the L1 norm of each filter's weights, ``"taylor"`` by
-    |w * dL/dw| summed over the filter. Returns the narrower model (the flavour given); ``prune_report(model)
-    ["channels"]`` lists each layer's width before and after.
+    |w * dL/dw| summed over the filter. Returns a :class:`Pruned`: ``.model`` is the narrower model (the flavour
+    given); ``.channels`` lists each layer's width before and after.
     """
     if not 0.0 < float(ratio) < 1.0:
         raise HomlEdgeError(f"ratio must be between 0 and 1 (the fraction of channels to remove), got {ratio}")
     if criterion not in CHANNEL_CRITERIA:
         raise HomlEdgeError(f"channel pruning ranks filters by {' or '.join(repr(c) for c in CHANNEL_CRITERIA)}; "
                             f"got criterion {criterion!r}")
-    original, model = model, prepare(model)
+    original = _keras.load_model(model)
+    model = prepare(original)
     work = clone(model)
     compile_like(work, model, labels_of(train))
     k = _keras.legacy()
@@ -395,10 +424,8 @@ def prune_channels(model, train, ratio: float = 0.5, *, criterion: str = "magnit
     if int(epochs) > 0:  # epochs=0: the narrowed model as sliced, before any fine-tuning
         fit(narrow, model, train, epochs=int(epochs), batch_size=batch_size, learning_rate=learning_rate,
              progress=progress, desc=f"fine-tuning after removing {ratio:.0%} of channels", strategy=strategy)
-    result = _keras.like(narrow, original)
-    _reports[result] = {"criterion": criterion, "channels": Table(rows).set_index("layer"),
-                        "per_layer": sparsity_report(result).set_index("layer").sparsity.to_dict()}
-    return result
+    return _pruned(_keras.like(narrow, original), {"criterion": criterion,
+                                                   "channels": Table(rows).set_index("layer")})
 
 
 def flat_indices(spatial: int, channels: int, kept) -> np.ndarray:

@@ -16,7 +16,9 @@ from .errors import HomlEdgeError
 
 # ----------------------------------------------------------------------------------------------- Keras flavours
 def prepare(model, what: str = "model"):
-    """The tf_keras model that TF-MOT works on: ``model`` itself (Keras 2) or its verified translation (Keras 3)."""
+    """The tf_keras model that TF-MOT works on: ``model`` itself (Keras 2) or its verified translation (Keras 3);
+    a path or a result that holds a model goes through the one resolver first."""
+    model = _keras.load_model(model)
     if isinstance(model, _keras.SavedModelSource):
         raise HomlEdgeError(f"{model.name} is an inference-only SavedModel (no Keras layers): training needs the "
                             "Keras model; load its .keras file instead")

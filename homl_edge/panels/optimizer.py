@@ -61,14 +61,14 @@ class OptimizerPanel(StaticFallback, W.VBox):
         """Run one technique (see :func:`homl_edge.optimize`) and add the measured result to the history."""
         self.progress.value, self.progress.description = 1, "optimizing"
         try:
-            keras_model, lite = pipeline.optimize(self.model, technique, train=self.train, data=self.data,
-                                                  mode=mode, **settings)
+            done = pipeline.optimize(self.model, technique, train=self.train, data=self.data, mode=mode,
+                                     **settings)
             if not self.history:
                 self._record("float32 (baseline)", None, quantization.quantize(self.model, "float32"), {})
             self.progress.value, self.progress.description = 2, "measuring"
             name = self._unique(f"{technique} {mode}" + "".join(f" {k}={v}" for k, v in sorted(settings.items())
                                                                 if k != "epochs"))
-            entry = self._record(name, keras_model, lite, {"technique": technique, "mode": mode, **settings})
+            entry = self._record(name, done.model, done.lite, {"technique": technique, "mode": mode, **settings})
         finally:
             self.progress.value, self.progress.description = 3, "done"
         self._refresh()

@@ -93,12 +93,12 @@ model, ((x, y), (xt, yt)) = he.models.trained_digits_cnn(epochs=3)
 pruned = he.prune(model, (x, y), sparsity=0.5, epochs=1, strategy=strategy, progress=False)
 qat = he.quantize_aware(model, (x[:512], y[:512]), epochs=1, strategy=strategy, progress=False)
 # the trained weights are mirrored: one copy per device, kept equal by all-reduce
-k = [w for w in qat.weights if "kernel" in w.name and "dense" in w.name][0]
+k = [w for w in qat.model.weights if "kernel" in w.name and "dense" in w.name][0]
 copies = [v.device for v in k.values]
 same = all(np.array_equal(k.values[0].numpy(), v.numpy()) for v in k.values)
 print(json.dumps({"replicas": strategy.num_replicas_in_sync, "devices": copies, "same": same,
                   "sparsity": float(he.sparsity_report(pruned).sparsity.min()),
-                  "accuracy": float((pruned.predict(xt, verbose=0).argmax(1) == yt).mean())}))
+                  "accuracy": float((pruned.model.predict(xt, verbose=0).argmax(1) == yt).mean())}))
 """
     r = run_py(code)
     assert r.returncode == 0, r.stderr[-2000:]

@@ -60,12 +60,12 @@ def test_tfmot_paths_hand_back_keras3(k3_cnn, digits, how):
     elif how == "channels":
         out = he.prune(k3_cnn, (x, y), channels=0.5, epochs=1, progress=False)
         widths = he.prune_report(out)["channels"]
-        assert widths.loc["conv", "after"] == 8 and out.get_layer("conv").filters == 8
+        assert widths.loc["conv", "after"] == 8 and out.model.get_layer("conv").filters == 8
     else:
         out = he.prune(k3_cnn, (x, y), sparsity=0.5, criterion=how, epochs=1, progress=False)
         assert abs(he.sparsity_report(out).set_index("layer").loc["dense", "sparsity"] - 0.5) < 0.01
-    assert he._keras.flavour(out) == "keras3"
-    assert out.evaluate(xt, yt, verbose=0)[1] > 0.8
+    assert he._keras.flavour(out.model) == "keras3"
+    assert out.model.evaluate(xt, yt, verbose=0)[1] > 0.8
     assert he.quantize(out, "int8", data=x[:100]).evaluate(xt, yt) > 0.8
 
 
@@ -335,7 +335,7 @@ def test_recurrent_kernels_are_pruned_not_skipped(digits):
     p = he.prune(m, (xs, y), sparsity=0.5, epochs=1, progress=False)
     report = he.sparsity_report(p).set_index("layer")
     assert abs(report.loc["lstm", "sparsity"] - 0.5) < 0.01
-    assert abs(float((p.get_layer("lstm").get_weights()[0] == 0).mean()) - 0.5) < 0.01
+    assert abs(float((p.model.get_layer("lstm").get_weights()[0] == 0).mean()) - 0.5) < 0.01
 
 
 def test_keras3_only_activations_survive_clone_and_pruning(digits):
@@ -350,7 +350,7 @@ def test_keras3_only_activations_survive_clone_and_pruning(digits):
     assert np.abs(copy.predict(xt, verbose=0) - m.predict(xt, verbose=0)).max() <= 1e-5
     assert he._keras.flavour(he.training.clone(copy)) == "keras2"
     p = he.prune(m, (x, y), channels=0.5, epochs=1, progress=False)
-    assert he._keras.flavour(p) == "keras3" and p.get_layer("conv").filters == 4
+    assert he._keras.flavour(p.model) == "keras3" and p.model.get_layer("conv").filters == 4
 
 
 # ----------------------------------------------------------------------------------------------- round two (issue 27)

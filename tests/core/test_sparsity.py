@@ -16,7 +16,7 @@ def test_criteria_hit_the_sparsity_per_layer(trained, digits, keras_accuracy, li
     lite = he.quantize(p, "int8", data=x[:200])
     assert lite.evaluate(xt, yt) >= keras_accuracy - 0.04
     assert lite_f32.gzip_size / lite.gzip_size >= 10
-    assert type(p.layers[0]).__name__ == "Conv2D" and not any("prune" in l.name for l in p.layers)  # stripped
+    assert type(p.model.layers[0]).__name__ == "Conv2D" and not any("prune" in l.name for l in p.model.layers)
     if criterion == "l1":
         r = he.prune_report(p)
         assert r["near_zero_after_l1"] > r["near_zero_before_l1"]  # what the penalty alone did
@@ -59,9 +59,9 @@ def test_channel_slicing_is_exact_on_dead_channels(trained, digits):
     assert (t.loc["conv", "before"], t.loc["conv", "after"]) == (32, 16)
     assert (t.loc["dense", "before"], t.loc["dense", "after"]) == (128, 64)
     assert "model's output" in t.loc["classifier", "note"]
-    assert narrow.get_layer("bn").get_weights()[0].shape == (16,)
-    assert narrow.get_layer("dense").get_weights()[0].shape == (6 * 6 * 16, 64)
-    assert np.abs(narrow.predict(xt, verbose=0) - m.predict(xt, verbose=0)).max() < 1e-5
+    assert narrow.model.get_layer("bn").get_weights()[0].shape == (16,)
+    assert narrow.model.get_layer("dense").get_weights()[0].shape == (6 * 6 * 16, 64)
+    assert np.abs(narrow.model.predict(xt, verbose=0) - m.predict(xt, verbose=0)).max() < 1e-5
 
 
 def test_channel_pruning_makes_a_faster_smaller_model():
@@ -86,7 +86,7 @@ def test_channel_pruning_makes_a_faster_smaller_model():
 def test_channel_pruning_on_digits_keeps_accuracy(trained, digits, keras_accuracy):
     (x, y), (xt, yt) = digits
     narrow = he.prune_channels(trained, (x, y), ratio=0.5, epochs=2, progress=False)
-    assert narrow.evaluate(xt, yt, verbose=0)[1] >= keras_accuracy - 0.02
+    assert narrow.model.evaluate(xt, yt, verbose=0)[1] >= keras_accuracy - 0.02
 
 
 def test_residual_add_is_left_alone_with_a_reason(digits):
@@ -127,7 +127,7 @@ def test_faces(trained, digits, tmp_path, capsys):
     ip.run_line_magic("prune", "model --train sx sy --sparsity 0.5 --criterion taylor --epochs 1 -o tp")
     assert he.prune_report(ip.user_ns["tp"])["criterion"] == "taylor"
     ip.run_line_magic("prune", "model --train sx sy --channels 0.5 --epochs 1 -o cp")
-    assert ip.user_ns["cp"].get_layer("conv").filters == 16
+    assert ip.user_ns["cp"].model.get_layer("conv").filters == 16
     with pytest.raises(UsageError, match="invalid choice"):
         ip.run_line_magic("prune", "model --train sx sy --criterion random")
     trained.save(tmp_path / "m.keras")
@@ -140,3 +140,70 @@ def test_faces(trained, digits, tmp_path, capsys):
     assert {"prune-taylor", "prune-l1", "channels"} <= set(panel.technique.options)
     entry = panel.run("channels", "float32", sparsity=0.5, epochs=1)
     assert panel.table().loc[entry["name"], "size_ratio"] > 3
+
+
+# ----------------------------------------------------------------------------------------------- results (issue 28)
+@pytest.fixture(scope="module")
+def small_pruned(trained, digits):
+    (x, y), _ = digits
+    return he.prune(trained, (x[:256], y[:256]), sparsity=0.5, epochs=1, progress=False)
+
+
+def test_prune_returns_a_result_that_holds_the_model_and_its_report(small_pruned, trained, digits):
+    (x, _), (xt, _) = digits
+    p = small_pruned
+    assert type(p) is he.sparsity.Pruned and isinstance(p, he._result.ModelResult)
+    assert he._keras.flavour(p.model) == "keras2" and p.model.predict(xt[:5], verbose=0).shape == (5, 10)
+    assert list(p.report) == ["criterion", "structure", "per_layer"]  # the keys prune_report returned before
+    assert he.prune_report(p) is p.report and p.criterion == "magnitude" and p.channels is None
+    per_layer = he.sparsity_report(p.model).set_index("layer")
+    assert p.report["per_layer"] == per_layer.sparsity.to_dict()
+    assert p.sparsity == pytest.approx(per_layer.zeros.sum() / per_layer.weights.sum()) and 0.45 < p.sparsity < 0.55
+    assert p.to_frame().equals(he.sparsity_report(p.model).to_frame())
+    text = repr(p)
+    assert "\n" not in text and text.startswith("Pruned(model=<Sequential 'digits_cnn', 149,322 params>, report={criterion, structure, per_layer}, ")
+    assert "<b>Pruned</b>" in p._repr_html_() and "<th>sparsity</th>" in p._repr_html_()
+    with pytest.raises(he.HomlEdgeError, match="a model alone does not say how it was pruned") as e:
+        he.prune_report(trained)
+    assert "\n" not in str(e.value)
+
+
+def test_a_result_goes_wherever_a_model_goes(small_pruned, digits):
+    (x, y), (xt, yt) = digits
+    p = small_pruned
+    a = he.quantize(p, "int8", data=x[:100], cache=False)
+    b = he.quantize(p.model, "int8", data=x[:100], cache=False)
+    assert a.content == b.content  # unwrapped in the one resolver: the same bytes
+    assert he.check_m_by_n(p) == he.check_m_by_n(p.model)
+    assert he.report.measure(p, xt[:50], yt[:50], latency=False)["accuracy"] == he.report.measure(
+        p.model, xt[:50], yt[:50], latency=False)["accuracy"]
+    assert he.to_legacy(p) is p.model
+    c = he.cluster(p, (x[:256], y[:256]), clusters=8, preserve_sparsity=True, epochs=1, progress=False)  # prune, cluster
+    assert type(c) is he.clustering.Clustered and c.clusters == 8 and c.layers == ("conv", "dense", "classifier")
+    assert list(c.report) == ["clusters", "init", "preserve_sparsity", "layers", "unique_weights"]
+    assert c.report["unique_weights"] == he.unique_weights(c.model) and max(he.unique_weights(c).values()) <= 9
+    assert list(c.to_frame()["unique values"]) == list(c.report["unique_weights"].values())
+    assert he.sparsity_report(c).set_index("layer").sparsity["dense"] >= 0.49  # the zeros were kept
+
+
+def test_qat_and_optimize_return_results(small_pruned, digits):
+    (x, y), (xt, yt) = digits
+    q = he.quantize_aware(small_pruned, (x[:256], y[:256]), epochs=1, preserve="sparsity", progress=False)
+    assert type(q) is he.qat.QuantizeAware and q.preserve == "sparsity" and q.float_layers == ()
+    assert list(q.report) == ["preserve", "float_layers", "problems"] and he._keras.is_qat_model(q.model)
+    frame = q.to_frame()
+    assert frame.quantized["quant_dense"] and frame.type["quant_dense"] == "Dense"
+    assert he.quantize(q, "int8", cache=False).content == he.quantize(q.model, "int8", cache=False).content
+    o = he.optimize(small_pruned, "quantize", mode="float32", progress=False)
+    assert type(o) is he.pipeline.Optimized and o.model is small_pruned.model and o.technique == "quantize"
+    assert o.lite.content == he.quantize(small_pruned.model, "float32").content
+    assert o.report["size_bytes"] == o.lite.size and o.report["steps"] == {}
+    assert list(o.to_frame().columns) == ["technique", "mode", "size_bytes", "gzip_bytes", "total_seconds"]
+
+
+def test_no_module_dict_of_reports_is_left():
+    import pathlib
+
+    package = pathlib.Path(he.__file__).parent
+    found = [p.name for p in package.rglob("*.py") if "WeakKeyDictionary" in p.read_text()]
+    assert found == [] and not hasattr(he.sparsity, "_reports")

@@ -22,7 +22,7 @@ def test_qat_then_int8_within_one_point(trained, digits, keras_accuracy):
     (x, y), (xt, yt) = digits
     before = [w.copy() for w in trained.get_weights()]
     qat = he.quantize_aware(trained, (x, y), epochs=2, progress=False)
-    assert any("quant" in l.name for l in qat.layers)
+    assert any("quant" in l.name for l in qat.model.layers)
     lite = he.quantize(qat, "int8", data=x[:200])
     assert lite.evaluate(xt, yt) >= keras_accuracy - 0.01
     assert all(np.array_equal(a, b) for a, b in zip(before, trained.get_weights()))
@@ -144,7 +144,8 @@ def test_qat_unsupported_float_keeps_them_in_float(digits):
         he.quantize_aware(m, (x, y), progress=False)
     q = he.quantize_aware(m, (x, y), epochs=1, unsupported="float", progress=False)
     lite = he.quantize(q, "int8", data=x[:100])
-    keras_acc, int8_acc = q.evaluate(xt, yt, verbose=0)[1], lite.evaluate(xt, yt)
+    keras_acc, int8_acc = q.model.evaluate(xt, yt, verbose=0)[1], lite.evaluate(xt, yt)
+    assert q.float_layers == ("ln",) and q.report["float_layers"] == ["ln"]
     print(f"QAT with LayerNormalization kept float: Keras {keras_acc:.3f}, int8 file {int8_acc:.3f}")
     # what the option promises: the file is as good as the QAT model it came from (and far above chance)
     assert abs(int8_acc - keras_acc) <= 0.02 and int8_acc > 0.5
@@ -203,7 +204,7 @@ def test_one_hot_compiled_model_trains_on_integer_labels(digits, how):
     kwargs = {"prune": dict(sparsity=0.5), "cluster": dict(clusters=16), "qat": {}}[how]
     fn = {"prune": he.prune, "cluster": he.cluster, "qat": he.quantize_aware}[how]
     out = fn(m, (x7, y7), epochs=2, progress=False, **kwargs)  # integer labels: a raw Keras shape error before
-    after = float(np.mean(out.predict(x7, verbose=0).argmax(-1) == y7))
+    after = float(np.mean(out.model.predict(x7, verbose=0).argmax(-1) == y7))
     print(f"{how}: accuracy on its training digits {before:.3f} -> {after:.3f}")
     assert before > 0.9 and after >= before - 0.05
     assert m.loss == "categorical_crossentropy"  # the user's model is left as it was

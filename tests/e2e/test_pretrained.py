@@ -347,8 +347,8 @@ def test_fer_prune_with_integer_labels_trains_or_names_the_crash(fer):
         assert str(e).startswith("layer 'conv2d_3' (1x1 Conv2D, stride 2x2, input 60x60x8): TensorFlow ")
         assert "TF_ENABLE_ONEDNN_OPTS=0" in str(e) and "\n" not in str(e)
         return
-    kernels = [w for w in pruned.get_weights() if w.ndim == 4 and w.shape[:2] != (1, 1)]
-    agree = float((pruned.predict(x, verbose=0).argmax(-1) == y).mean())
+    kernels = [w for w in pruned.model.get_weights() if w.ndim == 4 and w.shape[:2] != (1, 1)]
+    agree = float((pruned.model.predict(x, verbose=0).argmax(-1) == y).mean())
     print(f"pruned to 50%: agreement with the original {agree:.3f}")
     assert max(float((k == 0).mean()) for k in kernels) >= 0.45 and agree > 1 / 7
 

@@ -26,13 +26,15 @@ def test_four_faces_prune_alike(trained, digits, tmp_path, channels):
         k.utils.set_random_seed(0)
         return fn()
 
-    core = seeded(lambda: he.prune(trained, (x, y), epochs=1, progress=False, **kwargs))
+    core = seeded(lambda: he.prune(trained, (x, y), epochs=1, progress=False, **kwargs)).model
 
     ip = InteractiveShell.instance()
     ip.run_line_magic("load_ext", "homl_edge")
     ip.user_ns.update(m=trained, x=x, y=y)
     flags = "--channels 0.5" if channels else "--sparsity 0.5 --criterion magnitude"
     magic = seeded(lambda: (ip.run_line_magic("prune", f"m --train x y --epochs 1 {flags} -o out"), ip.user_ns["out"])[1])
+    assert isinstance(magic, he.sparsity.Pruned)  # -o binds the result, which holds the model
+    magic = magic.model
 
     trained.save(tmp_path / "m.keras")
     np.save(tmp_path / "x.npy", x)
@@ -43,8 +45,8 @@ def test_four_faces_prune_alike(trained, digits, tmp_path, channels):
     from_cli = he.load_keras(tmp_path / "p.keras")
 
     technique = "channels" if channels else "prune"
-    pipe, _ = seeded(lambda: he.optimize(trained, technique, train=(x, y), sparsity=0.5, epochs=1, progress=False,
-                                         mode="float32"))
+    pipe = seeded(lambda: he.optimize(trained, technique, train=(x, y), sparsity=0.5, epochs=1, progress=False,
+                                      mode="float32")).model
     panel = he.OptimizerPanel(trained, train=(x, y), test=(xt, yt))
     entry = seeded(lambda: panel.run(technique, "float32", sparsity=0.5, epochs=1))
 

@@ -52,14 +52,17 @@ def test_quantize_errors_are_usage_errors(ip, line, message):
 
 def test_prune_cluster_qat(ip, capsys):
     ip.run_line_magic("prune", "model --train small_x small_y --sparsity 0.5 --epochs 1 -o pruned")
+    assert isinstance(ip.user_ns["pruned"], he.sparsity.Pruned)  # -o binds the result (model and report)
     assert he.sparsity_report(ip.user_ns["pruned"]).sparsity.min() > 0.49
     assert "sparsity" in capsys.readouterr().out
     ip.run_line_magic("prune", "model --train small_x small_y --structure 2:4 --epochs 1 -o p24")
     assert all(he.check_m_by_n(ip.user_ns["p24"]).values())
     ip.run_line_magic("cluster", "model --train small_x small_y --clusters 8 -o clustered")
+    assert isinstance(ip.user_ns["clustered"], he.clustering.Clustered)
     assert max(he.unique_weights(ip.user_ns["clustered"]).values()) <= 8
     ip.run_line_magic("qat", "model --train small_x small_y --epochs 1 -o qat_model")
-    assert any("quant" in l.name for l in ip.user_ns["qat_model"].layers)
+    assert isinstance(ip.user_ns["qat_model"], he.qat.QuantizeAware)
+    assert any("quant" in l.name for l in ip.user_ns["qat_model"].model.layers)
     with pytest.raises(UsageError, match="between 0 and 1"):
         ip.run_line_magic("prune", "model --train small_x small_y --sparsity 2")
     with pytest.raises(UsageError, match="the following arguments are required: --train"):

@@ -27,8 +27,8 @@ def ip(trained, digits):
     shell.run_line_magic("unload_ext", "homl_edge")
 
 
-def _zeros(m, layer="dense"):
-    return float((m.get_layer(layer).get_weights()[0] == 0).mean())
+def _zeros(m, layer="dense"):  # m: a Keras model, or a result that holds one (a magic's -o binds the result)
+    return float((he._keras.load_model(m).get_layer(layer).get_weights()[0] == 0).mean())
 
 
 # (magic, line, check(ns, printed, path)): the line names the option it exercises
@@ -45,14 +45,14 @@ MAGIC_ROWS = [
      lambda ns, out, d: (d / "a.tflite").read_bytes() == ns["r"].content),
     ("quantize", "model --mode dynamic --save {d}/a.tflite --force -o r",
      lambda ns, out, d: (d / "a.tflite").read_bytes() == ns["r"].content and ns["r"].meta["mode"] == "dynamic"),
-    ("qat", "model --train xs ys --epochs 1 -o r", lambda ns, out, d: he._keras.is_qat_model(ns["r"])),
-    ("qat", "model --train xs ys --epochs 1 --preserve sparsity -o r", lambda ns, out, d: he._keras.is_qat_model(ns["r"])),
-    ("qat", "model --train xs ys --epochs 1 --unsupported-float -o r", lambda ns, out, d: he._keras.is_qat_model(ns["r"])),
+    ("qat", "model --train xs ys --epochs 1 -o r", lambda ns, out, d: he._keras.is_qat_model(ns["r"].model)),
+    ("qat", "model --train xs ys --epochs 1 --preserve sparsity -o r", lambda ns, out, d: he._keras.is_qat_model(ns["r"].model)),
+    ("qat", "model --train xs ys --epochs 1 --unsupported-float -o r", lambda ns, out, d: he._keras.is_qat_model(ns["r"].model)),
     ("prune", "model --train xs ys --sparsity 0.5 --epochs 1 -o r", lambda ns, out, d: abs(_zeros(ns["r"]) - 0.5) < 0.01),
     ("prune", "model --train xs ys --sparsity 0.5 --criterion taylor --epochs 1 -o r",
      lambda ns, out, d: abs(_zeros(ns["r"]) - 0.5) < 0.01 and he.prune_report(ns["r"])["criterion"] == "taylor"),
     ("prune", "model --train xs ys --channels 0.5 --epochs 1 -o r",
-     lambda ns, out, d: ns["r"].get_layer("conv").get_weights()[0].shape[-1]
+     lambda ns, out, d: ns["r"].model.get_layer("conv").get_weights()[0].shape[-1]
      == ns["model"].get_layer("conv").get_weights()[0].shape[-1] // 2),
     ("prune", "model --train xs ys --structure 2:4 --epochs 1 -o r", lambda ns, out, d: he.check_m_by_n(ns["r"])["dense"]),
     ("prune", "model --train xs ys --sparsity 0.5 --schedule constant --epochs 1 -o r",
