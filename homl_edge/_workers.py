@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+from ._result import Record, result
 from .errors import HomlEdgeError
 
 
@@ -117,16 +118,35 @@ def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
             s.close()
 
 
+@result
+class MultiWorkerRun(Record):
+    """What :func:`multi_worker_fit` measured: ``losses`` (a Table, epoch x worker and "one device"; also
+    ``to_frame()``), each worker's ``loss``, ``replicas`` and ``weights`` (``workers``), the same for the one-device
+    run (``single``), the largest weight difference between workers and against one device, the ``TF_CONFIG`` of
+    each worker and the ``seconds`` it all took. A frozen record, also a read-only mapping (``run["losses"]``)."""
+
+    losses: object  # Table
+    workers: list
+    single: dict
+    max_diff_between_workers: float
+    max_diff_vs_one_device: float
+    tf_configs: list
+    seconds: float
+
+    def to_frame(self):
+        return self.losses
+
+
 def multi_worker_fit(model, x, y, *, workers: int = 2, epochs: int = 3, batch_size: int = 64,
-                     learning_rate: float = 0.05, timeout_s: float = 300) -> dict:
+                     learning_rate: float = 0.05, timeout_s: float = 300) -> MultiWorkerRun:
     """Train a copy of ``model`` (a tf_keras model; its architecture and current weights) with
     ``MultiWorkerMirroredStrategy`` in ``workers`` processes on 127.0.0.1 (free ports, ``TF_CONFIG`` from
     :func:`tf_config`), and the same copy on one device in one process, on the same global batches in the same order
     (SGD, no shuffling). Every process is killed if the job fails or takes longer than ``timeout_s``.
 
-    Returns ``{"losses": Table (epoch x worker 0..n-1 and "one device"), "workers": [per-worker dict with "loss",
-    "replicas", "weights"], "single": {...}, "max_diff_between_workers": float, "max_diff_vs_one_device": float,
-    "tf_configs": [...], "seconds": float}``."""
+    Returns a :class:`MultiWorkerRun`: ``losses`` (a Table, epoch x worker 0..n-1 and "one device"), ``workers``
+    (per-worker dicts with "loss", "replicas", "weights"), ``single``, ``max_diff_between_workers``,
+    ``max_diff_vs_one_device``, ``tf_configs`` and ``seconds`` (``run["losses"]`` as when it was a dict)."""
     import shutil
     import tempfile
 
@@ -190,7 +210,7 @@ def multi_worker_fit(model, x, y, *, workers: int = 2, epochs: int = 3, batch_si
     losses = Table({**{f"worker {i}": r["loss"] for i, r in enumerate(results)}, "one device": single["loss"]},
                    index=range(1, epochs + 1))
     losses.index.name = "epoch"
-    return {"losses": losses, "workers": results, "single": single,
-            "max_diff_between_workers": max(diff(results[0]["weights"], r["weights"]) for r in results[1:]),
-            "max_diff_vs_one_device": diff(results[0]["weights"], single["weights"]),
-            "tf_configs": configs, "seconds": time.perf_counter() - t0}
+    return MultiWorkerRun(losses=losses, workers=results, single=single,
+                          max_diff_between_workers=max(diff(results[0]["weights"], r["weights"]) for r in results[1:]),
+                          max_diff_vs_one_device=diff(results[0]["weights"], single["weights"]),
+                          tf_configs=configs, seconds=time.perf_counter() - t0)

@@ -330,14 +330,34 @@ def time_in_browser(folders: dict, x, *, runs: int = 200, rounds: int = 3, execu
     return _in_thread(run)
 
 
+@result
+class BrowserFinetune(Record):
+    """What :func:`finetune_in_browser` measured in the page: accuracy before and after on the test samples and
+    after on the training samples, the ``seconds`` and per-epoch ``loss`` of the training, where the model came from
+    after a reload (``source_after_reload``: "indexeddb" when the fine-tuned model was kept), the probabilities
+    after training and after the reload, the ``requests`` of the browser context and how many the service worker
+    made. A frozen record, also a read-only mapping (``r["accuracy_after"]``)."""
+
+    accuracy_before: float
+    accuracy_after: float
+    train_accuracy_after: float
+    seconds: float
+    loss: list
+    source_after_reload: str
+    probs_after: object  # numpy array
+    probs_after_reload: object  # numpy array
+    requests: list
+    service_worker_requests: int
+
+
 def finetune_in_browser(folder, x, y, *, test=None, options: dict | None = None, screenshot=None,
-                        executable: str | None = None, timeout_s: float = 180) -> dict:
+                        executable: str | None = None, timeout_s: float = 180) -> BrowserFinetune:
     """Fine-tune a ``trainable=True`` export inside headless Chromium with the page's own function and defaults.
 
     Trains on ``(x, y)`` and measures the page's accuracy before and after on ``test=(x_test, y_test)``, samples
     the page never trained on (without ``test``, on the training samples themselves, which only shows that it
     learned them). Reloads the page to check that the fine-tuned model comes back from IndexedDB, and records
-    every request of the browser context, its service worker's included. Returns a dict with
+    every request of the browser context, its service worker's included. Returns a :class:`BrowserFinetune` with
     ``accuracy_before``, ``accuracy_after`` (on ``test``), ``train_accuracy_after``, ``seconds``, ``loss``,
     ``source_after_reload``, ``probs_after``, ``probs_after_reload`` (on ``x``), ``requests`` (paths on the
     page's own origin; anything else is listed in full) and ``service_worker_requests`` (how many of them
@@ -395,9 +415,9 @@ def finetune_in_browser(folder, x, y, *, test=None, options: dict | None = None,
             probs_reload = page.evaluate("async (xs) => await window.homl.predict(xs)", samples)
             context.close()
         own = [r[len(url):] if r.startswith(url) else r for r in requests]
-        return {"accuracy_before": before, "accuracy_after": after, "train_accuracy_after": train_after,
-                "seconds": result["seconds"], "loss": result["loss"], "source_after_reload": source,
-                "probs_after": np.array(probs_after), "probs_after_reload": np.array(probs_reload),
-                "requests": own, "service_worker_requests": len(from_worker)}
+        return BrowserFinetune(accuracy_before=before, accuracy_after=after, train_accuracy_after=train_after,
+                               seconds=result["seconds"], loss=result["loss"], source_after_reload=source,
+                               probs_after=np.array(probs_after), probs_after_reload=np.array(probs_reload),
+                               requests=own, service_worker_requests=len(from_worker))
 
     return _in_thread(run)

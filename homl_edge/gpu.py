@@ -17,10 +17,11 @@ import os
 import sys
 
 # the parts, one job each (this file: device settings), and every name this module exported before they moved
-from ._strategies import (_PLUMBING, _STRATEGIES, _one_strategy, central_storage_strategy,  # noqa: F401
-                          mirrored_strategy, placements, strategy_step_times)
+from ._strategies import (_PLUMBING, _STRATEGIES, Placements, _one_strategy,  # noqa: F401
+                          central_storage_strategy, mirrored_strategy, placements, strategy_step_times)
 from ._threads import _THREADS_CHILD, thread_scaling  # noqa: F401
-from ._workers import _WORKER_CHILD, check_tf_config, free_ports, multi_worker_fit, tf_config  # noqa: F401
+from ._workers import (_WORKER_CHILD, MultiWorkerRun, check_tf_config, free_ports,  # noqa: F401
+                       multi_worker_fit, tf_config)
 from ._result import Record, result
 from .errors import GpuConfigError, HomlEdgeError
 

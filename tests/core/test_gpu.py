@@ -218,6 +218,7 @@ def test_two_worker_processes_train_like_one_device(digits):
     before = [w.copy() for w in model.get_weights()]
     run = he.gpu.multi_worker_fit(model, x, y, workers=2, epochs=2, batch_size=64)
     losses = run["losses"]
+    assert isinstance(run, he.gpu.MultiWorkerRun) and run.to_frame() is losses and "\n" not in repr(run)
     print(losses, run["max_diff_between_workers"], run["max_diff_vs_one_device"], f"{run['seconds']:.0f} s")
     assert [w["replicas"] for w in run["workers"]] == [2, 2] and run["single"]["replicas"] == 1
     assert json.loads(run["tf_configs"][1])["task"] == {"type": "worker", "index": 1}

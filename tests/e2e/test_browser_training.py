@@ -32,6 +32,9 @@ def export(trained, tmp_path, digits):
 def test_page_fine_tunes_on_relabelled_digits_and_keeps_it(export, shifted, unseen, trained, artifacts):
     x, y = shifted
     r = he.browser.finetune_in_browser(export.path, x, y, test=unseen, screenshot=artifacts / "tfjs-finetune.png")
+    assert isinstance(r, he.browser.BrowserFinetune) and list(r) == [  # a record with the old dict's keys
+        "accuracy_before", "accuracy_after", "train_accuracy_after", "seconds", "loss", "source_after_reload",
+        "probs_after", "probs_after_reload", "requests", "service_worker_requests"] and "\n" not in repr(r)
     print(f"in-page accuracy on 300 unseen relabelled digits: {r['accuracy_before']:.1%} -> {r['accuracy_after']:.1%}"
           f" (on its 50 training digits {r['train_accuracy_after']:.0%}) in {r['seconds']:.1f} s;"
           f" {len(r['requests'])} requests, {r['service_worker_requests']} by the service worker")
