@@ -135,11 +135,15 @@ def _reusing_export(conv, model, mode: str, calib, key: str):
         again = converter_for(_keras.SavedModelSource(Path(folder)), mode, calib)
         again._metadata.environment.modelType = conv._metadata.environment.modelType
         return again
-    folder = tempfile.mkdtemp(prefix="homl-edge-export-")
     write = conv._convert_keras_to_saved_model
 
     def write_and_keep(_their_folder):
-        result = write(folder)   # TensorFlow's own export, into a folder that outlives this conversion
+        folder = tempfile.mkdtemp(prefix="homl-edge-export-")   # made only when TensorFlow exports
+        try:
+            result = write(folder)   # TensorFlow's own export, into a folder that outlives this conversion
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)   # an export that failed leaves nothing in /tmp
+            raise
         if conv.saved_model_dir == folder and Path(folder, "saved_model.pb").is_file():
             _exports[key] = folder
             while len(_exports) > _EXPORTS_KEPT:

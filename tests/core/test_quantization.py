@@ -176,3 +176,31 @@ def test_reused_export_writes_the_bytes_of_a_fresh_conversion(trained, digits):
                 a, b = he.LiteModel(reused), he.LiteModel(fresh)
                 assert a.tensors() == b.tensors(), (model.name, mode)
                 assert np.array_equal(a.predict(calib), b.predict(calib)), (model.name, mode)
+
+
+def test_an_interrupted_export_leaves_no_folder(tmp_path, monkeypatch):
+    """The SavedModel folder kept for a model's next modes is made only when TensorFlow exports, and removed when the
+    export does not finish: here a Ctrl-C while TensorFlow traces the model (a layer that raises KeyboardInterrupt
+    when traced, as an interrupt at that moment would). Nothing is left in the temp folder, and nothing is kept."""
+    import tempfile
+
+    import tensorflow as tf
+
+    from homl_edge import quantization as q
+
+    k2 = he._keras.legacy()
+
+    class Interrupted(k2.layers.Layer):
+        def call(self, x):
+            if not tf.executing_eagerly():
+                raise KeyboardInterrupt   # TensorFlow's export catches Exception, not this
+            return x
+
+    m = k2.Sequential([Interrupted(), k2.layers.Dense(2)])
+    m(np.ones((1, 4), np.float32))   # built eagerly
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    key = f"test-interrupted-{id(m)}"
+    with pytest.raises(KeyboardInterrupt):
+        q._convert(m, "float32", None, reuse=key)
+    assert key not in q._exports
+    assert not list(tmp_path.glob("homl-edge-export-*")), list(tmp_path.iterdir())
