@@ -79,9 +79,16 @@ def _versions_key(digest: str, what: str) -> str:
     return hashlib.sha256(f"{what}|{json.dumps(versions(), sort_keys=True)}|{digest}".encode()).hexdigest()
 
 
-def cache_key(model, mode: str, calib, extra: str = "") -> str:
-    """Content address of a conversion: model (architecture + weights), mode, options, calibration data and
-    :func:`versions`."""
+def cache_key(model, mode: str, calib, extra: str = "", *, digest: str | None = None) -> str:
+    """Content address of a conversion: model (architecture + weights: :func:`model_digest`, or ``digest`` when the
+    caller has it already), mode, options, calibration data and :func:`versions`."""
+    return content_key(mode, extra, [("model", (digest or model_digest(model)).encode())], calib)
+
+
+def model_digest(model) -> str:
+    """One pass over a model's architecture, custom code and weights (or a SavedModel's files): the hex digest that
+    every key of that model is made from, so that the keys of several conversions of one model read its weights
+    once."""
     if isinstance(model, _keras.SavedModelSource):
         parts = ((str(f.relative_to(model.path)), f.read_bytes())
                  for f in sorted(model.path.rglob("*")) if f.is_file())
@@ -94,7 +101,11 @@ def cache_key(model, mode: str, calib, extra: str = "") -> str:
                 yield f"{getattr(w, 'path', None) or w.name}{v.shape}{v.dtype}", np.ascontiguousarray(v).tobytes()
 
         parts = weights()
-    return content_key(mode, extra, parts, calib)
+    h = hashlib.sha256()
+    for label, data in parts:   # each part with its length: no two sequences of parts share a digest
+        h.update(f"{label}|{len(data)}|".encode())
+        h.update(data)
+    return h.hexdigest()
 
 
 _LIBRARIES = {"keras", "tf_keras", "tensorflow", "tensorflow_model_optimization", "homl_edge", "builtins", "numpy",

@@ -41,7 +41,7 @@ from . import _flatbuffer, _keras
 # the parts, one job each, and every name this module exported before they moved (tests and notebooks use them)
 from ._cache import (_KEY_PARTS, _LIBRARIES, _MEMORY_CACHE_SIZE, _cache_get, _cache_put, _code_bytes,  # noqa: F401
                      _code_digest, _function_code, _is_library, _memory_cache, _remember, _versions_key, cache_dir,
-                     cache_key, clear_cache, content_key, custom_code, versions)
+                     cache_key, clear_cache, content_key, custom_code, model_digest, versions)
 from ._calibration import (MAX_CALIBRATION, _collect, _saved_model_inputs, calibration_array,  # noqa: F401
                            input_signature)
 from ._modes import (_ALIASES, _EXPORTS_KEPT, CALIBRATED, MODE_SPECS, MODE_TABLE, MODES, Mode,  # noqa: F401
@@ -93,11 +93,12 @@ def quantize(model, mode: str = "int8", data=None, *, name: str | None = None, c
     route = _route(model)
     if route == "recurrent-batch1" and spec.calibrated:
         _refuse_calibrating_loops(model, mode, cache)
-    key = cache_key(model, mode, calib, extra=route) if cache else None
+    digest = model_digest(model) if cache else None   # one pass over the weights for both keys
+    key = cache_key(model, mode, calib, extra=route, digest=digest) if cache else None
     name = name or f"{model.name}-{mode}"
     content, cached, seconds = cached_convert(
         key, lambda: _convert(_converter_source(model, route), mode, calib,
-                              reuse=key and cache_key(model, "export", None, extra=route)), check=mode)
+                              reuse=key and cache_key(model, "export", None, extra=route, digest=digest)), check=mode)
     meta = {"mode": mode, "source": model.name, "cached": cached, "seconds": seconds,
             "calibration_samples": 0 if calib is None else len(calib), "route": route,
             "ranges": "learned (QAT)" if qat and calib is None and spec.learned_ranges else None,

@@ -64,6 +64,8 @@ def test_cache_key_follows_weights_and_options(trained, digits):
     (x, _), _ = digits
     k1 = convert.cache_key(trained, "int8", x[:10])
     assert k1 == convert.cache_key(trained, "int8", x[:10])
+    # quantize() reads the weights once (model_digest) for the conversion's key and its SavedModel export's key
+    assert k1 == convert.cache_key(None, "int8", x[:10], digest=convert.model_digest(trained))
     assert k1 != convert.cache_key(trained, "int8-io", x[:10])
     assert k1 != convert.cache_key(trained, "int8", x[:11])
     other = training.clone(trained)
