@@ -1,7 +1,7 @@
 // homl-edge web page: loads the exported Layers model with TensorFlow.js and predicts in the browser.
 // The test suite drives `window.homl` (ready, predict, backend); people draw on the pad or click a sample.
 /* global tf */
-import { setupPad } from './pad.js';
+import { medianMs, setupPad } from './pad.js';
 
 (function () {
   'use strict';
@@ -149,20 +149,10 @@ import { setupPad } from './pad.js';
     });
   }
 
-  // median milliseconds of one prediction, over `runs` predictions cycling through `samples`, timed in chunks of
-  // 20 (browsers coarsen performance.now() to 0.1 ms without cross-origin isolation: one prediction is shorter)
+  // median milliseconds of one prediction (pad.js)
   async function time(samples, runs = 200) {
     await ready;
-    const t = [];
-    for (let i = 0; i < runs;) {
-      const t0 = performance.now();
-      for (let k = 0; k < 20; k++, i++) {
-        await predict([samples[i % samples.length]]);
-      }
-      t.push((performance.now() - t0) / 20);
-    }
-    t.sort((a, b) => a - b);
-    return t[Math.floor(t.length / 2)];
+    return medianMs((sample) => predict([sample]), samples, runs);
   }
 
   const ready = loadModel().catch((e) => { setStatus(`could not load the model: ${e.message}`); throw e; });

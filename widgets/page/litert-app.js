@@ -1,7 +1,7 @@
 // homl-edge web page, LiteRT.js flavour: runs the very .tflite file a phone runs, in WebAssembly (XNNPACK).
 // The test suite drives `window.homl` (ready, predict, time, backend); people draw on the pad or click a sample.
 import { loadLiteRt, loadAndCompile, Tensor, supportsFeature } from './litert/litert.js';
-import { setupPad } from './pad.js';
+import { medianMs, setupPad } from './pad.js';
 
 const config = CONFIG_PLACEHOLDER;
 const [H, W, C] = config.inputShape;
@@ -60,20 +60,10 @@ async function predict(samples) {
   return rows;
 }
 
-// median milliseconds of one prediction, over `runs` predictions cycling through `samples`, timed in chunks of
-// 20 (browsers coarsen performance.now() to 0.1 ms without cross-origin isolation: one prediction is shorter)
+// median milliseconds of one prediction (pad.js)
 async function time(samples, runs = 200) {
   await ready;
-  const t = [];
-  for (let i = 0; i < runs;) {
-    const t0 = performance.now();
-    for (let k = 0; k < 20; k++, i++) {
-      await runOne(samples[i % samples.length]);
-    }
-    t.push((performance.now() - t0) / 20);
-  }
-  t.sort((a, b) => a - b);
-  return t[Math.floor(t.length / 2)];
+  return medianMs(runOne, samples, runs);
 }
 
 // the drawing pad, the sample buttons and the result bars: pad.js, shared with the TF.js page

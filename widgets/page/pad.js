@@ -3,6 +3,22 @@
 // `predict(samples)` is the page's own: it takes flat arrays of H*W*C floats in [0, 1] and returns probability rows.
 const $ = (id) => document.getElementById(id);
 
+// median milliseconds of one prediction, over `runs` predictions cycling through `samples`, timed in chunks of
+// 20 (browsers coarsen performance.now() to 0.1 ms without cross-origin isolation: one prediction is shorter)
+// `one(sample)` runs one prediction; both pages time theirs with this
+export async function medianMs(one, samples, runs = 200) {
+  const t = [];
+  for (let i = 0; i < runs;) {
+    const t0 = performance.now();
+    for (let k = 0; k < 20; k++, i++) {
+      await one(samples[i % samples.length]);
+    }
+    t.push((performance.now() - t0) / 20);
+  }
+  t.sort((a, b) => a - b);
+  return t[Math.floor(t.length / 2)];
+}
+
 export function setupPad(config, predict) {
   const [H, W, C] = config.inputShape;
 
