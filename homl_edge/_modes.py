@@ -114,7 +114,36 @@ def _check_runs(content: bytes, mode: str) -> None:
     except HomlEdgeError as e:
         hint = MODE_SPECS[mode].check_hint
         detail = str(e).split(": ", 1)[-1]
+        free, example = _free_dimensions(content)
+        if free:   # LiteRT prepares a free dimension at size 1: a convolution's window does not fit
+            raise HomlEdgeError(
+                f"mode {mode!r} produced a model whose input has free dimensions ({free}), which LiteRT prepares "
+                f"at size 1, too small for its ops ({detail[:120].strip()}): give the Keras Input a fixed size "
+                f"(e.g. keras.Input({example}) with your sizes) and convert again") from None
         raise HomlEdgeError(f"mode {mode!r} produced a model that LiteRT cannot prepare: {detail}{hint}") from None
+
+
+def _free_dimensions(content: bytes) -> tuple[str, str]:
+    """The inputs' free dimensions other than the batch, as "input 'x': [-1, -1, -1, 3], dimensions 1 and 2 free",
+    or "" (read from the file's shape signatures; nothing is allocated), and a fixed shape to suggest for the first
+    such input ("(H, W, 3)")."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    try:
+        details = Interpreter(model_content=content).get_input_details()
+    except Exception:
+        return "", ""
+    said, example = [], ""
+    for d in details:
+        sig = [int(v) for v in d.get("shape_signature", d["shape"])]
+        free = [i for i, v in enumerate(sig) if v == -1 and i > 0]
+        if free:
+            said.append(f"input {d['name']!r}: {sig}, dimension{'s' if len(free) > 1 else ''} "
+                        f"{' and '.join(map(str, free))} free")
+            names = iter("HWDT" if len(free) <= 4 else [f"D{i}" for i in free])
+            example = example or "(" + ", ".join(next(names) if v == -1 else str(v) for v in sig[1:]) + \
+                ("," if len(sig) == 2 else "") + ")"
+    return "; ".join(said), example
 
 
 _exports: "collections.OrderedDict[str, str]" = collections.OrderedDict()   # model key -> SavedModel folder

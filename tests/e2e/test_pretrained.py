@@ -107,6 +107,33 @@ def test_mtcnn_rnet_converts_and_quantizes_like_keras(rnet_parts):
         he.prune(rnet, (x, np.zeros(len(x), int)), epochs=1, progress=False)
 
 
+def test_mtcnn_pnet_with_free_height_and_width_is_refused_naming_them_and_converts_at_a_fixed_size():
+    """MTCNN's PNet is fully convolutional: wrapped as MTCNN runs it, keras.Input((None, None, 3)), its file has free
+    height and width, which LiteRT prepares at 1x1 where a 3x3 convolution cannot run. The refusal names the free
+    dimensions and the remedy; at a fixed 12x12 the same weights convert and predict like Keras."""
+    pytest.importorskip("mtcnn")
+    import keras
+    from mtcnn.network.pnet import PNet
+    from mtcnn.utils.tensorflow import load_weights
+
+    sub = PNet()
+    sub.build()
+    sub.set_weights(load_weights("pnet.lz4"))
+    x = np.random.default_rng(0).uniform(-1, 1, size=(64, 12, 12, 3)).astype(np.float32)
+    free = keras.Input((None, None, 3))
+    with pytest.raises(he.HomlEdgeError, match=r"^mode 'float32' produced a model whose input has free dimensions "
+                                               r"\(input '[^']+': \[-1, -1, -1, 3\], dimensions 1 and 2 free\), "
+                                               r"which LiteRT prepares at size 1.*keras\.Input\(\(H, W, 3\)\)"):
+        he.quantize(keras.Model(free, sub(free)), "float32")
+    fixed = keras.Input((12, 12, 3))
+    pnet = keras.Model(fixed, sub(fixed))
+    want = [o.numpy() for o in pnet(x)]
+    for mode, bound in (("float32", 1e-5), ("int8", 0.1)):   # measured: 2.9e-7 and 0.034
+        got = list(he.quantize(pnet, mode, data=x).predict(x).values())
+        assert sorted(o.shape for o in got) == sorted(w.shape for w in want)
+        assert max(min(float(np.abs(o - w).max()) for w in want if w.shape == o.shape) for o in got) < bound
+
+
 # ----------------------------------------------------------------------------------------------- compare, export
 def test_sine_compares_without_labels_and_the_rest_refuses_in_one_line(sine, tmp_path):
     """A regression has no top-1 accuracy: argmax of one value is always 0, so compare() reported 1.0 for every
