@@ -67,15 +67,22 @@ def test_sine_model_on_micro_compares_values_not_argmax(sine, tmp_path, capsys):
 # ----------------------------------------------------------------------------------------------- MTCNN's RNet
 # A pre-trained Keras 3 face detector as the mtcnn package (1.0.0) ships it: a subclassed keras.Model (PReLU,
 # Permute, two heads: 4 box offsets and a 2-way softmax), weights from the wheel's rnet.lz4.
-@pytest.fixture(scope="module")
-def rnet_parts():
+def _mtcnn(kind: str):
+    """One of MTCNN's three subclassed nets ("pnet", "rnet", "onet") with its weights from the wheel."""
     pytest.importorskip("mtcnn")
-    from mtcnn.network.rnet import RNet
+    import importlib
+
     from mtcnn.utils.tensorflow import load_weights
 
-    sub = RNet()
+    sub = getattr(importlib.import_module(f"mtcnn.network.{kind}"), kind[0].upper() + "Net")()
     sub.build()
-    sub.set_weights(load_weights("rnet.lz4"))
+    sub.set_weights(load_weights(f"{kind}.lz4"))
+    return sub
+
+
+@pytest.fixture(scope="module")
+def rnet_parts():
+    sub = _mtcnn("rnet")
     x = np.random.default_rng(0).uniform(-1, 1, size=(64, 24, 24, 3)).astype(np.float32)  # MTCNN's input range
     return sub, x
 
@@ -111,14 +118,9 @@ def test_mtcnn_pnet_with_free_height_and_width_is_refused_naming_them_and_conver
     """MTCNN's PNet is fully convolutional: wrapped as MTCNN runs it, keras.Input((None, None, 3)), its file has free
     height and width, which LiteRT prepares at 1x1 where a 3x3 convolution cannot run. The refusal names the free
     dimensions and the remedy; at a fixed 12x12 the same weights convert and predict like Keras."""
-    pytest.importorskip("mtcnn")
     import keras
-    from mtcnn.network.pnet import PNet
-    from mtcnn.utils.tensorflow import load_weights
 
-    sub = PNet()
-    sub.build()
-    sub.set_weights(load_weights("pnet.lz4"))
+    sub = _mtcnn("pnet")
     x = np.random.default_rng(0).uniform(-1, 1, size=(64, 12, 12, 3)).astype(np.float32)
     free = keras.Input((None, None, 3))
     with pytest.raises(he.HomlEdgeError, match=r"^mode 'float32' produced a model whose input has free dimensions "
@@ -178,14 +180,9 @@ ONET_CHAIN = ["conv1", "prelu1", "maxpool1", "conv2", "prelu2", "maxpool2", "con
 
 @pytest.fixture(scope="module")
 def onet():
-    pytest.importorskip("mtcnn")
     import keras
-    from mtcnn.network.onet import ONet
-    from mtcnn.utils.tensorflow import load_weights
 
-    sub = ONet()
-    sub.build()
-    sub.set_weights(load_weights("onet.lz4"))
+    sub = _mtcnn("onet")
     inp = keras.Input((48, 48, 3))
     h = inp
     for name in ONET_CHAIN:
