@@ -75,11 +75,12 @@ def load_keras(path, safe_mode: bool = True, flavour_wanted: str | None = None):
         raise HomlEdgeError(f"cannot load {p.name} ({type(e).__name__}: {first_line(e)[:200]})") from None
 
 
-def load_model(source, safe_mode: bool = True):
+def load_model(source, safe_mode: bool = True, *, lite: bool = False):
     """The one way a path or a result becomes a model (``he.quantize``, every core call that takes a model, the
     magics and the CLI use it): a ``.tflite`` path gives a verified LiteModel, any other path :func:`load_keras`
-    (safe mode by default), a result that holds a model its ``.model``; any other object passes."""
-    source = model_of(source)
+    (safe mode by default), a result that holds a model its ``.model`` (with ``lite=True`` its ``.lite`` when it
+    holds one: see :func:`model_of`); any other object passes."""
+    source = model_of(source, lite=lite)
     if not isinstance(source, (str, Path)):
         return source
     p = Path(source).expanduser()

@@ -17,11 +17,16 @@ AGREEMENT = 1e-5  # max |original - translated| / max(1, max |original|) on the 
 RECURRENT = {"LSTM", "GRU", "SimpleRNN", "RNN", "Bidirectional", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D"}
 
 
-def model_of(source):
+def model_of(source, *, lite: bool = False):
     """A result that holds a model (what pruning, clustering, QAT and ``optimize`` return, a
     :class:`~homl_edge._result.ModelResult`) as its ``.model``; anything else as it is. The one unwrapping:
-    ``_keras.load_model`` (the one resolver of models) and :func:`to_legacy` call it."""
-    return source.model if isinstance(source, ModelResult) else source
+    ``_keras.load_model`` (the one resolver of models) and :func:`to_legacy` call it. ``lite=True`` (a call that
+    takes a ``.tflite`` as readily as a Keras model: ``compare``, ``export_web``) gives the ``.lite`` of a result
+    that holds one (``optimize``'s), the file it made, not a fresh float32 conversion of its ``.model``."""
+    if not isinstance(source, ModelResult):
+        return source
+    made = getattr(source, "lite", None)
+    return made if lite and made is not None else source.model
 
 
 def legacy():

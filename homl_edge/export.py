@@ -467,7 +467,7 @@ def export_web(model, out_dir, *, samples=None, labels=None, title: str = "homl-
     notebook's Jupyter server like :func:`export_tfjs` pages; ``screenshot=True`` (needs a Chromium and
     ``samples``) saves ``preview.png``, which a saved notebook shows instead.
     """
-    model = _keras.load_model(model)  # a .tflite path, or a result that holds a Keras model
+    model = _keras.load_model(model, lite=True)  # a .tflite path, or a result: the .tflite it made, else its model
     if not isinstance(model, LiteModel):
         from .quantization import quantize
 

@@ -65,6 +65,7 @@ def measure(variant, x, y, threads: int = 1, runs: int = 100, *, latency: bool =
 
     A LiteModel is timed on ``x`` itself (real inputs, cycled; see :meth:`LiteModel.benchmark`), with its cold
     start; ``latency=False`` leaves the timing to the caller (``compare`` interleaves the variants' rounds)."""
+    variant = _keras.load_model(variant, lite=True)  # a result: the .tflite it made (optimize), else its .model
     if isinstance(variant, LiteModel):
         row = {"kind": f"tflite {variant.meta.get('mode', '')}".strip(), "size_bytes": variant.size,
                "gzip_bytes": variant.gzip_size, "accuracy": np.nan if y is None else variant.evaluate(x, y),
@@ -74,7 +75,6 @@ def measure(variant, x, y, threads: int = 1, runs: int = 100, *, latency: bool =
             row.update(latency_median_ms=lat["median_ms"], latency_p90_ms=lat["p90_ms"],
                        cold_start_ms=lat["cold_start_ms"])
         return row
-    variant = _keras.load_model(variant)  # a result that holds a model: its .model
     _keras.check_model(variant)
     data = _keras_bytes(variant)
     acc = np.nan if y is None else _keras_accuracy(variant, x, y)
@@ -137,6 +137,8 @@ def compare(variants: dict, x, y, *, threads: int = 1, runs: int = 100, rounds: 
     """
     if not isinstance(variants, dict) or not variants:
         raise HomlEdgeError("compare takes a dict of {name: model}, e.g. {'keras': model, 'int8': lite}")
+    # a result stands for the .tflite it made (optimize), else its .model: timed and measured as that
+    variants = {name: _keras.load_model(v, lite=True) for name, v in variants.items()}
     if y is not None and len(x) != len(y):
         raise HomlEdgeError(f"x has {len(x)} samples but y has {len(y)} labels")
     if int(rounds) < 1:

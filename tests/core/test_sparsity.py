@@ -207,3 +207,15 @@ def test_no_module_dict_of_reports_is_left():
     package = pathlib.Path(he.__file__).parent
     found = [p.name for p in package.rglob("*.py") if "WeakKeyDictionary" in p.read_text()]
     assert found == [] and not hasattr(he.sparsity, "_reports")
+
+
+def test_an_optimized_result_is_measured_and_exported_as_the_file_it_made(small_pruned, digits, tmp_path):
+    """compare() and export_web() take a .tflite as readily as a Keras model: given optimize()'s result they use the
+    int8 file it made (its .lite), not a float32 conversion of its .model, which would be silently another model."""
+    (x, _), (xt, yt) = digits
+    o = he.optimize(small_pruned, "quantize", mode="int8", data=x[:100], progress=False)
+    t = he.compare({"optimized": o}, xt[:50], yt[:50], runs=5)
+    assert t.loc["optimized", "kind"] == "tflite int8" and t.loc["optimized", "size_bytes"] == o.lite.size
+    he.export_web(o, tmp_path / "web")
+    page = he.load_lite(tmp_path / "web" / "model.tflite")   # batch fixed at 1 for LiteRT.js: 176 bytes less
+    assert abs(page.size - o.lite.size) < 0.01 * o.lite.size and np.array_equal(page.predict(xt[:5]), o.lite.predict(xt[:5]))
