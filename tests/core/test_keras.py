@@ -316,7 +316,7 @@ ip.run_line_magic('export', 'm --tfjs {tmp_path / 'web'} -o e')
 ns = ip.user_ns
 # int8 smaller than float32; int4 far above chance (10%): a 2-epoch model's exact accuracy depends on the last bits
 # of its trained weights (TF_ENABLE_ONEDNN_OPTS=0 once gave int4 <= 0.8 here), so only that it works is asserted
-print('RESULT', type(m).__module__.split('.')[0], he._keras.flavour(ns['p']),
+print('RESULT', type(m).__module__.split('.')[0], he._keras.flavour(ns['p'].model),
       ns['q8'].size < he.quantize(m, 'float32').size, ns['q4'].evaluate(xt, yt) > 0.5,
       os.path.exists('{tmp_path / 'web' / 'model.json'}'))
 """
