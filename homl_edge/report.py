@@ -74,7 +74,7 @@ def measure(variant, x, y, threads: int = 1, runs: int = 100, *, latency: bool =
             lat = variant.benchmark(x, threads=threads, runs=runs)
             row.update(latency_median_ms=lat["median_ms"], latency_p90_ms=lat["p90_ms"],
                        cold_start_ms=lat["cold_start_ms"])
-        return row
+        return Measurement(**row)
     _keras.check_model(variant)
     data = _keras_bytes(variant)
     acc = np.nan if y is None else _keras_accuracy(variant, x, y)
