@@ -9,7 +9,7 @@ import zipfile
 from pathlib import Path
 
 from . import _tf
-from ._keras_flavour import SavedModelSource, keras3, legacy, model_of
+from ._keras_flavour import SavedModelSource, flavour, keras3, legacy, model_of
 from .errors import HomlEdgeError, first_line
 
 
@@ -181,6 +181,10 @@ def save_keras(model, path, overwrite: bool = False) -> Path:
     from ._files import atomic_path
 
     model = model_of(model)  # a result that holds a model: its .model
+    if flavour(model) is None:   # a LiteModel would be written as a flatbuffer named .keras
+        raise HomlEdgeError(f"save_keras saves a Keras model (keras, tf.keras or tf_keras); got "
+                            f"{type(model).__name__}" + (": a .tflite is saved with lite.save(path)"
+                                                        if type(model).__name__ == "LiteModel" else ""))
     out = Path(path).expanduser()
     if out.suffix not in (".keras", ".h5"):
         raise HomlEdgeError(f"{out.name}: a Keras model is saved as a .keras or .h5 file")

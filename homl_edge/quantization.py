@@ -238,7 +238,8 @@ def requantize(lite: LiteModel, mode: str = "dynamic", *, data=None, precision=N
     out = LiteModel(content, name=name or f"{lite.name}-{mode}", meta=meta, _trusted=True)
     if data is not None:
         ins = [a[:max_samples] for a in original.prepare_inputs(data)]
-        agree = out.meta["agreement"] = agreement(original, out, ins[0] if len(ins) == 1 else ins)
+        agree = agreement(original, out, ins[0] if len(ins) == 1 else ins)
+        out.meta["agreement"] = dict(agree)   # meta stays plain JSON-able data
         if agree["argmax"] is not None and agree["argmax"] < 0.95:
             note = (f"its argmax agrees with {original.name}'s on only {agree['argmax']:.1%} of the "
                     f"{agree['n']} samples given (max |diff| {agree['max_abs_diff']:.3g})")

@@ -439,6 +439,20 @@ def test_requantize_says_what_changed_and_refuses_nothing(trained, digits, lite_
         he.quantize(lite_f32, "dynamic", precision={".*": "float"})
 
 
+def test_requantized_meta_is_plain_data_and_save_keras_takes_only_keras(trained, digits, lite_f32, tmp_path):
+    """A LiteModel's meta stays JSON (its agreement a dict, not a record), and save_keras given a .tflite refuses
+    in one line (it wrote a flatbuffer named .keras, which no Keras reads back)."""
+    import json
+
+    (x, _), _ = digits
+    r = he.requantize(lite_f32, "dynamic", data=x[:50])
+    assert type(r.meta["agreement"]) is dict and json.loads(json.dumps(r.meta))["agreement"]["n"] == 50
+    with pytest.raises(he.HomlEdgeError, match=r"^save_keras saves a Keras model .*got LiteModel: a \.tflite is "
+                                               r"saved with lite\.save\(path\)$"):
+        he.save_keras(lite_f32, tmp_path / "m.keras")
+    assert not (tmp_path / "m.keras").exists()
+
+
 def test_requantize_warns_when_the_file_grows():
     """A tiny model: scales, zero points and (de)quantize ops cost more than 4x fewer weight bytes save."""
     k = he._keras.legacy()
