@@ -17,7 +17,7 @@ from ._files import atomic_write, replace_folder
 from ._result import Record, Result, result
 from ._widgets import widgets_dir
 from .errors import HomlEdgeError, first_line
-from .lite import LiteModel
+from .lite import LiteModel, require_lite
 
 TFJS_VERSION = "4.22.0"
 TFJS_QUANTIZE = (None, "float16", "uint8", "uint16")
@@ -624,13 +624,7 @@ def export_c_array(lite, path, *, variable: str = "g_model", alignment: int = 16
     flash. Returns a :class:`CArrayExport` (``result.source`` or ``result["source"]``, ``header``, ``variable``,
     ``flash_bytes``).
     """
-    if isinstance(lite, (str, Path)):
-        from .lite import load_lite
-
-        lite = load_lite(lite)
-    if not isinstance(lite, LiteModel):
-        raise HomlEdgeError(f"export_c_array takes a LiteModel or a .tflite path, got {type(lite).__name__} "
-                            "(convert a Keras model first: he.quantize(model, 'int8-io', data=...))")
+    lite = require_lite(lite, "export_c_array", paths=True)  # optimize()'s result: the .tflite it made
     if alignment not in (4, 8, 16, 32, 64):
         raise HomlEdgeError(f"alignment must be 4, 8, 16, 32 or 64 bytes, got {alignment}")
     variable = c_identifier(variable)
@@ -688,8 +682,7 @@ def signature(lite: LiteModel, key: str | None = None) -> Signature:
     """The model's signature as phones load it, a :class:`Signature`: ``key``, ``inputs`` and ``outputs`` (``{name:
     (shape, dtype, (scale, zero_point))}``). The names are the ones ``runSignature`` (Android) and
     ``get_signature_runner`` (Python) take."""
-    if not isinstance(lite, LiteModel):
-        raise HomlEdgeError(f"expected a LiteModel, got {type(lite).__name__}")
+    lite = require_lite(lite, "signature")  # optimize()'s result: the .tflite it made
     interp = lite.interpreter()
     keys = list(interp.get_signature_list())
     if not keys:
@@ -717,7 +710,7 @@ class Snippets(Record):
     ``python``, ``kotlin`` and ``swift`` sources. A frozen record, also a read-only mapping (``snippets["kotlin"]``);
     a notebook shows the three sources."""
 
-    signature: Signature
+    signature: dict
     python: str
     kotlin: str
     swift: str
@@ -778,4 +771,4 @@ try interpreter.invoke()
 // output 0 is "{out_name}": {out_dtype}, shape {list(out_shape)}
 let output = try interpreter.output(at: 0)
 """
-    return Snippets(signature=sig, python=python, kotlin=kotlin, swift=swift)
+    return Snippets(signature=dict(sig), python=python, kotlin=kotlin, swift=swift)  # a dict: dict(snippets) is JSON

@@ -81,14 +81,9 @@ def web_app_dir() -> Path | None:
 
 def _as_lite(lite):
     """A LiteModel, or a path to a ``.tflite`` (loaded and verified by :func:`homl_edge.load_lite`)."""
-    from .lite import LiteModel, load_lite
+    from .lite import require_lite
 
-    if isinstance(lite, LiteModel):
-        return lite
-    if isinstance(lite, (str, Path)):
-        return load_lite(lite)
-    raise HomlEdgeError(f"explore draws a .tflite: pass a LiteModel (he.quantize(model, 'float32') or "
-                        f"he.load_lite(path)) or a path, not {type(lite).__name__}")
+    return require_lite(lite, "explore", paths=True)  # optimize()'s result: the .tflite it made
 
 
 # Model Explorer's own conversion, as its server runs it, in a child: the C++ adapter (a 500 MB library that adds

@@ -24,7 +24,7 @@ import numpy as np
 
 from . import _sandbox
 from ._files import atomic_write
-from ._result import Record, result
+from ._result import ModelResult, Record, result
 from ._units import format_ms
 from .errors import HomlEdgeError, InvalidModelFileError, first_line
 
@@ -695,8 +695,35 @@ class LiteModel:
         return ("<pre>" + self.summary(print_fn=None).replace("&", "&amp;").replace("<", "&lt;") + "</pre>")
 
 
+def require_lite(source, what: str, *, paths: bool = False) -> LiteModel:
+    """The ``.tflite`` a call that takes one (``what`` names it in the message) is given: a LiteModel as it is; a
+    result that made one (``optimize``'s :class:`~homl_edge.pipeline.Optimized`) its ``.lite``, the file it made;
+    with ``paths=True`` a path, loaded and verified by :func:`load_lite`. Anything else is refused in one line: a
+    result that holds only a Keras model (pruning, clustering, QAT) or a Keras model is to be converted first."""
+    if isinstance(source, LiteModel):
+        return source
+    if isinstance(source, ModelResult):
+        made = getattr(source, "lite", None)
+        if isinstance(made, LiteModel):
+            return made
+        raise HomlEdgeError(f"{what} takes a .tflite model; this {type(source).__name__} holds a Keras model "
+                            f"(its .model): convert it first, e.g. he.quantize(result, 'int8', data=x[:100])")
+    if paths and isinstance(source, (str, Path)):
+        return load_lite(source)
+    kind = type(source).__name__
+    keras = type(source).__module__.split(".")[0] in ("keras", "tf_keras", "tensorflow")
+    raise HomlEdgeError(f"{what} takes a LiteModel{' or a .tflite path' if paths else ''}, got {kind}"
+                        + (": convert the Keras model first, e.g. he.quantize(model, 'int8', data=x[:100])" if keras
+                           else ": make one with he.quantize(model, mode) or load one with he.load_lite(path)"))
+
+
 def load_lite(path, name: str | None = None) -> LiteModel:
-    """Load a ``.tflite`` file, verified before any interpreter in this process touches it."""
+    """Load a ``.tflite`` file, verified before any interpreter in this process touches it. A LiteModel is
+    returned as it is, and a result that made one (``optimize``'s) gives its ``.lite``."""
+    if isinstance(path, (LiteModel, ModelResult)):
+        return require_lite(path, "load_lite")
+    if not isinstance(path, (str, os.PathLike)):
+        raise HomlEdgeError(f"load_lite takes the path of a .tflite file, got {type(path).__name__}")
     p = Path(path).expanduser()
     if not p.exists():
         raise HomlEdgeError(f"no file at {p}: check the path")

@@ -8,7 +8,7 @@ smallest tensor arena that works, and the flash the model needs; :func:`fits_on`
 from __future__ import annotations
 
 from .errors import HomlEdgeError
-from .lite import LiteModel
+from .lite import LiteModel, require_lite
 
 # Published flash / RAM of boards that TFLM targets (KiB). RAM is what the tensor arena competes for.
 BOARDS = {
@@ -24,8 +24,7 @@ BOARDS = {
 
 def run(lite: LiteModel, x, *, arena_size: int | None = None, find_arena: bool = True, timeout_s: float = 300):
     """Run ``x`` (float inputs) through TFLM: see :meth:`homl_edge.lite.LiteModel.on_micro` (a :class:`MicroRun`)."""
-    if not isinstance(lite, LiteModel):
-        raise HomlEdgeError(f"expected a LiteModel, got {type(lite).__name__}")
+    lite = require_lite(lite, "micro.run")  # optimize()'s result: the .tflite it made
     return lite.on_micro(x, arena_size=arena_size, find_arena=find_arena, timeout_s=timeout_s)
 
 
@@ -69,8 +68,7 @@ def setup_code(lite: LiteModel, arena_bytes: int, *, variable: str = "g_model",
     (no more, so no unused kernel costs flash), the tensor arena sized from ``arena_bytes`` (the minimum measured
     by :meth:`LiteModel.on_micro`), and the interpreter set-up. Pair it with :func:`homl_edge.export_c_array`.
     """
-    if not isinstance(lite, LiteModel):
-        raise HomlEdgeError(f"expected a LiteModel, got {type(lite).__name__}")
+    lite = require_lite(lite, "micro.setup_code")
     if arena_bytes is None or int(arena_bytes) <= 0:
         raise HomlEdgeError("arena_bytes is the measured arena: run micro = lite.on_micro(x) and pass "
                             "micro.arena_bytes")

@@ -51,7 +51,7 @@ from ._quantizer import (_RECIPES, GRANULARITIES, PRECISIONS, _aeq, _check_entri
                          _signature_input, parse_precision)
 from ._result import Record, result
 from .errors import HomlEdgeError
-from .lite import LiteModel
+from .lite import LiteModel, require_lite
 
 
 def quantize(model, mode: str = "int8", data=None, *, name: str | None = None, cache: bool = True,
@@ -189,8 +189,7 @@ def requantize(lite: LiteModel, mode: str = "dynamic", *, data=None, precision=N
     (as in :func:`quantize_mixed`); ``"int8"`` with ``data``: int8 weights and activations, calibrated on ``data``.
     A file that is already quantized, or that stores float16 weights behind DENSIFY, is refused with the reason.
     """
-    if not isinstance(lite, LiteModel):
-        raise HomlEdgeError(f"requantize takes a LiteModel or a .tflite path, got {type(lite).__name__}")
+    lite = require_lite(lite, "requantize", paths=True)  # optimize()'s result: the .tflite it made
     spec = mode_spec(mode)
     mode = spec.name
     reason = float_problem(lite)
@@ -351,6 +350,7 @@ class Agreement(Record):
 def agreement(reference: LiteModel, variant: LiteModel, x) -> Agreement:
     """How a variant's outputs compare with the reference file's on ``x`` (an :class:`Agreement`): argmax
     agreement (the worst output) and the largest absolute difference."""
+    reference, variant = require_lite(reference, "agreement"), require_lite(variant, "agreement")
     a, b = reference.predict(x), variant.predict(x)
     a = a if isinstance(a, dict) else {"output": a}
     b = b if isinstance(b, dict) else {"output": b}
