@@ -17,7 +17,7 @@ from . import quantization
 from ._keras import kernel_of
 from ._result import Result, result
 from .errors import HomlEdgeError
-from .lite import LiteModel, dequantize_array, op_details, quantize_array
+from .lite import LiteModel, dequantize_array, op_details, quantize_array, require_lite
 from .report import Table
 
 SNR_ADVICE_DB = 25.0  # below this, a layer's quantization noise is more than ~5% of its signal
@@ -51,6 +51,18 @@ def _activation_included(layer, tensor_name: str, is_output: bool) -> bool:
     return act.lower() in tensor_name.lower()
 
 
+def _probe(k, model, layers):
+    """A model whose outputs are ``layers``' outputs. A Sequential that was cloned and stripped (pruning and
+    clustering return one) keeps layer outputs of a graph its inputs are not in ("Graph disconnected"): the probe
+    is then built on a copy (same weights) whose layers all hang on its own input."""
+    try:
+        return k.Model(model.inputs, [l.output for l in layers])
+    except ValueError:
+        copy = k.models.clone_model(model)
+        copy.set_weights(model.get_weights())
+        return k.Model(copy.inputs, [copy.get_layer(l.name).output for l in layers])
+
+
 def quantization_error(model, lite: LiteModel, data, max_samples: int = 200):
     """Per layer: SNR (dB) and RMSE of the quantized model's activations against the float model's.
 
@@ -61,10 +73,11 @@ def quantization_error(model, lite: LiteModel, data, max_samples: int = 200):
 
     model = _keras.load_model(model)  # a result that holds a model: its .model
     _keras.check_model(model)
+    lite = require_lite(lite, "quantization_error (lite=)")  # optimize()'s result: the .tflite it made
     k = _keras.keras3() if _keras.is_keras3(model) else _keras.legacy()
     x = quantization.calibration_array(model, data, max_samples=max_samples)
     layers = [l for l in model.layers if type(l).__name__ not in ("InputLayer", "Flatten", "Reshape", "Dropout")]
-    probe = k.Model(model.inputs, [l.output for l in layers])
+    probe = _probe(k, model, layers)
     float_outs = dict(zip([l.name for l in layers], probe.predict(x, verbose=0, batch_size=256)))
     names = set(float_outs)
     with _tf.quiet():  # LiteRT warns that preserving all tensors is for debugging: it is, here
