@@ -2,6 +2,8 @@
 and a lookup table can replace the weights."""
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import numpy as np
 
 from . import _keras
@@ -75,11 +77,13 @@ def cluster(model, train, clusters: int = 16, *, init: str = "kmeans++", preserv
     back = _keras.like(compile_like(ck.strip_clustering(clustered), model, labels_of(train)), original)
     report = {"clusters": int(clusters), "init": init, "preserve_sparsity": bool(preserve_sparsity),
               "layers": list(wrapped), "unique_weights": unique_weights(back)}
-    return Clustered(back, report, int(clusters), tuple(wrapped))
+    return Clustered(back, MappingProxyType(report), int(clusters), tuple(wrapped))  # a read-only report
 
 
 def unique_weights(model) -> dict:
     """Number of distinct values in each layer's kernel (of a Keras model or of a result that holds one)."""
     model = _keras.load_model(model)
+    if _keras.flavour(model) is None:  # a .tflite, a record...: one line, not an AttributeError
+        _keras.check_model(model, "model given to unique_weights")
     return {layer.name: int(np.unique(kernel_of(layer).numpy()).size)
             for layer in model.layers if kernel_of(layer) is not None}

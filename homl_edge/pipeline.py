@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from types import MappingProxyType
 
 from . import _keras, clustering, qat, quantization
 from . import sparsity as pruning
@@ -63,13 +64,13 @@ def optimize(model, technique: str = "quantize", *, train=None, data=None, mode:
         step = clustering.cluster(keras_model, train, clusters=clusters, epochs=max(1, epochs // 2),
                                   progress=progress)
     if step is not None:
-        steps["cluster" if "cluster" in technique else "prune"] = step.report
+        steps["cluster" if "cluster" in technique else "prune"] = dict(step.report)  # JSON as it was
         keras_model = step.model
     if technique.endswith("qat"):
         preserve = {"qat": None, "prune+qat": "sparsity", "cluster+qat": "clusters"}[technique]
         step = qat.quantize_aware(keras_model, train, epochs=max(1, epochs // 2), preserve=preserve,
                                   progress=progress)
-        steps["qat"] = step.report
+        steps["qat"] = dict(step.report)
         keras_model = step.model
     label = name or (technique if technique == "quantize" else f"{technique}") + f" {mode}"
     lite = quantization.quantize(keras_model, mode, data=data, name=label)
@@ -78,4 +79,4 @@ def optimize(model, technique: str = "quantize", *, train=None, data=None, mode:
     report = {"technique": technique, "mode": lite.meta.get("mode", mode), "settings": settings,
               "total_seconds": lite.meta["total_seconds"], "size_bytes": lite.size, "gzip_bytes": lite.gzip_size,
               "steps": steps}
-    return Optimized(keras_model, report, lite, technique)
+    return Optimized(keras_model, MappingProxyType(report), lite, technique)  # a read-only report

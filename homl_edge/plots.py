@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import HomlEdgeError
 from .lite import format_ms
-from .precision import SNR_ADVICE_DB, pareto_front
+from .precision import SNR_ADVICE_DB, AutoQuantResult, pareto_front
+from .report import require_table
 
 
 def _axes(ax, size):
@@ -23,6 +25,7 @@ def _axes(ax, size):
 def plot_tradeoff(table, ax=None, x: str = "size_bytes", y: str = "accuracy", annotate: bool = True):
     """Size against accuracy, one point per variant, marker area by latency; labels in a legend when they would
     collide. Returns the Figure."""
+    require_table(table, "plot_tradeoff", ("latency_median_ms", x, y))
     fig, ax = _axes(ax, (6.5, 4))
     lat = table["latency_median_ms"].to_numpy(dtype=float)
     sizes = 40 + 300 * (lat / lat.max() if lat.max() > 0 else lat)
@@ -86,6 +89,9 @@ def quantization_error(table, ax=None):
 
 def autoquantize(result, ax=None):
     """Size against accuracy of every variant :func:`homl_edge.autoquantize` tried, the Pareto front, the choice."""
+    if not isinstance(result, AutoQuantResult):
+        raise HomlEdgeError(f"plots.autoquantize draws what he.autoquantize(...) returns (an AutoQuantResult), "
+                            f"got {type(result).__name__}")
     fig, ax = _axes(ax, (6, 4))
     t = result.tried
     ax.scatter(t.size_bytes / 1024, t.accuracy * 100, c="#8c959f", label="tried")

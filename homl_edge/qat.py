@@ -6,6 +6,8 @@ the :class:`QuantizeAware` result, or its ``.model``).
 """
 from __future__ import annotations
 
+from types import MappingProxyType
+
 from . import _keras
 from ._result import ModelResult, result
 from .errors import HomlEdgeError, first_line
@@ -35,6 +37,8 @@ class QuantizeAware(ModelResult):
 def qat_problems(model) -> list[str]:
     """Every layer that TF-MOT's default 8-bit QAT would reject, each with what to do about it."""
     model = _keras.load_model(model)
+    if _keras.flavour(model) is None:  # a .tflite, a record...: one line, not an AttributeError
+        _keras.check_model(model, "model given to qat_problems")
     problems = []
     for layer in model.layers:
         kind = type(layer).__name__
@@ -109,4 +113,4 @@ def quantize_aware(model, train, epochs: int = 2, *, batch_size: int = 32, learn
     if preserve in ("clusters", "both"):
         qat = compile_like(mot.experimental.combine.strip_clustering_cqat(qat), model, labels_of(train))
     report = {"preserve": preserve, "float_layers": sorted(bad), "problems": problems}
-    return QuantizeAware(qat, report, preserve, tuple(sorted(bad)))
+    return QuantizeAware(qat, MappingProxyType(report), preserve, tuple(sorted(bad)))  # a read-only report

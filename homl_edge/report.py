@@ -197,6 +197,18 @@ def table_from_rows(rows: list[dict]) -> Table:
     return df[[c for c in COLUMNS if c in df.columns]].set_index("variant")
 
 
+def require_table(table, what: str, columns=("size_bytes", "latency_median_ms", "accuracy")):
+    """``table`` if it is a table of variants with ``columns`` (what :func:`compare` makes), else a one-line error
+    naming ``what`` took it (a Measurement, optimize()'s result or a model is one variant, not a table)."""
+    if not isinstance(table, pd.DataFrame):
+        raise HomlEdgeError(f"{what} takes a table of variants, one row each, from he.compare({{'name': model, "
+                            f"...}}, x, y); got {type(table).__name__}")
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise HomlEdgeError(f"{what}: the table lacks {', '.join(missing)}: make it with he.compare(...)")
+    return table
+
+
 def choose(table, *, max_bytes: int | None = None, max_gzip_bytes: int | None = None,
            max_latency_ms: float | None = None, max_accuracy_drop: float | None = None,
            by: str = "size_bytes") -> str:
@@ -205,7 +217,10 @@ def choose(table, *, max_bytes: int | None = None, max_gzip_bytes: int | None = 
     ``max_bytes`` bounds the file (what a device holds), ``max_gzip_bytes`` the compressed download,
     ``max_accuracy_drop`` is measured against the first row (e.g. 0.01 for one point).
     """
-    ok = table.copy()
+    needed = [by] + [c for c, bound in (("size_bytes", max_bytes), ("gzip_bytes", max_gzip_bytes),
+                                        ("latency_median_ms", max_latency_ms), ("accuracy", max_accuracy_drop))
+                     if bound is not None and c != by]
+    ok = require_table(table, "choose", needed).copy()
     if max_bytes is not None:
         ok = ok[ok.size_bytes <= max_bytes]
     if max_gzip_bytes is not None:

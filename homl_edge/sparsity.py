@@ -7,6 +7,7 @@ model, the kind of pruning that makes a model faster, not only more compressible
 from __future__ import annotations
 
 import re
+from types import MappingProxyType
 
 import numpy as np
 
@@ -32,24 +33,27 @@ class Pruned(ModelResult):
     and the run's report (``.report``: ``criterion``, ``per_layer`` sparsity, and as the run has them ``structure``,
     ``channels``, ``near_zero_before_l1``/``near_zero_after_l1``). ``sparsity`` is the fraction of zeros over every
     kernel; ``channels`` each layer's width before and after (channel pruning; None otherwise). ``to_frame()`` is
-    the channel table for channel pruning, else the per-layer sparsity (:func:`sparsity_report`)."""
+    the channel table for channel pruning, else the per-layer sparsity measured when pruning ended (the table of
+    :func:`sparsity_report` then; training ``.model`` further does not change it). ``.report`` is read-only."""
 
     criterion: str
     sparsity: float
     channels: object = None
+    _table: object = None  # sparsity_report(model) when pruning ended
 
     def to_frame(self):
-        table = self.channels if self.channels is not None else sparsity_report(self.model)
-        return table.to_frame()
+        table = self.channels if self.channels is not None else self._table
+        return (table if table is not None else sparsity_report(self.model)).to_frame()
 
 
 def _pruned(model, report: dict) -> Pruned:
-    """The result of a pruning run: ``model`` with ``report`` (its per-layer sparsity added here)."""
+    """The result of a pruning run: ``model`` with ``report`` (its per-layer sparsity added here, then made
+    read-only) and the per-layer table measured now."""
     table = sparsity_report(model)
     report = dict(report, per_layer=table.set_index("layer").sparsity.to_dict())
     total = int(table.weights.sum()) if len(table) else 0
-    return Pruned(model, report, report["criterion"], float(table.zeros.sum() / total) if total else 0.0,
-                  report.get("channels"))
+    return Pruned(model, MappingProxyType(report), report["criterion"],
+                  float(table.zeros.sum() / total) if total else 0.0, report.get("channels"), table)
 
 
 def _parse_structure(structure):
@@ -158,6 +162,8 @@ def sparsity_report(model):
     """Per layer with a kernel: number of weights, zeros and sparsity (a Table), read from the weights of a Keras
     model or of a result that holds one."""
     model = _keras.load_model(model)
+    if _keras.flavour(model) is None:  # a .tflite, a record...: one line, not an AttributeError
+        _keras.check_model(model, "model given to sparsity_report")
     rows = []
     for layer in model.layers:
         w = kernel_of(layer)
@@ -175,6 +181,8 @@ def check_m_by_n(model, m: int = 2, n: int = 4) -> dict:
     """For each Conv2D/Dense kernel whose input channels divide by ``n``: does every block of ``n`` weights along the input channels hold <= ``m``
     non-zeros? (The layout of NVIDIA's 2:4 sparse tensor cores and of TF-MOT's ``sparsity_m_by_n``.)"""
     model = _keras.load_model(model)
+    if _keras.flavour(model) is None:  # a .tflite, a record...: one line, not an AttributeError
+        _keras.check_model(model, "model given to check_m_by_n")
     out = {}
     for layer in model.layers:
         if type(layer).__name__ not in ("Conv2D", "Dense"):

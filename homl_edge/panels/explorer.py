@@ -6,6 +6,7 @@ import traitlets
 
 from .._widgets import widget_file
 from ..errors import HomlEdgeError
+from ..report import require_table
 from ._static import StaticFallback, png_img
 
 _FIELDS = ("size_bytes", "gzip_bytes", "latency_median_ms", "accuracy")
@@ -44,9 +45,7 @@ class TradeoffExplorer(StaticFallback, anywidget.AnyWidget):
 
     def update(self, table) -> None:
         """Show the rows of a comparison table (index: variant names)."""
-        missing = [f for f in ("size_bytes", "latency_median_ms", "accuracy") if f not in table.columns]
-        if missing:
-            raise HomlEdgeError(f"the table lacks {', '.join(missing)}: make it with he.compare(...)")
+        require_table(table, "TradeoffExplorer")
         rows = []
         for name, row in table.iterrows():
             rows.append({"name": str(name), **{f: float(row[f]) for f in _FIELDS if f in table.columns}})

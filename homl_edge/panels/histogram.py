@@ -6,8 +6,10 @@ import html
 import ipywidgets as W
 import numpy as np
 
+from .. import _keras
 from .._keras import kernel_of
 from ..errors import HomlEdgeError
+from ..lite import require_lite
 from ..plots import figure_png
 from ..quantization import symmetric_quantize
 from ._static import StaticFallback, png_img
@@ -21,6 +23,8 @@ class WeightHistogram(StaticFallback, W.VBox):
     """
 
     def __init__(self, model, lite=None, layer: str | None = None):
+        model = _keras.check_model(_keras.model_of(model))  # a result that holds a model: its .model
+        lite = None if lite is None else require_lite(lite, "WeightHistogram (lite=)")  # optimize()'s: its .lite
         names = [l.name for l in model.layers if kernel_of(l) is not None]
         if not names:
             raise HomlEdgeError("the model has no layer with a kernel to show")
