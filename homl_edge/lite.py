@@ -713,7 +713,7 @@ def require_lite(source, what: str, *, paths: bool = False) -> LiteModel:
     kind = type(source).__name__
     keras = type(source).__module__.split(".")[0] in ("keras", "tf_keras", "tensorflow")
     raise HomlEdgeError(f"{what} takes a LiteModel{' or a .tflite path' if paths else ''}, got {kind}"
-                        + (": convert the Keras model first, e.g. he.quantize(model, 'int8', data=x[:100])" if keras
+                        + (": convert a Keras model first, e.g. he.quantize(model, 'int8', data=x[:100])" if keras
                            else ": make one with he.quantize(model, mode) or load one with he.load_lite(path)"))
 
 
