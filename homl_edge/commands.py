@@ -106,10 +106,18 @@ class Command:
         return e.render(self.spell(face))
 
 
-def resolve_model(obj, accepts: str = "keras", safe_mode: bool = True):
+def result_file(obj):
+    """A result that holds a ``.tflite`` it made (``optimize``'s) as that LiteModel; anything else as it is."""
+    return _keras.model_of(obj, lite=True)
+
+
+def resolve_model(obj, accepts: str = "keras", safe_mode: bool = True, *, lite: bool | None = None):
     """A model argument as a command takes it: a path through the one loader (``.tflite`` -> LiteModel, else a
-    Keras model in safe mode), then checked against what the command ``accepts``: ``keras``, ``lite`` or ``any``."""
-    model = _keras.load_model(obj, safe_mode=safe_mode)
+    Keras model in safe mode), then checked against what the command ``accepts``: ``keras``, ``lite`` or ``any``.
+    A result stands for its ``.model``, or (``lite=True``, the default when the command accepts ``lite``) for the
+    ``.tflite`` it made when it holds one (``optimize``'s ``.lite``): a command that writes or runs a file must not
+    write a fresh float32 conversion of the model instead (:func:`homl_edge._keras.model_of`)."""
+    model = _keras.load_model(obj, safe_mode=safe_mode, lite=accepts == "lite" if lite is None else lite)
     if accepts == "lite" and not isinstance(model, LiteModel):
         raise HomlEdgeError(f"this command takes a LiteModel or a .tflite file, got {type(model).__name__}")
     if accepts == "keras" or (accepts == "any" and not isinstance(model, LiteModel)):

@@ -150,6 +150,17 @@ class Configured(Record):
     applied: list
     notes: list
 
+    def to_frame(self):
+        """One row per setting applied and per note, in full."""
+        import pandas as pd
+
+        return pd.DataFrame([("applied", a) for a in self.applied] + [("note", n) for n in self.notes],
+                            columns=["kind", "setting"])
+
+    def _repr_html_(self):
+        lines = [f"applied: {a}" for a in self.applied] + [f"note: {n}" for n in self.notes]
+        return "".join(f"<p>{html.escape(t)}</p>" for t in lines) or "<p>nothing to apply</p>"
+
 
 def configure(memory_growth: bool | None = None, memory_limit_mb: int | None = None, split=None,
               visible: str | None = None, cpu_split: int | None = None) -> Configured:

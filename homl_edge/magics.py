@@ -53,6 +53,8 @@ class EdgeMagics(Magics):
         from .lite import LiteModel
 
         obj = self._get(expr, "model")
+        if accepts == "lite":
+            obj = commands.result_file(obj)   # optimize()'s result: the .tflite it made
         if accepts == "lite" and not isinstance(obj, (LiteModel, str, Path)):
             raise UsageError(f"{expr} is not a LiteModel: convert it first, e.g. %quantize {expr} "
                              "--mode int8-io --data x_train[:200] -o lite")
@@ -121,9 +123,9 @@ class EdgeMagics(Magics):
             result = export.export_tfjs(commands.resolve_model(obj, "keras"), args.tfjs, quantize=args.quantize,
                                         page=args.page, tfjs_url=args.tfjs_url, overwrite=args.force)
         elif args.web:
-            result = export.export_web(commands.resolve_model(obj, "any"), args.web, overwrite=args.force)
-        else:
-            obj = commands.resolve_model(obj, "any")
+            result = export.export_web(commands.resolve_model(obj, "any", lite=True), args.web, overwrite=args.force)
+        else:   # a file is written: optimize()'s result writes the .tflite it made, not its model converted again
+            obj = commands.resolve_model(obj, "any", lite=True)
             if not isinstance(obj, LiteModel):
                 if args.c:
                     raise UsageError("--c needs a LiteModel: convert first, e.g. %quantize model --mode int8-io "
@@ -155,8 +157,6 @@ class EdgeMagics(Magics):
         return table
 
     def _run_gpu(self, args):
-        import pandas as pd
-
         from . import gpu
 
         if args.growth and args.no_growth:
@@ -165,17 +165,10 @@ class EdgeMagics(Magics):
         if any(v is not None for v in (growth, args.limit, args.split, args.visible, args.cpu_split)):
             result = gpu.configure(memory_growth=growth, memory_limit_mb=args.limit, split=args.split,
                                    visible=args.visible, cpu_split=args.cpu_split)
-            for a in result["applied"]:
-                print("applied:", a)
-            for n in result["notes"]:
-                print("note:", n)
+            self._show_result(args, result)   # what was applied, and the notes (unbound: the cell's value)
             return result
         info = gpu.devices()
-        print(info["summary"])
-        if info["gpus"]:
-            self._show(pd.DataFrame(info["gpus"]))
-        if info["logical"]:
-            print("logical devices:", ", ".join(info["logical"]))
+        self._show_result(args, info)   # the summary, the GPUs and the logical devices
         return info
 
     def _run_autoquantize(self, args):
@@ -184,12 +177,7 @@ class EdgeMagics(Magics):
         result = precision.autoquantize(self._model(args.model), self._get(args.data, "calibration data"),
                                         self._pair(args.eval, "evaluation data"), max_drop=args.max_drop,
                                         objective=args.objective)
-        self._show(result.tried.drop(columns=["recipe"]))
-        if args.objective == "latency":
-            print("; ".join(result.notes))
-        else:
-            print(f"chosen: {result.recipe} -> {result.lite.size:,} bytes ({result.size_ratio:.1f}x smaller than "
-                  f"float32)" + "".join(f"; {n}" for n in result.notes))
+        self._show_result(args, result)   # the choice, its notes and every recipe tried (unbound: the cell's value)
         if args.plot:
             import matplotlib.pyplot as plt
 

@@ -99,12 +99,14 @@ def test_compare_with_plot(ip, capsys):
 
 
 def test_gpu_magic(ip, capsys):
-    ip.run_line_magic("gpu", "")
-    out = capsys.readouterr().out
+    info = ip.run_line_magic("gpu", "")   # unbound: the cell's value, shown once by the notebook
+    assert type(info) is he.gpu.Devices and "no GPU: running on CPU" not in capsys.readouterr().out
     import tensorflow as tf
 
     if not tf.config.list_physical_devices("GPU"):
-        assert "no GPU: running on CPU" in out
+        assert info.summary == "no GPU: running on CPU" and "no GPU: running on CPU" in info._repr_html_()
+    ip.run_line_magic("gpu", "-o devices")   # bound: shown now
+    assert ip.user_ns["devices"] == info and "Devices(" in capsys.readouterr().out
     with pytest.raises(UsageError, match="restart the kernel"):  # TensorFlow is loaded in this process
         ip.run_line_magic("gpu", "--visible 0")
     with pytest.raises(UsageError, match="not both"):
@@ -117,3 +119,21 @@ def test_help_text_for_every_magic(ip):
     for name in MAGICS:
         doc = ip.find_line_magic(name).__doc__
         assert "Example:" in doc and f"%{name}" in doc and "options:" in doc
+
+
+def test_an_optimized_result_writes_and_runs_the_file_it_made(ip, digits, tmp_path):
+    """%export --tflite/--web/--c and %micro given optimize()'s result use the int8 file it made (its .lite): they
+    wrote (or ran) a fresh float32 conversion of its .model, silently another model, 4x the bytes."""
+    (x, _), (xt, _) = digits
+    op = he.optimize(ip.user_ns["model"], "quantize", mode="int8", data=x[:100], progress=False)
+    ip.user_ns["op"] = op
+    ip.run_line_magic("export", f"op --tflite {tmp_path / 'op.tflite'}")
+    assert (tmp_path / "op.tflite").read_bytes() == op.lite.content
+    ip.run_line_magic("export", f"op --web {tmp_path / 'web'}")
+    page = he.load_lite(tmp_path / "web" / "model.tflite")   # its batch fixed at 1 for LiteRT.js
+    assert abs(page.size - op.lite.size) < 0.01 * op.lite.size
+    c = ip.run_line_magic("export", f"op --c {tmp_path / 'op.cc'}")
+    assert c.flash_bytes == op.lite.size
+    ip.user_ns.update(few=xt[:3], few_y=digits[1][1][:3])
+    run = ip.run_line_magic("micro", "op --eval few few_y -o run") or ip.user_ns["run"]   # TFLM runs that int8 file (a float32 one is 4x larger)
+    assert run.flash_bytes == op.lite.size and run.argmax_agreement == 1.0

@@ -82,7 +82,8 @@ MAGIC_ROWS = [
     ("autoquantize", "model --data calib --eval xt yt --max-drop 0.02 --plot -o r",
      lambda ns, out, d: ns["r"].lite is not None and ns["r"].recipe is not None),
     ("autoquantize", "model --data calib --eval xt yt --objective latency -o r",
-     lambda ns, out, d: ns["r"].objective == "latency" and ns["r"].tried.chosen.sum() == 1 and "float32" in out),
+     lambda ns, out, d: ns["r"].objective == "latency" and ns["r"].tried.chosen.sum() == 1 and "float32" in ns["r"].tried.index
+     and "AutoQuantResult(" in out),
     ("explore", "io --overlay error bits --keras model --data calib --folder {d}/view -o r",
      lambda ns, out, d: list(ns["r"].overlays) == ["error", "bits"] and set(ns["r"].overlays["bits"].values()) == {8.0}
      and min(ns["r"].overlays["error"].values()) > 20 and (d / "view/node_data_1.json").is_file()),
