@@ -208,6 +208,27 @@ def test_c_array_refuses_to_overwrite_and_bad_input(lite_int8io, trained, tmp_pa
         he.export_c_array(lite_int8io, tmp_path / "m.txt")
 
 
+def test_an_optimized_result_is_exported_as_the_file_it_made(trained, digits, lite_int8io, tmp_path):
+    """export_c_array, signature and deployment_snippets given optimize()'s result use its .lite (it was refused:
+    'got Optimized (convert a Keras model first)'), the int8 file it made, not a conversion of its .model."""
+    (x, _), _ = digits
+    o = he.optimize(trained, "quantize", mode="int8-io", data=x[:200], progress=False)
+    assert o.lite.content == lite_int8io.content != he.quantize(trained, "float32").content
+    import re
+
+    r = he.export_c_array(o, tmp_path / "o.cc")
+    written = bytes(int(b, 16) for b in re.findall(r"0x([0-9a-f]{2})", r.source.read_text().split("g_model[]")[1]))
+    assert r.flash_bytes == o.lite.size and written == o.lite.content  # the array is the file optimize() made
+    assert he.export.signature(o) == he.export.signature(o.lite)
+    assert he.export.signature(o)["inputs"]["image"][1] == "int8"
+    s = he.export.deployment_snippets(o)
+    assert s["kotlin"] == he.export.deployment_snippets(o.lite)["kotlin"] and "ByteArray(10)" in s["kotlin"]
+    # the snippets' JSON as the old dict gave it: the signature nested as a plain dict (it failed on a Signature)
+    back = json.loads(json.dumps(dict(s)))
+    assert back["signature"]["key"] == "serving_default" and back["signature"]["inputs"]["image"][0] == [1, 8, 8, 1]
+    assert type(s["signature"]) is dict and s["signature"] == dict(he.export.signature(o))
+
+
 @pytest.mark.browser
 def test_predict_in_browser_helper_works_inside_a_running_event_loop(trained, samples, tmp_path):
     """The helper the browser chapter calls: it must work where an asyncio loop runs (a Jupyter kernel)."""

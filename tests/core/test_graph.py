@@ -167,6 +167,17 @@ def test_refusals_are_one_line(int8, tmp_path):
     assert "model" in messages[4] and "data" in messages[4]
 
 
+def test_an_optimized_result_is_explored_as_the_file_it_made(trained, digits, int8):
+    """explore(optimize()'s result) draws its .lite, the int8 file it made (refused before: 'pass a LiteModel ...
+    not Optimized')."""
+    (x, _), _ = digits
+    o = he.optimize(trained, "quantize", mode="int8", data=x[:200], progress=False)
+    assert o.lite.content == int8.content
+    ex = he.explore(o, overlay="bits")
+    assert ex.name == o.lite.name and set(ex.overlays["bits"].values()) == {8.0}
+    assert [op["op"] for op in ex.ops] == [op["op"] for op in graph.op_nodes(graph.graph_json(int8))]
+
+
 def test_without_model_explorer_it_names_the_pip_line():
     r = run_py("import sys; sys.modules['ai_edge_model_explorer_adapter'] = None\n"
                "import homl_edge as he\n"

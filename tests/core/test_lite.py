@@ -53,6 +53,19 @@ def test_save_is_atomic_and_refuses_to_overwrite(lite_f32, lite_int8io, tmp_path
     assert [f.name for f in tmp_path.iterdir()] == ["m.tflite"]  # no temporary files left behind
 
 
+def test_load_lite_gives_an_optimized_results_file_and_refuses_other_kinds(trained, lite_f32):
+    """load_lite(optimize()'s result) is the .lite it made, a LiteModel is given back as it is; anything but a path
+    is refused in one line (Path(x) raised a TypeError)."""
+    o = he.optimize(trained, "quantize", mode="float32", progress=False)
+    assert he.load_lite(o) is o.lite and he.load_lite(lite_f32) is lite_f32
+    for bad, says in [(3, "load_lite takes the path of a .tflite file, got int"),
+                      (lite_f32.profile(), "load_lite takes the path of a .tflite file, got Profile"),
+                      (trained, "load_lite takes the path of a .tflite file, got Sequential")]:
+        with pytest.raises(he.HomlEdgeError, match=says) as e:
+            he.load_lite(bad)
+        assert "\n" not in str(e.value)
+
+
 def test_save_keras_uses_the_same_atomic_write(trained, tmp_path):
     from homl_edge._files import atomic_path
 

@@ -106,6 +106,24 @@ def test_setup_code_registers_exactly_the_models_ops_and_compiles(lite_int8io, d
         micro.setup_code(lite_int8io, None)
 
 
+def test_an_optimized_result_runs_on_micro_as_the_file_it_made(trained, digits, lite_int8io):
+    """micro.run and setup_code given optimize()'s result use its .lite (refused before: 'expected a LiteModel, got
+    Optimized'); a Keras model or a record is refused in one line."""
+    from homl_edge import micro
+
+    (x, _), (xt, _) = digits
+    o = he.optimize(trained, "quantize", mode="int8-io", data=x[:200], progress=False)
+    assert o.lite.content == lite_int8io.content
+    r = micro.run(o, xt[:2])
+    assert r["flash_bytes"] == o.lite.size and r["arena_bytes"] == pytest.approx(5488, rel=0.02)
+    assert micro.setup_code(o, r["arena_bytes"]) == micro.setup_code(o.lite, r["arena_bytes"])
+    for bad, says in [(trained, "micro.run takes a LiteModel, got Sequential: convert a Keras model first"),
+                      (r, "micro.run takes a LiteModel, got MicroRun: make one with he.quantize")]:
+        with pytest.raises(he.HomlEdgeError, match=says) as e:
+            micro.run(bad, xt[:2])
+        assert "\n" not in str(e.value)
+
+
 def test_resolver_method_names():
     from homl_edge import micro
 

@@ -62,6 +62,26 @@ def test_quantization_error_table(trained, digits, int4):
     assert len(fig.axes[0].patches) == 3
 
 
+def test_quantization_error_of_pruned_and_clustered_models(trained, digits):
+    """The chapters' CNN pruned or clustered (a cloned, stripped Sequential) against its own int8 file: it raised
+    'Graph disconnected'. The probe is a copy: the model given keeps its weights. optimize()'s result is taken as
+    its .lite; a result without one is refused in one line."""
+    (x, y), (xt, _) = digits
+    pruned = he.prune(trained, (x[:256], y[:256]), sparsity=0.5, epochs=1, progress=False)
+    clustered = he.cluster(trained, (x[:256], y[:256]), clusters=8, epochs=1, progress=False)
+    for r in (pruned, clustered):
+        before = [w.copy() for w in r.model.get_weights()]
+        t = he.quantization_error(r, he.quantize(r, "int8", data=x[:100]), xt[:50])
+        print(f"{type(r).__name__}: worst SNR {t.snr_db.min():.1f} dB ({t.layer.iloc[0]})")
+        assert set(t.layer) == {"relu", "dense", "classifier"} and t.snr_db.min() > 25  # measured 38-40 dB
+        assert all(np.array_equal(a, b) for a, b in zip(before, r.model.get_weights()))
+    o = he.optimize(trained, "quantize", mode="int8", data=x[:200], progress=False)
+    assert he.quantization_error(trained, o, xt[:50]).equals(he.quantization_error(trained, o.lite, xt[:50]))
+    with pytest.raises(he.HomlEdgeError, match="takes a .tflite model; this Clustered holds a Keras model") as e:
+        he.quantization_error(trained, clustered, xt[:50])
+    assert "\n" not in str(e.value)
+
+
 def test_autoquantize_finds_6x_within_one_point(trained, digits, lite_f32, capsys):
     (x, _), (xt, yt) = digits
     r = he.autoquantize(trained, x[:200], (xt, yt), max_drop=0.01)

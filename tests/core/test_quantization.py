@@ -206,3 +206,20 @@ def test_an_interrupted_export_leaves_no_folder(tmp_path, monkeypatch):
         q._convert(m, "float32", None, reuse=key)
     assert key not in q._exports
     assert not list(tmp_path.glob("homl-edge-export-*")), list(tmp_path.iterdir())
+
+
+def test_requantize_and_agreement_take_an_optimized_results_file(trained, digits, lite_f32):
+    """requantize and agreement given optimize()'s result use its .lite (requantize refused it: 'takes a LiteModel
+    or a .tflite path, got Optimized'; agreement raised AttributeError); a Keras model is refused in one line."""
+    from homl_edge import quantization
+
+    (x, _), (xt, _) = digits
+    o = he.optimize(trained, "quantize", mode="float32", progress=False)
+    assert o.lite.content == lite_f32.content
+    assert he.requantize(o, "dynamic").content == he.requantize(lite_f32, "dynamic").content
+    a = quantization.agreement(o, lite_f32, xt[:20])
+    assert a["argmax"] == 1.0 and a["max_abs_diff"] == 0.0 and a["n"] == 20
+    for call in (lambda: quantization.agreement(trained, lite_f32, xt[:20]), lambda: he.requantize(trained)):
+        with pytest.raises(he.HomlEdgeError, match="got Sequential: convert a Keras model first") as e:
+            call()
+        assert "\n" not in str(e.value)

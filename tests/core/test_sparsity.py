@@ -181,6 +181,8 @@ def test_a_result_goes_wherever_a_model_goes(small_pruned, digits):
     c = he.cluster(p, (x[:256], y[:256]), clusters=8, preserve_sparsity=True, epochs=1, progress=False)  # prune, cluster
     assert type(c) is he.clustering.Clustered and c.clusters == 8 and c.layers == ("conv", "dense", "classifier")
     assert list(c.report) == ["clusters", "init", "preserve_sparsity", "layers", "unique_weights"]
+    with pytest.raises(TypeError):  # a read-only report
+        c.report["clusters"] = 16
     assert c.report["unique_weights"] == he.unique_weights(c.model) and max(he.unique_weights(c).values()) <= 9
     assert list(c.to_frame()["unique values"]) == list(c.report["unique_weights"].values())
     assert he.sparsity_report(c).set_index("layer").sparsity["dense"] >= 0.49  # the zeros were kept
@@ -191,6 +193,8 @@ def test_qat_and_optimize_return_results(small_pruned, digits):
     q = he.quantize_aware(small_pruned, (x[:256], y[:256]), epochs=1, preserve="sparsity", progress=False)
     assert type(q) is he.qat.QuantizeAware and q.preserve == "sparsity" and q.float_layers == ()
     assert list(q.report) == ["preserve", "float_layers", "problems"] and he._keras.is_qat_model(q.model)
+    with pytest.raises(TypeError):  # a read-only report
+        q.report["preserve"] = None
     frame = q.to_frame()
     assert frame.quantized["quant_dense"] and frame.type["quant_dense"] == "Dense"
     assert he.quantize(q, "int8", cache=False).content == he.quantize(q.model, "int8", cache=False).content
@@ -219,3 +223,54 @@ def test_an_optimized_result_is_measured_and_exported_as_the_file_it_made(small_
     he.export_web(o, tmp_path / "web")
     page = he.load_lite(tmp_path / "web" / "model.tflite")   # batch fixed at 1 for LiteRT.js: 176 bytes less
     assert abs(page.size - o.lite.size) < 0.01 * o.lite.size and np.array_equal(page.predict(xt[:5]), o.lite.predict(xt[:5]))
+
+
+def test_a_pruned_results_table_and_reports_are_what_the_run_ended_with(trained, digits):
+    """Pruned.to_frame() is the per-layer table measured when pruning ended (it re-read the live weights: after
+    more training it showed 0.0 while .sparsity said 0.5); every result's .report is read-only (a write changed
+    prune_report's answer) and dict(report) is still JSON, optimize()'s steps included."""
+    import json
+
+    (x, y), _ = digits
+    o = he.optimize(trained, "prune", train=(x[:256], y[:256]), mode="float32", sparsity=0.5, epochs=1,
+                    progress=False)
+    p = he.prune(trained, (x[:256], y[:256]), sparsity=0.5, epochs=1, progress=False)
+    frame = p.to_frame()
+    assert frame.set_index("layer").sparsity.to_dict() == p.report["per_layer"] and 0.45 < p.sparsity < 0.55
+    p.model.fit(x[:256], y[:256], epochs=1, verbose=0)  # training on fills the zeros in
+    assert he.sparsity_report(p.model).sparsity.max() < 0.2
+    assert p.to_frame().equals(frame) and he.prune_report(p)["per_layer"] == frame.set_index("layer").sparsity.to_dict()
+    for r, key in [(p, "criterion"), (o, "technique")]:
+        with pytest.raises(TypeError):
+            r.report[key] = "x"
+        assert "x" not in json.dumps(dict(r.report))
+    assert he.prune_report(p)["criterion"] == "magnitude"
+    steps = json.loads(json.dumps(dict(o.report)))["steps"]
+    assert list(steps) == ["prune"] and steps["prune"]["criterion"] == "magnitude"
+
+
+@pytest.mark.parametrize("call", ["export_c_array", "signature", "deployment_snippets", "micro.run", "setup_code",
+                                  "requantize", "explore", "agreement", "load_lite", "quantization_error"])
+def test_a_result_without_a_tflite_is_refused_where_a_tflite_is_needed(small_pruned, trained, digits, tmp_path, call):
+    """A Pruned (a Keras model, no .lite) given to a call that takes a .tflite: one line saying to convert it, not
+    'convert a Keras model first' after a type name or an AttributeError."""
+    (_, _), (xt, _) = digits
+    p = small_pruned
+    calls = {"export_c_array": lambda: he.export_c_array(p, tmp_path / "m.cc"),
+             "signature": lambda: he.export.signature(p), "deployment_snippets": lambda: he.export.deployment_snippets(p),
+             "micro.run": lambda: he.micro.run(p, xt[:2]), "setup_code": lambda: he.micro.setup_code(p, 6000),
+             "requantize": lambda: he.requantize(p), "explore": lambda: he.explore(p),
+             "agreement": lambda: he.quantization.agreement(p, p, xt[:2]), "load_lite": lambda: he.load_lite(p),
+             "quantization_error": lambda: he.quantization_error(trained, p, xt[:2])}
+    with pytest.raises(he.HomlEdgeError, match=r"takes a \.tflite model; this Pruned holds a Keras model \(its "
+                                               r"\.model\): convert it first, e.g. he\.quantize\(result, 'int8'") as e:
+        calls[call]()
+    assert "\n" not in str(e.value) and not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("call", [he.sparsity_report, he.check_m_by_n, he.unique_weights, he.qat.qat_problems])
+def test_weight_readers_refuse_a_tflite_or_a_record_in_one_line(lite_f32, call):
+    for bad, says in [(lite_f32, "is a .tflite file"), (lite_f32.profile(), "must be a Keras model .* got Profile")]:
+        with pytest.raises(he.HomlEdgeError, match=f"the model given to {call.__name__} {says}") as e:
+            call(bad)
+        assert "\n" not in str(e.value)
