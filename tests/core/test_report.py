@@ -66,3 +66,20 @@ def test_choose_respects_every_budget(digits, lite_f32, lite_int8io):
     assert he.report.choose(t, max_bytes=lite_f32.size, by="latency_median_ms") in ("float32", "int8-io")
     with pytest.raises(he.HomlEdgeError, match="no variant meets every budget"):
         he.report.choose(t, max_bytes=1000)
+
+
+def test_choose_refuses_anything_but_a_table_of_variants_in_one_line(trained, digits, lite_f32):
+    """report.choose given one variant (optimize()'s result, a Measurement) or a table without the budget's column:
+    one line naming he.compare (it was an AttributeError)."""
+    (_, _), (xt, yt) = digits
+    o = he.optimize(trained, "quantize", mode="float32", progress=False)
+    m = he.report.measure(lite_f32, xt[:50], yt[:50], latency=False)
+    for bad, says in [(o, "got Optimized"), (m, "got Measurement")]:
+        with pytest.raises(he.HomlEdgeError, match=r"choose takes a table of variants, one row each, from "
+                                                   r"he\.compare\(.*" + says) as e:
+            he.report.choose(bad)
+        assert "\n" not in str(e.value)
+    t = he.compare({"float32": lite_f32}, xt[:50], yt[:50], runs=5)
+    with pytest.raises(he.HomlEdgeError, match="choose: the table lacks energy_mj: make it with he.compare"):
+        he.report.choose(t, by="energy_mj")
+    assert he.report.choose(t) == "float32"

@@ -92,6 +92,32 @@ def test_weight_histogram_levels(trained, digits):
         he.WeightHistogram(trained, layer="bn")
 
 
+def test_faces_take_results_and_refuse_wrong_kinds_in_one_line(trained, digits, lite_f32):
+    """WeightHistogram given a pruning result shows its .model, and with lite=optimize()'s result the levels stored in
+    its .lite (an AttributeError each); the trade-off plot, the explorer and the autoquantize plot given one variant
+    refuse it in one line (a KeyError or an AttributeError)."""
+    (x, y), (xt, yt) = digits
+    p = he.prune(trained, (x[:256], y[:256]), sparsity=0.5, epochs=1, progress=False)
+    h = he.WeightHistogram(p, layer="dense")
+    w, _, _, source = h.levels("dense")
+    assert h.model is p.model and source == "symmetric per-tensor mapping" and (w == 0).mean() >= 0.45
+    o = he.optimize(trained, "quantize", mode="int8", data=x[:200], progress=False)
+    w, q, _, source = he.WeightHistogram(trained, lite=o, layer="dense").levels("dense")
+    assert source == "stored in the .tflite" and q.dtype == np.int8 and q.size == w.size
+    m = he.report.measure(lite_f32, xt[:50], yt[:50], runs=5)
+    cases = [(lambda: he.plot_tradeoff(o), "plot_tradeoff takes a table of variants, one row each, from he.compare"),
+             (lambda: he.plot_tradeoff(m), "plot_tradeoff takes a table of variants, .* got Measurement"),
+             (lambda: he.TradeoffExplorer(o), "TradeoffExplorer takes a table of variants, .* got Optimized"),
+             (lambda: he.plots.autoquantize(o), "plots.autoquantize draws what he.autoquantize.* got Optimized"),
+             (lambda: he.WeightHistogram(lite_f32), "is a .tflite file"),
+             (lambda: he.WeightHistogram(trained, lite=p), r"WeightHistogram \(lite=\) takes a \.tflite model; "
+                                                           "this Pruned holds a Keras model")]
+    for call, says in cases:
+        with pytest.raises(he.HomlEdgeError, match=says) as e:
+            call()
+        assert "\n" not in str(e.value)
+
+
 def test_symmetric_mapping_of_the_chapter():
     w = np.array([-1.5, -0.75, 0.0, 0.8])
     q, scale = he.symmetric_quantize(w)
