@@ -63,7 +63,8 @@ class Result:
 
         rows = [{"field": k, "value": v if isinstance(v, (int, float, str, bool, type(None))) else _short(v)}
                 for k, v in self.fields().items()]
-        return pd.DataFrame(rows, columns=["field", "value"]).set_index("field")
+        # object values: an int field stays an int (20, not 20.000000) beside floats and text
+        return pd.DataFrame(rows, columns=["field", "value"], dtype=object).set_index("field")
 
     def __repr__(self) -> str:
         parts = ", ".join(f"{k}={_short(v)}" for k, v in self.fields().items())
@@ -97,11 +98,18 @@ class ModelResult(Result):
     model: object
     report: dict
 
-    def __repr__(self) -> str:  # the report by its keys: its values are in .report and in to_frame()
-        parts = ", ".join(f"{k}={_short(v)}" if k != "report" else "report={" + ", ".join(map(str, v)) + "}"
-                          for k, v in self.fields().items())
+    def __repr__(self) -> str:
+        # the result's own fields first (technique, sparsity, ...), then the model, then the report by its keys
+        # (its values are in .report and in to_frame()): a long model or file repr cannot push them off the line
+        fields = self.fields()
+        order = [k for k in fields if k not in ("model", "report")] + ["model", "report"]
+        parts = ", ".join(f"{k}={_short(fields[k])}" if k != "report" else
+                          "report={" + ", ".join(map(str, fields[k])) + "}" for k in order)
         text = f"{type(self).__name__}({parts})"
         return text if len(text) <= _REPR_WIDTH else text[:_REPR_WIDTH - 4] + "...)"
+
+    def __hash__(self) -> int:  # equal results hold the same model object (Keras models compare by identity)
+        return hash((type(self), id(self.model)))
 
 
 class Record(Result, Mapping):
@@ -124,7 +132,7 @@ class Record(Result, Mapping):
 
     def __eq__(self, other):  # a record equals another record of its type, or a dict of the same items
         if isinstance(other, Mapping) and not isinstance(other, Result):
-            return dict(self.items()) == dict(other.items())
+            return self.keys() == other.keys() and all(_same(self[k], other[k]) for k in self)
         return Result.__eq__(self, other)
 
     __hash__ = None
@@ -132,7 +140,9 @@ class Record(Result, Mapping):
 
 def _same(a, b) -> bool:
     """Field equality that also holds for tables and arrays (whose == gives an array, not a bool), and for dicts
-    of them (several outputs: ``{name: array}``)."""
+    of them (several outputs: ``{name: array}``); a value not measured (NaN) equals itself."""
+    if a is b or (isinstance(a, float) and isinstance(b, float) and a != a and b != b):
+        return True
     if _is_frame(a) or _is_frame(b):
         return _is_frame(a) and _is_frame(b) and a.equals(b)
     if isinstance(a, dict) and isinstance(b, dict):

@@ -191,3 +191,20 @@ def test_predict_in_browser_result(lite_f32, data, tmp_path):
     indexes_like_the_old_dict(run, OLD_KEYS["browser"])
     assert run["probs"].shape == (5, 10) and (run["probs"].argmax(1) == lite_f32.predict(xt[:5]).argmax(1)).all()
     assert all(r.startswith("/") for r in run["requests"])
+
+
+def test_equality_hashing_and_frames_hold_no_surprises(lite_f32, trained, digits):
+    """A measurement without labels (accuracy NaN) equals itself and its dict; a record with arrays compares with a
+    dict of the same arrays; a result that holds a model is hashable (the model it replaces was); an int field stays
+    an int in to_frame(); a result's own fields come first in its one-line repr."""
+    (x, y), _ = digits
+    m = he.report.measure(lite_f32, x[:50], None, runs=5, latency=False)
+    assert np.isnan(m.accuracy) and m == m and m == dict(m)
+    run = lite_f32.on_micro(x[:3])
+    assert run == dict(run, outputs=np.array(run.outputs, copy=True))
+    agree = he.quantization.agreement(lite_f32, lite_f32, x[:20])
+    assert agree.to_frame().loc["n", "value"] == 20 and type(agree.to_frame().loc["n", "value"]) is int
+    pruned = he.prune(trained, (x[:128], y[:128]), sparsity=0.5, epochs=1, progress=False)
+    assert {pruned: 1}[pruned] == 1 and len({pruned, pruned}) == 1
+    opt = he.optimize(trained, "quantize", mode="float16", progress=False)
+    assert "technique='quantize'" in repr(opt), repr(opt)
