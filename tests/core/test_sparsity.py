@@ -161,7 +161,9 @@ def test_prune_returns_a_result_that_holds_the_model_and_its_report(small_pruned
     assert p.sparsity == pytest.approx(per_layer.zeros.sum() / per_layer.weights.sum()) and 0.45 < p.sparsity < 0.55
     assert p.to_frame().equals(he.sparsity_report(p.model).to_frame())
     text = repr(p)
-    assert "\n" not in text and text.startswith("Pruned(model=<Sequential 'digits_cnn', 149,322 params>, report={criterion, structure, per_layer}, ")
+    assert "\n" not in text and text.startswith("Pruned(criterion='magnitude', sparsity=0.")  # its own fields first
+    assert text.endswith(", channels=None, model=<Sequential 'digits_cnn', 149,322 params>, "
+                         "report={criterion, structure, per_layer})")
     assert "<b>Pruned</b>" in p._repr_html_() and "<th>sparsity</th>" in p._repr_html_()
     with pytest.raises(he.HomlEdgeError, match="a model alone does not say how it was pruned") as e:
         he.prune_report(trained)
