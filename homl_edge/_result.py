@@ -112,6 +112,21 @@ class ModelResult(Result):
         return hash((type(self), id(self.model)))
 
 
+class Report(dict):
+    """The read-only report a :class:`ModelResult` holds: a dict (``json.dumps``, ``dict(r)``, ``r["key"]``, pickling
+    and ``copy.deepcopy`` work as for a dict) that cannot be changed in place, so the result stays what the run
+    measured."""
+
+    def _read_only(self, *args, **kwargs):
+        raise TypeError("a result's report is read-only: copy it with dict(report) to change it")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _read_only
+    __ior__ = _read_only
+
+    def __reduce__(self):  # pickled and copied as its items, not rebuilt item by item through __setitem__
+        return (type(self), (dict(self),))
+
+
 class Record(Result, Mapping):
     """A result that is also a complete read-only mapping of its public fields: ``run["arena_bytes"]``,
     ``dict(run)``, ``list(run)`` and ``"arena_bytes" in run`` all work, and every key is a field (no half-dicts)."""
@@ -145,7 +160,7 @@ def _same(a, b) -> bool:
         return True
     if _is_frame(a) or _is_frame(b):
         return _is_frame(a) and _is_frame(b) and a.equals(b)
-    if isinstance(a, dict) and isinstance(b, dict):
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
         return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
     if hasattr(a, "shape") and hasattr(b, "shape"):
         import numpy as np

@@ -2,13 +2,12 @@
 and a lookup table can replace the weights."""
 from __future__ import annotations
 
-from types import MappingProxyType
 
 import numpy as np
 
 from . import _keras
 from ._keras import kernel_of
-from ._result import ModelResult, result
+from ._result import ModelResult, Report, result
 from .errors import HomlEdgeError
 from .training import build_in, clone, compile_like, fit, labels_of, prepare, select_layers
 
@@ -77,7 +76,7 @@ def cluster(model, train, clusters: int = 16, *, init: str = "kmeans++", preserv
     back = _keras.like(compile_like(ck.strip_clustering(clustered), model, labels_of(train)), original)
     report = {"clusters": int(clusters), "init": init, "preserve_sparsity": bool(preserve_sparsity),
               "layers": list(wrapped), "unique_weights": unique_weights(back)}
-    return Clustered(back, MappingProxyType(report), int(clusters), tuple(wrapped))  # a read-only report
+    return Clustered(back, Report(report), int(clusters), tuple(wrapped))  # a read-only report
 
 
 def unique_weights(model) -> dict:

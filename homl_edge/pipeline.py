@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import time
-from types import MappingProxyType
 
 from . import _keras, clustering, qat, quantization
 from . import sparsity as pruning
-from ._result import ModelResult, result
+from ._result import ModelResult, Report, result
 from .errors import HomlEdgeError
 
 TECHNIQUES = ("quantize", "prune", "prune-taylor", "prune-l1", "channels", "cluster", "qat", "prune+qat",
@@ -79,4 +78,4 @@ def optimize(model, technique: str = "quantize", *, train=None, data=None, mode:
     report = {"technique": technique, "mode": lite.meta.get("mode", mode), "settings": settings,
               "total_seconds": lite.meta["total_seconds"], "size_bytes": lite.size, "gzip_bytes": lite.gzip_size,
               "steps": steps}
-    return Optimized(keras_model, MappingProxyType(report), lite, technique)  # a read-only report
+    return Optimized(keras_model, Report(report), lite, technique)  # a read-only report

@@ -6,10 +6,9 @@ the :class:`QuantizeAware` result, or its ``.model``).
 """
 from __future__ import annotations
 
-from types import MappingProxyType
 
 from . import _keras
-from ._result import ModelResult, result
+from ._result import ModelResult, Report, result
 from .errors import HomlEdgeError, first_line
 from .training import build_in, clone, compile_like, fit, labels_of, prepare
 
@@ -113,4 +112,4 @@ def quantize_aware(model, train, epochs: int = 2, *, batch_size: int = 32, learn
     if preserve in ("clusters", "both"):
         qat = compile_like(mot.experimental.combine.strip_clustering_cqat(qat), model, labels_of(train))
     report = {"preserve": preserve, "float_layers": sorted(bad), "problems": problems}
-    return QuantizeAware(qat, MappingProxyType(report), preserve, tuple(sorted(bad)))  # a read-only report
+    return QuantizeAware(qat, Report(report), preserve, tuple(sorted(bad)))  # a read-only report

@@ -7,13 +7,12 @@ model, the kind of pruning that makes a model faster, not only more compressible
 from __future__ import annotations
 
 import re
-from types import MappingProxyType
 
 import numpy as np
 
 from . import _keras, _tf
 from ._keras import kernel_of
-from ._result import ModelResult, result
+from ._result import ModelResult, Report, result
 from .errors import HomlEdgeError
 from .report import Table
 from .training import (build_in, clone, compile_like, fit, labels_of, loss_and_metrics, prepare, select_layers,
@@ -52,7 +51,7 @@ def _pruned(model, report: dict) -> Pruned:
     table = sparsity_report(model)
     report = dict(report, per_layer=table.set_index("layer").sparsity.to_dict())
     total = int(table.weights.sum()) if len(table) else 0
-    return Pruned(model, MappingProxyType(report), report["criterion"],
+    return Pruned(model, Report(report), report["criterion"],
                   float(table.zeros.sum() / total) if total else 0.0, report.get("channels"), table)
 
 

@@ -249,6 +249,14 @@ def test_a_pruned_results_table_and_reports_are_what_the_run_ended_with(trained,
     assert he.prune_report(p)["criterion"] == "magnitude"
     steps = json.loads(json.dumps(dict(o.report)))["steps"]
     assert list(steps) == ["prune"] and steps["prune"]["criterion"] == "magnitude"
+    # still a dict where it matters: pickled and deep-copied whole, the same items, still read-only
+    import copy
+    import pickle
+
+    for again in (pickle.loads(pickle.dumps(o.report)), copy.deepcopy(o.report)):
+        assert again == o.report and type(again) is type(o.report)
+        with pytest.raises(TypeError):
+            again.update(technique="x")
 
 
 @pytest.mark.parametrize("call", ["export_c_array", "signature", "deployment_snippets", "micro.run", "setup_code",
