@@ -13,7 +13,7 @@ import pytest
 from conftest import ROOT
 
 MODULES = ["tests/faces/test_panels.py", "tests/unit"]
-SEEDS = [1, 2, 3]
+SEEDS = [1, 2]
 
 
 def _run(seed):
@@ -28,7 +28,7 @@ def _run(seed):
 def test_panel_tests_pass_in_shuffled_orders():
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(len(SEEDS)) as pool:  # three processes side by side: mostly start-up and waiting
+    with ThreadPoolExecutor(len(SEEDS)) as pool:  # two processes side by side: mostly start-up and waiting
         runs = dict(zip(SEEDS, pool.map(_run, SEEDS)))
     orders = {}
     for seed in SEEDS:
