@@ -48,7 +48,7 @@ ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 lab: install
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ip=$${LAB_IP:-127.0.0.1} --port=$(PORT) $(ROOT_FLAG) $${LAB_ARGS:-}
 
-# Both environments at once (scripts/test.sh); HOML_EDGE_REQUIRE_TOOLS=1 there: the chapters' optional tools
+# Both environments, one after the other (scripts/test.sh); HOML_EDGE_REQUIRE_TOOLS=1 there: the chapters' optional tools
 # (Chromium, gcc) are mandatory in the test run
 test: system-deps install install-current
 	bash scripts/test.sh

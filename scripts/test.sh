@@ -3,10 +3,9 @@
 #   1. the main environment (.venv, the lock): unit tests, every chapter under nbval, the browser tests, in two
 #      pytest-xdist workers;
 #   2. the current environment (.venv-current: Python 3.12, the newest TensorFlow, numpy 2): the unit tests.
-# Both start at the same time; the second runs at a lower priority (nice 10), so the main suite keeps both cores when
-# it needs them and the second fills the time they would idle (a kernel starting, a browser loading a page), then
-# takes both cores when the first ends. Measured on 2 cores: one after the other, main 14 min 36 s and both 20 min 54 s
-# (the second alone 6 min 13 s); side by side, see the README. The chapters' claim cells run beside a busy core of
+# One after the other, each with both cores. The suite is CPU-bound: measured on 2 cores (26 November), one after the
+# other the main suite took 14 min 36 s and both 20 min 54 s; side by side, the second at nice 10, the main suite
+# took 19 min 40 s. The chapters' claim cells run beside a busy core of
 # their own (conftest.py). The second's output goes to test-artifacts/current-env.log and its summary is printed at
 # the end; the exit code fails if either failed.
 set -uo pipefail
@@ -20,17 +19,15 @@ CURRENT_ARGS=(tests -m "not notebook and not lock" -k "not browser or test_tfjs_
               --ignore=tests/e2e/test_binder.py --ignore=tests/faces/test_panels_in_any_order.py --ignore=tests/e2e/test_chapter_outputs.py
               --ignore=tests/e2e/test_chapter_prose.py)
 start=$(date +%s)
-( HOML_EDGE_CACHE=$(mktemp -d) nice -n 10 .venv-current/bin/python -m pytest -n 2 --dist loadfile "${CURRENT_ARGS[@]}" \
-    -o addopts="-ra --strict-markers -p no:randomly" \
-    > "$CURRENT_LOG" 2>&1; echo $? > test-artifacts/current-env.rc ) &
-bg=$!
 # two workers, a file (a chapter's cells, a test module) at a time each; --durations shows where the time goes
 HOML_EDGE_REQUIRE_TOOLS=1 .venv/bin/python -m pytest -n 2 --dist loadfile --durations=25 ${PYTEST_ARGS:-} 2>&1 \
   | tee test-artifacts/main.log
 main_rc=${PIPESTATUS[0]}
 main_end=$(date +%s)
-echo "=== waiting for the unit tests in the current environment (.venv-current): log in $CURRENT_LOG"
-wait $bg
+echo "=== the unit tests in the current environment (.venv-current), both cores: log in $CURRENT_LOG"
+HOML_EDGE_CACHE=$(mktemp -d) .venv-current/bin/python -m pytest -n 2 --dist loadfile "${CURRENT_ARGS[@]}" \
+    -o addopts="-ra --strict-markers -p no:randomly" > "$CURRENT_LOG" 2>&1
+echo $? > test-artifacts/current-env.rc
 cur_rc=$(cat test-artifacts/current-env.rc 2>/dev/null || echo 1)
 end=$(date +%s)
 echo
