@@ -19,7 +19,13 @@ from pathlib import Path
 # an assert line that compares something measured in time
 TIMING_ASSERT = re.compile(r"^\s*assert\b.*(speedup|speed_up|latency|_us\b|_ms\b|median|xnn|thread|faster|slower)",
                            re.IGNORECASE | re.MULTILINE)
-BURN = "import time\nend = time.time() + 3600\nwhile time.time() < end:\n    pass\n"
+# it says so once it spins, so that a claim cell never starts before the load does (the start of a Python takes
+# tens of milliseconds, longer on a loaded machine)
+BURN = ("import sys, time\nend = time.time() + 3600\nsys.stdout.write('spinning\\n')\nsys.stdout.flush()\n"
+        "while time.time() < end:\n    pass\n")
+# the busy process carries this session's tag in its command line, and the kernels that nbval starts inherit it, so
+# a kernel can find the load its own pytest started (whatever launches the kernel, and beside other pytest sessions)
+BUSY_TAG = os.environ["HOML_EDGE_BUSY_TAG"] = f"homl-edge-busy-core-of-pytest-{os.getpid()}"
 
 
 def timing_chapters(folder: Path) -> set[str]:
@@ -41,7 +47,8 @@ class _BusyCore:
 
     def start(self, chapter: str):
         self.stop()
-        self.proc = subprocess.Popen([sys.executable, "-c", BURN])
+        self.proc = subprocess.Popen([sys.executable, "-c", BURN, BUSY_TAG], stdout=subprocess.PIPE, text=True)
+        self.proc.stdout.readline()   # wait until it spins
         self.chapter, self.started = chapter, time.time()
 
     def stop(self):
@@ -57,6 +64,7 @@ class _BusyCore:
         alive = self.proc.poll() is None
         self.proc.kill()
         self.proc.wait()
+        self.proc.stdout.close()
         self.log.append((self.chapter, wall, cpu, alive))
         self.proc = None
 
