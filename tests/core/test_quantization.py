@@ -168,7 +168,7 @@ def test_reused_export_writes_the_bytes_of_a_fresh_conversion(trained, digits):
         for mode in modes:
             c = calib if mode in q.CALIBRATED else None
             reused = q._convert(model, mode, c, reuse=key)
-            pb = Path(q._exports[key], "saved_model.pb")
+            pb = Path(q._exports[key].folder, "saved_model.pb")
             written = written or pb.stat().st_mtime_ns
             assert pb.stat().st_mtime_ns == written   # read back, not written again
             if mode == modes[0]:
