@@ -21,8 +21,9 @@ TIMING_ASSERT = re.compile(r"^\s*assert\b.*(speedup|speed_up|latency|_us\b|_ms\b
                            re.IGNORECASE | re.MULTILINE)
 # it says so once it spins, so that a claim cell never starts before the load does (the start of a Python takes
 # tens of milliseconds, longer on a loaded machine)
-BURN = ("import sys, time\nend = time.time() + 3600\nsys.stdout.write('spinning\\n')\nsys.stdout.flush()\n"
-        "while time.time() < end:\n    pass\n")
+# (and it stops when its pytest goes, even if that pytest was killed)
+BURN = ("import os, sys, time\nend = time.time() + 3600\nparent = os.getppid()\nsys.stdout.write('spinning\\n')\n"
+        "sys.stdout.flush()\nwhile time.time() < end and os.getppid() == parent:\n    pass\n")
 # the busy process carries this session's tag in its command line, and the kernels that nbval starts inherit it, so
 # a kernel can find the load its own pytest started (whatever launches the kernel, and beside other pytest sessions)
 BUSY_TAG = os.environ["HOML_EDGE_BUSY_TAG"] = f"homl-edge-busy-core-of-pytest-{os.getpid()}"

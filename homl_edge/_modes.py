@@ -190,7 +190,7 @@ def _reusing_export(conv, key: str):
             if not conv.saved_model_dir:
                 return None, None, None
             loaded = conv._load_saved_model(conv.saved_model_dir, conv._saved_model_tags)
-            conv._trackable_obj = None if kept.debug_info is None else _DebugInfoOnly(kept.debug_info)
+            conv._trackable_obj = _DebugInfoOnly(kept.debug_info)
             return loaded
 
         conv._convert_keras_to_saved_model = reuse
@@ -204,8 +204,9 @@ def _reusing_export(conv, key: str):
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)   # an export that failed leaves nothing in /tmp
             raise
-        if conv.saved_model_dir == folder and Path(folder, "saved_model.pb").is_file():
-            _exports[key] = _Export(folder, getattr(conv._trackable_obj, "graph_debug_info", None))
+        debug_info = getattr(conv._trackable_obj, "graph_debug_info", None)   # TensorFlow's loader always sets it
+        if conv.saved_model_dir == folder and debug_info is not None and Path(folder, "saved_model.pb").is_file():
+            _exports[key] = _Export(folder, debug_info)
             while len(_exports) > _EXPORTS_KEPT:
                 shutil.rmtree(_exports.popitem(last=False)[1].folder, ignore_errors=True)
         else:   # TensorFlow fell back to its graph path: nothing to keep
@@ -235,13 +236,15 @@ def _convert(model, mode, calib, reuse: str | None = None) -> bytes:
         conv = _reusing_export(conv, reuse)
     try:
         with quiet(), contextlib.redirect_stdout(io.StringIO()):  # Keras 3's export prints "Saved artifact at"
-            content = bytes(conv.convert())
-        if reuse:   # the graph TensorFlow imported is full of cycles: free it now, as its SavedModel path does (a
-            gc.collect()   # MobileNetV2's four conversions after training peaked 75 MB higher without it, measured)
-        return content
+            return bytes(conv.convert())
     except Exception as e:
         text = str(e)
         lines = [l.strip() for l in text.splitlines() if "error:" in l.lower()] or text.strip().splitlines() or [
             type(e).__name__]
         hint = MODE_SPECS[mode].convert_hint
         raise HomlEdgeError(f"the TFLite converter failed for mode {mode!r}: {lines[0][:300]}{hint}") from None
+    finally:
+        if reuse:   # the graph TensorFlow imported is full of cycles, and so is the converter with its replaced
+            conv.__dict__.pop("_convert_keras_to_saved_model", None)   # method: free both now, as TensorFlow's
+            del conv                                                    # SavedModel path does (a MobileNetV2's
+            gc.collect()   # four conversions after training peaked 75 MB higher without it, measured)

@@ -66,3 +66,30 @@ def test_claim_cells_and_only_they_run_beside_the_busy_core(tmp_path):
                        cwd=tmp_path, env={**__import__("os").environ, "PYTHONPATH": str(ROOT)},
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and "2 passed" in r.stdout, r.stdout[-3000:] + r.stderr[-2000:]
+
+
+def test_the_busy_core_stops_when_its_pytest_is_killed():
+    """A pytest killed in a claim cell (a timeout, a crashed xdist worker) must not leave a core spinning for the
+    hour the busy process allows itself: it stops when its parent goes."""
+    import subprocess
+    import sys
+
+    code = (f"import sys, time; sys.path.insert(0, {str(ROOT)!r}); import conftest\n"
+            "busy = conftest._BusyCore(); busy.start('x'); print(busy.proc.pid, flush=True); time.sleep(120)")
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    pid = int(parent.stdout.readline())
+    parent.kill()
+    parent.wait()
+    parent.stdout.close()
+
+    def spinning():
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+        except OSError:
+            return False
+
+    deadline = time.time() + 10
+    while spinning() and time.time() < deadline:
+        time.sleep(0.1)
+    assert not spinning(), f"the busy process {pid} still spins after its parent was killed"
