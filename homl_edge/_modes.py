@@ -149,18 +149,12 @@ def _free_dimensions(content: bytes) -> tuple[str, str]:
 
 class _Export:
     """A SavedModel that TensorFlow's Keras path wrote, kept for the next modes of the same model: its folder and
-    the debug information TensorFlow read back from it (all that the converter keeps of the loaded object)."""
+    the debug information TensorFlow read back from it. It also stands in for the loaded object, of which the
+    converter reads only ``graph_debug_info`` (``TFLiteConverterBaseV2._validate_inputs``); loading the whole
+    object again costs seconds for nothing else."""
 
-    def __init__(self, folder: str, debug_info):
-        self.folder, self.debug_info = folder, debug_info
-
-
-class _DebugInfoOnly:
-    """What the converter reads of a loaded SavedModel after its export: ``graph_debug_info`` (see
-    ``TFLiteConverterBaseV2._validate_inputs``); loading the whole object again costs seconds for nothing else."""
-
-    def __init__(self, graph_debug_info):
-        self.graph_debug_info = graph_debug_info
+    def __init__(self, folder: str, graph_debug_info):
+        self.folder, self.graph_debug_info = folder, graph_debug_info
 
 
 _exports: "collections.OrderedDict[str, _Export]" = collections.OrderedDict()   # model key -> its kept export
@@ -190,7 +184,7 @@ def _reusing_export(conv, key: str):
             if not conv.saved_model_dir:
                 return None, None, None
             loaded = conv._load_saved_model(conv.saved_model_dir, conv._saved_model_tags)
-            conv._trackable_obj = _DebugInfoOnly(kept.debug_info)
+            conv._trackable_obj = kept   # what the converter reads of the loaded object: its graph_debug_info
             return loaded
 
         conv._convert_keras_to_saved_model = reuse
