@@ -1,5 +1,9 @@
 """No test depends on another having run first: pytest-randomly shuffles the panel tests (which share the trained
-model and the conversion cache) under several seeds, and every order passes.
+model and the conversion cache), and the shuffled order passes.
+
+One seed, chosen because its order is the one that used to fail (the button test before the history test; seeds 1
+and 2 both give it): a second seed cost a second run of the panel tests (about 45 s of CPU) for an order that shows
+nothing this one does not.
 
 pytest-randomly is off in the normal run (`-p no:randomly` in pyproject.toml): it would shuffle the cells of the
 chapter notebooks too, which must run top to bottom. Here it is switched back on for the unit-test modules only.
@@ -13,7 +17,7 @@ import pytest
 from conftest import ROOT
 
 MODULES = ["tests/faces/test_panels.py", "tests/unit"]
-SEEDS = [1, 2]
+SEED = 2
 
 
 def _run(seed):
@@ -25,21 +29,15 @@ def _run(seed):
 
 
 @pytest.mark.slow
-def test_panel_tests_pass_in_shuffled_orders():
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(len(SEEDS)) as pool:  # two processes side by side: mostly start-up and waiting
-        runs = dict(zip(SEEDS, pool.map(_run, SEEDS)))
-    orders = {}
-    for seed in SEEDS:
-        r, order = runs[seed]
-        summary = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else r.stderr[-500:]
-        print(f"seed {seed}: {summary}")
-        assert r.returncode == 0 and re.search(r"\d+ passed", summary) and "failed" not in summary, \
-            r.stdout[-3000:] + r.stderr[-2000:]
-        orders[seed] = order
-    assert len({tuple(o) for o in orders.values()}) == len(SEEDS)  # the seeds really gave different orders
-    panels = {seed: [t.split("::")[1].split("[")[0] for t in o if "test_panels" in t] for seed, o in orders.items()}
+def test_panel_tests_pass_in_a_shuffled_order():
+    r, order = _run(SEED)
+    summary = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else r.stderr[-500:]
+    print(f"seed {SEED}: {summary}")
+    assert r.returncode == 0 and re.search(r"\d+ passed", summary) and "failed" not in summary, \
+        r.stdout[-3000:] + r.stderr[-2000:]
+    panels = [t.split("::")[1].split("[")[0] for t in order if "test_panels" in t]
+    written = re.findall(r"^def (test_\w+)", (ROOT / MODULES[0]).read_text(), re.M)
+    assert set(panels) == set(written) and list(dict.fromkeys(panels)) != written, panels  # all ran, shuffled
     # the order that used to fail: the button test ran first and left its runs in a shared panel
-    assert any(p.index("test_optimizer_panel_buttons_call_the_same_path")
-               < p.index("test_optimizer_panel_runs_and_keeps_history") for p in panels.values()), panels
+    assert panels.index("test_optimizer_panel_buttons_call_the_same_path") \
+        < panels.index("test_optimizer_panel_runs_and_keeps_history"), panels
