@@ -19,6 +19,23 @@ def pytest_configure(config):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
+@pytest.hookimpl(trylast=True)   # after -m and -k have deselected what they deselect
+def pytest_collection_modifyitems(config, items):
+    """Heavy work once per session: a test marked ``chapter("NN_name")`` asserts what that chapter asserts on the
+    same work (the same model, conversion or processes). In a session that runs the chapter under nbval (the main
+    suite) the chapter is the proof and the test is deselected; run alone, or in the second environment (which runs
+    no chapter), the test runs."""
+    for name in {m.args[0] for i in items for m in i.iter_markers("chapter")}:
+        if not (ROOT / "notebooks" / f"{name}.ipynb").exists():
+            raise pytest.UsageError(f"@pytest.mark.chapter({name!r}): no notebooks/{name}.ipynb; name the chapter "
+                                    "whose cells assert what the test asserts")
+    running = {Path(str(i.fspath)).stem for i in items if Path(str(i.fspath)).suffix == ".ipynb"}
+    proven = [i for i in items if i.get_closest_marker("chapter") and i.get_closest_marker("chapter").args[0] in running]
+    if proven:
+        config.hook.pytest_deselected(items=proven)
+        items[:] = [i for i in items if i not in proven]
+
+
 @pytest.fixture(scope="session")
 def digits():
     import homl_edge as he

@@ -283,6 +283,7 @@ def test_deployment_snippets_run_and_match_the_signature(trained, digits, tmp_pa
 # the official command line imports every converter with its own dependencies (TensorFlow 2.19's decision forests,
 # JAX): it runs in the lock's environment only; beside TensorFlow 2.21 homl-edge's import of the converter is tested
 @pytest.mark.lock
+@pytest.mark.chapter("06_models_in_the_browser")   # its cell 3 compares the same two exports with the same command
 @pytest.mark.parametrize("quantize, flags", [(None, []), ("uint8", ["--quantize_uint8", "*"])])
 def test_export_tfjs_writes_what_the_official_command_line_writes(trained, tmp_path, quantize, flags):
     """Chapter 06: `tensorflowjs_converter` on a saved .h5 and he.export_tfjs give the same topology, the same

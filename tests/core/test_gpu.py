@@ -204,6 +204,7 @@ def test_tf_config_is_built_and_checked():
             he.gpu.check_tf_config(bad)
 
 
+@pytest.mark.chapter("08_gpus")   # cell 13: the same two workers, losses and weight differences (3 epochs)
 def test_two_worker_processes_train_like_one_device(digits):
     """MultiWorkerMirroredStrategy on a real engine: two worker processes on 127.0.0.1 (free ports, TF_CONFIG from
     he.gpu.tf_config) train one model; both report the same loss each epoch, end with the same weights, and match

@@ -192,6 +192,7 @@ def test_recurrent_models_convert_as_written(digits, flavour, kind):
         assert any("SEQUENCE_LSTM" in op for op in f32.ops)  # the fused op, not a loop
 
 
+@pytest.mark.chapter("12_recurrent_nets_and_anyones_tflite")   # cells 1-2: the same model, sizes and accuracy
 def test_lstm_int8_is_3_7x_smaller(digits):
     """The figure of benchmarks/RESULTS.md: an LSTM(128) on 8x8 digits rows, float32 289,388 B, int8 78,264 B."""
     xs, y, xts, yt = _seq(digits)
