@@ -25,14 +25,15 @@ def pytest_collection_modifyitems(config, items):
     same work (the same model, conversion or processes). In a session that runs the chapter under nbval (the main
     suite) the chapter is the proof and the test is deselected; run alone, or in the second environment (which runs
     no chapter), the test runs."""
-    for name in {m.args[0] for i in items for m in i.iter_markers("chapter")}:
+    chapter_of = {i: m.args[0] for i in items if (m := i.get_closest_marker("chapter"))}
+    for name in set(chapter_of.values()):
         if not (ROOT / "notebooks" / f"{name}.ipynb").exists():
             raise pytest.UsageError(f"@pytest.mark.chapter({name!r}): no notebooks/{name}.ipynb; name the chapter "
                                     "whose cells assert what the test asserts")
     running = {Path(str(i.fspath)).stem for i in items if Path(str(i.fspath)).suffix == ".ipynb"}
-    proven = [i for i in items if i.get_closest_marker("chapter") and i.get_closest_marker("chapter").args[0] in running]
+    proven = {i for i, name in chapter_of.items() if name in running}
     if proven:
-        config.hook.pytest_deselected(items=proven)
+        config.hook.pytest_deselected(items=list(proven))
         items[:] = [i for i in items if i not in proven]
 
 
