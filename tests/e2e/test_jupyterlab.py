@@ -23,21 +23,11 @@ NOTEBOOK_CELLS = [
 ]
 
 
-PAGE_CELLS = [
-    "import json\nimport homl_edge as he\nfrom pathlib import Path\n"
-    "model, ((x, y), (xt, yt)) = he.models.trained_digits_cnn(epochs=3)\n"
-    "Path('expected.json').write_text(json.dumps([int(v) for v in model.predict(xt[:20], verbose=0).argmax(-1)]))",
-    "he.export_tfjs(model, 'web', page=True, tfjs_url=str(he.export.local_tfjs()), samples=(xt[:20], yt[:20]),\n"
-    "              overwrite=True, screenshot=False)",
-]
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     root = tmp_path_factory.mktemp("lab")
     (root / "ext.ipynb").write_text(notebook_json(NOTEBOOK_CELLS))
-    (root / "sub").mkdir()
-    (root / "sub" / "page.ipynb").write_text(notebook_json(PAGE_CELLS))  # below the root: the path must be right
+    (root / "sub").mkdir()   # the chapter below the root: the page's path must be right from there too
     chapter = json.loads((Path(__file__).resolve().parents[2] / "notebooks/06_models_in_the_browser.ipynb").read_text())
     # the chapter up to the cell that shows its first page (the rest, run by nbval, drives Chromium from the kernel),
     # less the cell that compares the export with the official command line's (nbval runs it; nothing shown needs it)
@@ -47,7 +37,7 @@ def lab(tmp_path_factory):
     assert len(chapter["cells"]) == shown, "the chapter's command-line cell moved: say which cells JupyterLab runs"
     for cell in chapter["cells"]:
         cell.pop("outputs", None) if cell["cell_type"] != "code" else cell.update(outputs=[], execution_count=None)
-    (root / "chapter06.ipynb").write_text(json.dumps(chapter))
+    (root / "sub" / "chapter06.ipynb").write_text(json.dumps(chapter))
     env = {"JUPYTER_CONFIG_DIR": str(root / ".cfg"), "JUPYTER_RUNTIME_DIR": str(root / ".run"),
            "JUPYTER_DATA_DIR": str(root / ".data"), "HOME": str(root), "HOML_EDGE_CACHE": "off"}
     with start_jupyter_server("lab", root, root / "lab.log", env=env,
@@ -71,42 +61,19 @@ def test_widgets_render_in_jupyterlab_and_a_click_reaches_python(lab, artifacts)
     assert "accuracy" in quantize_table and "int8" in quantize_table
 
 
-def test_exported_page_runs_inside_the_notebook(lab, artifacts):
-    """Binder's way: the export's live page in an IFrame served by the notebook's own Jupyter server."""
+def test_chapter_06_shows_its_page_in_the_notebook(lab, artifacts):
+    """Binder's way, on the chapter itself: run in JupyterLab up to its export cell (all but the command-line
+    comparison), from a folder below the server's root, the cell shows the export's live page in an IFrame served
+    by the notebook's own Jupyter server, a click inside it predicts, and nothing is fetched from the network."""
     url, root = lab
     with chromium() as browser:
         context = browser.new_context(viewport={"width": 1400, "height": 1100})
         requests = []
         context.on("request", lambda r: requests.append(r.url))  # the context sees service-worker requests too
         page = context.new_page()
-        page.set_default_timeout(90_000)
-        with screenshot_on_failure(page, artifacts / "jupyterlab-page-failure.png"):
-            open_and_run_all(page, url, "sub/page.ipynb")
-            page.wait_for_selector("iframe.homl-edge-frame", state="attached")
-            src = page.locator("iframe.homl-edge-frame").get_attribute("src")
-            frame = page.frame_locator("iframe.homl-edge-frame")
-            frame.locator("#samples canvas").first.wait_for()
-            frame.locator("#samples canvas").first.click()
-            frame.locator("#answer").filter(has_text="%").wait_for()  # a sandboxed frame: no contentDocument
-            answer = frame.locator("#answer").inner_text()
-            page.screenshot(path=str(artifacts / "jupyterlab-page-in-notebook.png"), full_page=True)
-    expected = json.loads((root / "sub" / "expected.json").read_text())
-    assert re.fullmatch(r"/homl-edge/page/[0-9a-f]{32}/index\.html", src), src  # a registered page's key
-    assert answer.split()[0] == str(expected[0])  # the page in the notebook predicts what Keras predicts
-    # blob: and data: URLs of the same origin are made in the browser itself (JupyterLab's workers): no network
-    local = (url, f"blob:{url}", "data:")
-    assert requests and all(r.startswith(local) for r in requests), [r for r in requests if not r.startswith(local)]
-
-
-def test_chapter_06_shows_its_page_in_the_notebook(lab, artifacts):
-    """The chapter itself, run in JupyterLab up to its export cell (all but the command-line comparison): the cell
-    shows the live page, and a click inside it predicts."""
-    url, root = lab
-    with chromium() as browser:
-        page = browser.new_page(viewport={"width": 1400, "height": 1100})
         page.set_default_timeout(240_000)
         with screenshot_on_failure(page, artifacts / "jupyterlab-chapter06-failure.png"):
-            open_and_run_all(page, url, "chapter06.ipynb")
+            open_and_run_all(page, url, "sub/chapter06.ipynb")
             frame_el = page.locator("iframe.homl-edge-frame").first
             frame_el.wait_for(state="attached")
             src = frame_el.get_attribute("src")
@@ -119,8 +86,11 @@ def test_chapter_06_shows_its_page_in_the_notebook(lab, artifacts):
             answer = frame.locator("#answer").inner_text()
             frame_el.scroll_into_view_if_needed()
             page.screenshot(path=str(artifacts / "jupyterlab-chapter06-page.png"))
-    assert re.fullmatch(r"/homl-edge/page/[0-9a-f]{32}/index\.html", src), src
+    assert re.fullmatch(r"/homl-edge/page/[0-9a-f]{32}/index\.html", src), src  # a registered page's key
     assert answer.split()[0] == label  # the chapter's model reads its first test digit right, in the notebook
+    # blob: and data: URLs of the same origin are made in the browser itself (JupyterLab's workers): no network
+    local = (url, f"blob:{url}", "data:")
+    assert requests and all(r.startswith(local) for r in requests), [r for r in requests if not r.startswith(local)]
 
 
 def _drive(page, url):
