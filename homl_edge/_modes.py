@@ -159,6 +159,45 @@ class _Export:
 
 _exports: "collections.OrderedDict[str, _Export]" = collections.OrderedDict()   # model key -> its kept export
 _EXPORTS_KEPT = 4
+_EXPORT_PREFIX = "homl-edge-export-"
+_swept = False   # whether this process has removed the folders of ended processes yet
+
+
+def _export_folder() -> str:
+    """A new folder for a kept export, named after this process: ``homl-edge-export-<pid>-<random>`` in the temp
+    folder. A process that ends normally removes its folders (``_remove_exports``); one that is killed cannot (a
+    kernel stopped with ``now=True``, as nbval and a forced restart stop it, or by the out-of-memory killer), so the
+    first export of each process removes the folders of this user's processes that no longer run (POSIX only: a
+    SavedModel of a few hundred kB to a few MB each, 1.7 GB over a day of test runs before this)."""
+    global _swept
+    import os
+    import shutil
+    import tempfile
+
+    if not _swept and os.name == "posix":
+        _swept = True
+        for folder in Path(tempfile.gettempdir()).glob(f"{_EXPORT_PREFIX}*-*"):
+            pid = folder.name[len(_EXPORT_PREFIX):].split("-", 1)[0]
+            try:
+                mine = folder.is_dir() and folder.stat().st_uid == os.getuid()
+            except OSError:
+                continue
+            if mine and pid.isdigit() and not _running(int(pid)):
+                shutil.rmtree(folder, ignore_errors=True)
+    return tempfile.mkdtemp(prefix=f"{_EXPORT_PREFIX}{os.getpid()}-")
+
+
+def _running(pid: int) -> bool:
+    """Whether a process with this id runs (POSIX: signal 0 checks without sending anything)."""
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:   # it runs, as another user
+        return True
+    return True
 
 
 def _reusing_export(conv, key: str):
@@ -168,7 +207,6 @@ def _reusing_export(conv, key: str):
     conversion, of 21 s, measured): they run the rest of TensorFlow's own Keras path on the kept folder, so their
     bytes are the bytes of a fresh conversion (tests/core/test_quantization.py compares them mode by mode)."""
     import shutil
-    import tempfile
 
     kept = _exports.get(key)
     if kept and Path(kept.folder, "saved_model.pb").is_file():
@@ -192,7 +230,7 @@ def _reusing_export(conv, key: str):
     write = conv._convert_keras_to_saved_model
 
     def write_and_keep(_their_folder):
-        folder = tempfile.mkdtemp(prefix="homl-edge-export-")   # made only when TensorFlow exports
+        folder = _export_folder()   # made only when TensorFlow exports
         try:
             result = write(folder)   # TensorFlow's own export, into a folder that outlives this conversion
         except BaseException:

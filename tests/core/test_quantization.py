@@ -208,6 +208,43 @@ def test_an_interrupted_export_leaves_no_folder(tmp_path, monkeypatch):
     assert not list(tmp_path.glob("homl-edge-export-*")), list(tmp_path.iterdir())
 
 
+def test_the_exports_of_a_killed_process_are_removed_by_the_next(tmp_path, monkeypatch):
+    """A kernel killed with ``now=True`` (nbval, a forced restart, the out-of-memory killer) cannot remove its kept
+    SavedModel folders; the next process's first export removes those of processes that no longer run, and leaves
+    the folders of running ones (this process's own, named after it) and folders of other names alone."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    from homl_edge import _modes, quantization as q
+
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(ended.stdout)   # a process that ran and ended: its pid names nobody now
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(_modes, "_swept", False)
+    dead = tmp_path / f"homl-edge-export-{dead_pid}-abcd1234"
+    alive = tmp_path / f"homl-edge-export-{os.getpid()}-efgh5678"
+    other = tmp_path / "homl-edge-export-ijkl9012"   # no pid in the name: not one of these folders
+    for folder in (dead, alive, other):
+        folder.mkdir()
+        (folder / "saved_model.pb").write_bytes(b"x")
+    k2 = he._keras.legacy()
+    m = k2.Sequential([k2.Input((4,)), k2.layers.Dense(2)])
+    key = f"test-sweep-{id(m)}"
+    try:
+        q._convert(m, "float32", None, reuse=key)
+        made = Path(q._exports[key].folder)
+        assert not dead.exists() and alive.is_dir() and other.is_dir()
+        assert made.parent == tmp_path and made.name.startswith(f"homl-edge-export-{os.getpid()}-")
+    finally:
+        kept = q._exports.pop(key, None)
+        if kept:
+            import shutil
+
+            shutil.rmtree(kept.folder, ignore_errors=True)
+
+
 def test_requantize_and_agreement_take_an_optimized_results_file(trained, digits, lite_f32):
     """requantize and agreement given optimize()'s result use its .lite (requantize refused it: 'takes a LiteModel
     or a .tflite path, got Optimized'; agreement raised AttributeError); a Keras model is refused in one line."""
