@@ -25,9 +25,11 @@ HOML_EDGE_REQUIRE_TOOLS=1 .venv/bin/python -m pytest -n 2 --dist loadfile --dura
 main_rc=${PIPESTATUS[0]}
 main_end=$(date +%s)
 echo "=== the unit tests in the current environment (.venv-current), both cores: log in $CURRENT_LOG"
-HOML_EDGE_CACHE=$(mktemp -d) .venv-current/bin/python -m pytest -n 2 --dist loadfile "${CURRENT_ARGS[@]}" \
+CURRENT_CACHE=$(mktemp -d -t homl-edge-cache-XXXXXXXX)   # its own conversion cache, removed after the run
+HOML_EDGE_CACHE=$CURRENT_CACHE .venv-current/bin/python -m pytest -n 2 --dist loadfile "${CURRENT_ARGS[@]}" \
     -o addopts="-ra --strict-markers -p no:randomly" > "$CURRENT_LOG" 2>&1
 echo $? > test-artifacts/current-env.rc
+rm -rf "$CURRENT_CACHE"
 cur_rc=$(cat test-artifacts/current-env.rc 2>/dev/null || echo 1)
 end=$(date +%s)
 echo

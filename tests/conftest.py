@@ -11,12 +11,25 @@ ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 
 
+_MADE_CACHE = None   # the cache folder this process made (the session's first process), removed when it ends
+
+
 def pytest_configure(config):
-    # conversions are cached in a fresh folder per test session: never the user's home, never an older run's
+    # conversions are cached in a fresh folder per test session: never the user's home, never an older run's; the
+    # xdist workers and the kernels inherit it, and the process that made it removes it at the end
+    global _MADE_CACHE
     import tempfile
 
-    os.environ.setdefault("HOML_EDGE_CACHE", tempfile.mkdtemp(prefix="homl-edge-cache-"))
+    if "HOML_EDGE_CACHE" not in os.environ:
+        os.environ["HOML_EDGE_CACHE"] = _MADE_CACHE = tempfile.mkdtemp(prefix="homl-edge-cache-")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def pytest_unconfigure(config):
+    import shutil
+
+    if _MADE_CACHE:
+        shutil.rmtree(_MADE_CACHE, ignore_errors=True)
 
 
 @pytest.hookimpl(trylast=True)   # after -m and -k have deselected what they deselect
