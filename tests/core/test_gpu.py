@@ -83,6 +83,7 @@ def test_bad_settings():
         he.gpu.configure(memory_limit_mb=100, split=[50, 50])
 
 
+@pytest.mark.chapter("08_gpus")   # cell 11: QAT and pruning with MirroredStrategy on the same split, the same asserts
 def test_mirrored_fine_tuning_on_two_logical_cpus():
     code = r"""
 import json, numpy as np, homl_edge as he
