@@ -160,44 +160,77 @@ class _Export:
 _exports: "collections.OrderedDict[str, _Export]" = collections.OrderedDict()   # model key -> its kept export
 _EXPORTS_KEPT = 4
 _EXPORT_PREFIX = "homl-edge-export-"
-_swept = False   # whether this process has removed the folders of ended processes yet
+_held: dict = {}   # kept folder -> the open lock file this process holds (flock) while it runs
+_swept = False     # whether this process has removed the folders of ended processes yet
 
 
 def _export_folder() -> str:
-    """A new folder for a kept export, named after this process: ``homl-edge-export-<pid>-<random>`` in the temp
-    folder. A process that ends normally removes its folders (``_remove_exports``); one that is killed cannot (a
-    kernel stopped with ``now=True``, as nbval and a forced restart stop it, or by the out-of-memory killer), so the
-    first export of each process removes the folders of this user's processes that no longer run (POSIX only: a
-    SavedModel of a few hundred kB to a few MB each, 1.7 GB over a day of test runs before this)."""
+    """A new folder for a kept export (``homl-edge-export-*`` in the temp folder), beside a ``.lock`` file that this
+    process holds (``flock``) as long as it runs. A process that ends normally removes its folders
+    (``_remove_exports``); one that is killed cannot (a kernel stopped with ``now=True``, as nbval and a forced
+    restart stop it, or by the out-of-memory killer), but the operating system releases its locks: so the first
+    export of each process removes the folders whose lock it can take, those of processes that no longer run,
+    whatever their pid or container (a SavedModel of a few hundred kB to a few MB each; 1.7 GB had piled up over a
+    day of test runs). Where there is no ``flock`` (Windows) nothing is swept."""
     global _swept
     import os
-    import shutil
     import tempfile
 
-    if not _swept and os.name == "posix":
-        _swept = True
-        for folder in Path(tempfile.gettempdir()).glob(f"{_EXPORT_PREFIX}*-*"):
-            pid = folder.name[len(_EXPORT_PREFIX):].split("-", 1)[0]
-            try:
-                mine = folder.is_dir() and folder.stat().st_uid == os.getuid()
-            except OSError:
-                continue
-            if mine and pid.isdigit() and not _running(int(pid)):
-                shutil.rmtree(folder, ignore_errors=True)
-    return tempfile.mkdtemp(prefix=f"{_EXPORT_PREFIX}{os.getpid()}-")
-
-
-def _running(pid: int) -> bool:
-    """Whether a process with this id runs (POSIX: signal 0 checks without sending anything)."""
-    import os
-
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:   # it runs, as another user
-        return True
-    return True
+        import fcntl
+    except ImportError:
+        return tempfile.mkdtemp(prefix=_EXPORT_PREFIX)
+    if not _swept:
+        _swept = True
+        _sweep(Path(tempfile.gettempdir()), fcntl)
+    folder = tempfile.mkdtemp(prefix=_EXPORT_PREFIX)
+    # locked before it takes its name, so that a sweep never finds it unlocked while this process runs
+    fd, pending = tempfile.mkstemp(prefix=Path(folder).name, suffix=".pending")
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.replace(pending, folder + ".lock")
+    _held[folder] = fd
+    return folder
+
+
+def _sweep(tmp: Path, fcntl) -> None:
+    """Remove the kept folders in ``tmp`` whose ``.lock`` this user owns and nobody holds."""
+    import os
+    import shutil
+    import stat
+
+    for lock in tmp.glob(f"{_EXPORT_PREFIX}*.lock"):
+        folder = lock.with_suffix("")
+        try:
+            fd = os.open(lock, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            if os.fstat(fd).st_uid != os.getuid():
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:   # held: its process runs
+                continue
+            try:
+                if stat.S_ISDIR(os.lstat(folder).st_mode):   # a folder, not a link to one
+                    shutil.rmtree(folder, ignore_errors=True)
+            except OSError:
+                pass
+            lock.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
+
+
+def _drop(folder: str) -> None:
+    """Remove a kept folder of this process, and its lock."""
+    import os
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
+    fd = _held.pop(folder, None)
+    if fd is not None:
+        Path(folder + ".lock").unlink(missing_ok=True)
+        os.close(fd)
 
 
 def _reusing_export(conv, key: str):
@@ -206,8 +239,6 @@ def _reusing_export(conv, key: str):
     loading of the whole SavedModel object (for a Bidirectional LSTM 5.6 s of export and 2 x 6 s of loading per
     conversion, of 21 s, measured): they run the rest of TensorFlow's own Keras path on the kept folder, so their
     bytes are the bytes of a fresh conversion (tests/core/test_quantization.py compares them mode by mode)."""
-    import shutil
-
     kept = _exports.get(key)
     if kept and Path(kept.folder, "saved_model.pb").is_file():
         _exports.move_to_end(key)
@@ -234,15 +265,15 @@ def _reusing_export(conv, key: str):
         try:
             result = write(folder)   # TensorFlow's own export, into a folder that outlives this conversion
         except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)   # an export that failed leaves nothing in /tmp
+            _drop(folder)   # an export that failed leaves nothing in /tmp
             raise
         debug_info = getattr(conv._trackable_obj, "graph_debug_info", None)   # TensorFlow's loader always sets it
         if conv.saved_model_dir == folder and debug_info is not None and Path(folder, "saved_model.pb").is_file():
             _exports[key] = _Export(folder, debug_info)
             while len(_exports) > _EXPORTS_KEPT:
-                shutil.rmtree(_exports.popitem(last=False)[1].folder, ignore_errors=True)
+                _drop(_exports.popitem(last=False)[1].folder)
         else:   # TensorFlow fell back to its graph path: nothing to keep
-            shutil.rmtree(folder, ignore_errors=True)
+            _drop(folder)
         return result
 
     conv._convert_keras_to_saved_model = write_and_keep
@@ -251,10 +282,8 @@ def _reusing_export(conv, key: str):
 
 @atexit.register
 def _remove_exports():
-    import shutil
-
-    for kept in _exports.values():
-        shutil.rmtree(kept.folder, ignore_errors=True)
+    for kept in list(_exports.values()):
+        _drop(kept.folder)
 
 
 def _convert(model, mode, calib, reuse: str | None = None) -> bytes:

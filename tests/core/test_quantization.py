@@ -188,7 +188,7 @@ def test_an_interrupted_export_leaves_no_folder(tmp_path, monkeypatch):
 
     import tensorflow as tf
 
-    from homl_edge import quantization as q
+    from homl_edge import _modes, quantization as q
 
     k2 = he._keras.legacy()
 
@@ -201,6 +201,7 @@ def test_an_interrupted_export_leaves_no_folder(tmp_path, monkeypatch):
     m = k2.Sequential([Interrupted(), k2.layers.Dense(2)])
     m(np.ones((1, 4), np.float32))   # built eagerly
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(_modes, "_swept", True)   # this process's sweep is for the real temp folder
     key = f"test-interrupted-{id(m)}"
     with pytest.raises(KeyboardInterrupt):
         q._convert(m, "float32", None, reuse=key)
@@ -210,39 +211,47 @@ def test_an_interrupted_export_leaves_no_folder(tmp_path, monkeypatch):
 
 def test_the_exports_of_a_killed_process_are_removed_by_the_next(tmp_path, monkeypatch):
     """A kernel killed with ``now=True`` (nbval, a forced restart, the out-of-memory killer) cannot remove its kept
-    SavedModel folders; the next process's first export removes those of processes that no longer run, and leaves
-    the folders of running ones (this process's own, named after it) and folders of other names alone."""
+    SavedModel folder; its lock goes with it, so the next process's first export removes the folder. The folders of
+    running processes (another one's, this one's) stay, and so do folders without a lock (older versions')."""
     import os
+    import signal
     import subprocess
     import sys
     import tempfile
 
     from homl_edge import _modes, quantization as q
 
-    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    dead_pid = int(ended.stdout)   # a process that ran and ended: its pid names nobody now
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    monkeypatch.setattr(_modes, "_swept", False)
-    dead = tmp_path / f"homl-edge-export-{dead_pid}-abcd1234"
-    alive = tmp_path / f"homl-edge-export-{os.getpid()}-efgh5678"
-    other = tmp_path / "homl-edge-export-ijkl9012"   # no pid in the name: not one of these folders
-    for folder in (dead, alive, other):
-        folder.mkdir()
-        (folder / "saved_model.pb").write_bytes(b"x")
-    k2 = he._keras.legacy()
-    m = k2.Sequential([k2.Input((4,)), k2.layers.Dense(2)])
-    key = f"test-sweep-{id(m)}"
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    make = ("from homl_edge import _modes; print(_modes._export_folder(), flush=True); import time; time.sleep(120)")
+    killed, running = (subprocess.Popen([sys.executable, "-c", make], stdout=subprocess.PIPE, text=True, env=env)
+                       for _ in range(2))
     try:
+        dead, alive = (Path(p.stdout.readline().strip()) for p in (killed, running))
+        killed.send_signal(signal.SIGKILL)   # no exit handler runs
+        killed.wait()
+        monkeypatch.setattr(_modes, "_swept", True)   # this process's own folder, made before its first sweep
+        own = Path(_modes._export_folder())
+        older = tmp_path / "homl-edge-export-abcd1234"   # an older version's folder: no lock beside it
+        older.mkdir()
+        assert dead.is_dir() and Path(f"{dead}.lock").is_file()
+        monkeypatch.setattr(_modes, "_swept", False)
+        k2 = he._keras.legacy()
+        m = k2.Sequential([k2.Input((4,)), k2.layers.Dense(2)])
+        key = f"test-sweep-{id(m)}"
         q._convert(m, "float32", None, reuse=key)
         made = Path(q._exports[key].folder)
-        assert not dead.exists() and alive.is_dir() and other.is_dir()
-        assert made.parent == tmp_path and made.name.startswith(f"homl-edge-export-{os.getpid()}-")
+        assert not dead.exists() and not Path(f"{dead}.lock").exists()
+        assert alive.is_dir() and own.is_dir() and older.is_dir() and made.parent == tmp_path
+        assert sorted(p.name for p in tmp_path.glob("*.lock")) == sorted(f"{f.name}.lock" for f in (alive, own, made))
     finally:
-        kept = q._exports.pop(key, None)
-        if kept:
-            import shutil
-
-            shutil.rmtree(kept.folder, ignore_errors=True)
+        running.kill()
+        running.wait()
+        for p in (killed, running):
+            p.stdout.close()
+        kept = q._exports.pop(key, None) if "key" in locals() else None
+        for folder in ([kept.folder] if kept else []) + ([str(own)] if "own" in locals() else []):
+            _modes._drop(folder)
 
 
 def test_requantize_and_agreement_take_an_optimized_results_file(trained, digits, lite_f32):
