@@ -15,7 +15,7 @@ CURRENT_LOG=test-artifacts/current-env.log
 # The unit tests that do not depend on the lock itself (its pins, the Binder build) and need no browser or chapter,
 # and the TF.js export predicting like Keras in Chromium (the converter there has no TensorFlow-2.19 dependencies).
 CURRENT_ARGS=(tests -m "not notebook and not lock" -k "not browser or test_tfjs_export_predicts_like_keras_in_chromium"
-              -p no:cacheprovider -q
+              -p no:cacheprovider -q --durations=15
               --ignore=tests/e2e/test_binder.py --ignore=tests/faces/test_panels_in_any_order.py --ignore=tests/e2e/test_chapter_outputs.py
               --ignore=tests/e2e/test_chapter_prose.py)
 start=$(date +%s)
