@@ -186,7 +186,12 @@ def _export_folder() -> str:
     folder = tempfile.mkdtemp(prefix=_EXPORT_PREFIX)
     # locked before it takes its name, so that a sweep never finds it unlocked while this process runs
     fd, pending = tempfile.mkstemp(prefix=Path(folder).name, suffix=".pending")
-    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:   # a temp folder without locks (some network file systems): kept unlocked, never swept
+        os.close(fd)
+        os.unlink(pending)
+        return folder
     os.replace(pending, folder + ".lock")
     _held[folder] = fd
     return folder

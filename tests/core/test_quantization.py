@@ -254,6 +254,28 @@ def test_the_exports_of_a_killed_process_are_removed_by_the_next(tmp_path, monke
             _modes._drop(folder)
 
 
+def test_an_export_folder_where_locks_fail_is_made_unlocked(tmp_path, monkeypatch):
+    """A temp folder whose file system refuses locks (ENOLCK on some network file systems) still gets its export
+    folder, unlocked (never swept), and leaves no half-made lock file: the conversion does not fail for it."""
+    import fcntl
+    import tempfile
+
+    from homl_edge import _modes
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(_modes, "_swept", True)
+
+    def no_locks(fd, operation):
+        raise OSError(37, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    folder = _modes._export_folder()
+    assert Path(folder).is_dir() and folder not in _modes._held
+    assert [p.name for p in tmp_path.iterdir()] == [Path(folder).name]   # no lock, no pending file
+    _modes._drop(folder)
+    assert not list(tmp_path.iterdir())
+
+
 def test_requantize_and_agreement_take_an_optimized_results_file(trained, digits, lite_f32):
     """requantize and agreement given optimize()'s result use its .lite (requantize refused it: 'takes a LiteModel
     or a .tflite path, got Optimized'; agreement raised AttributeError); a Keras model is refused in one line."""
