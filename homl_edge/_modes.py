@@ -182,7 +182,7 @@ def _export_folder() -> str:
         return tempfile.mkdtemp(prefix=_EXPORT_PREFIX)
     if not _swept:
         _swept = True
-        _sweep(Path(tempfile.gettempdir()), fcntl)
+        _sweep(Path(tempfile.gettempdir()))
     folder = tempfile.mkdtemp(prefix=_EXPORT_PREFIX)
     # locked before it takes its name, so that a sweep never finds it unlocked while this process runs
     fd, pending = tempfile.mkstemp(prefix=Path(folder).name, suffix=".pending")
@@ -197,8 +197,9 @@ def _export_folder() -> str:
     return folder
 
 
-def _sweep(tmp: Path, fcntl) -> None:
-    """Remove the kept folders in ``tmp`` whose ``.lock`` this user owns and nobody holds."""
+def _sweep(tmp: Path) -> None:
+    """Remove the kept folders in ``tmp`` whose ``.lock`` this user owns and nobody holds (POSIX)."""
+    import fcntl
     import os
     import shutil
     import stat
@@ -287,7 +288,7 @@ def _reusing_export(conv, key: str):
 
 @atexit.register
 def _remove_exports():
-    for kept in list(_exports.values()):
+    for kept in _exports.values():
         _drop(kept.folder)
 
 

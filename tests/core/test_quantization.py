@@ -226,6 +226,7 @@ def test_the_exports_of_a_killed_process_are_removed_by_the_next(tmp_path, monke
     make = ("from homl_edge import _modes; print(_modes._export_folder(), flush=True); import time; time.sleep(120)")
     killed, running = (subprocess.Popen([sys.executable, "-c", make], stdout=subprocess.PIPE, text=True, env=env)
                        for _ in range(2))
+    key = own = None
     try:
         dead, alive = (Path(p.stdout.readline().strip()) for p in (killed, running))
         killed.send_signal(signal.SIGKILL)   # no exit handler runs
@@ -249,8 +250,8 @@ def test_the_exports_of_a_killed_process_are_removed_by_the_next(tmp_path, monke
         running.wait()
         for p in (killed, running):
             p.stdout.close()
-        kept = q._exports.pop(key, None) if "key" in locals() else None
-        for folder in ([kept.folder] if kept else []) + ([str(own)] if "own" in locals() else []):
+        kept = q._exports.pop(key, None)
+        for folder in ([kept.folder] if kept else []) + ([str(own)] if own else []):
             _modes._drop(folder)
 
 
