@@ -68,9 +68,18 @@ def tf():
     """
     if "tf" in _state:
         return _state["tf"]
+    users_first = "tensorflow" in sys.modules
     prepare_environment()
     with quiet():  # TensorFlow's C++ start-up chatter (CUDA plugins on a CPU machine) goes to fd 2
         import tensorflow
+        if users_first and os.environ.get("TF_USE_LEGACY_KERAS") not in ("true", "True", "1"):
+            # ``tf.keras`` picks its Keras at its first use, from TF_USE_LEGACY_KERAS: pin it to the one the user's
+            # TensorFlow gives (Keras 3) before the variable is set below, or their later ``tf.keras`` (and every
+            # package built on it, such as mtcnn's nets) would silently become Keras 2
+            try:
+                tensorflow.keras.Model  # noqa: B018 - the attribute access is what resolves the lazy module
+            except Exception:  # no Keras at all: tf.keras fails for the user the same way, later
+                pass
         os.environ["TF_USE_LEGACY_KERAS"] = "1"  # for TF-MOT, imported later (it reads this at its import)
         try:
             import tf_keras  # noqa: F401

@@ -43,6 +43,20 @@ def test_homl_edge_after_tensorflow_with_keras_3_needs_no_restart():
     assert r.stdout.split()[-3:] == ["True", "True", "False"]
 
 
+def test_tf_keras_stays_keras_3_when_tensorflow_came_first_and_was_not_used_yet():
+    """``import tensorflow`` before homl-edge, no ``tf.keras`` touched yet: after homl-edge converts, ``tf.keras`` is
+    still Keras 3. It used to become tf_keras (homl-edge set TF_USE_LEGACY_KERAS for TF-MOT before tf.keras's lazy
+    module had picked), and a package built on tf.keras and imported later (mtcnn's nets) then failed inside
+    ``keras.Model(inp, net(inp))`` with "'tuple' object has no attribute 'rank'"."""
+    code = ("import tensorflow as tf, keras\n"
+            "import homl_edge as he\n"
+            "he.quantize(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]), 'float32')\n"
+            "print(tf.keras.Model is keras.Model, he._tf.keras_is_legacy())\n")
+    r = run_py(code)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split()[-2:] == ["True", "False"]
+
+
 def test_digits_are_bundled_float32_nhwc():
     import homl_edge as he
 
