@@ -48,7 +48,8 @@ def test_tf_keras_stays_keras_3_when_tensorflow_came_first_and_was_not_used_yet(
     still Keras 3. It used to become tf_keras (homl-edge set TF_USE_LEGACY_KERAS for TF-MOT before tf.keras's lazy
     module had picked), and a package built on tf.keras and imported later (mtcnn's nets) then failed inside
     ``keras.Model(inp, net(inp))`` with "'tuple' object has no attribute 'rank'"."""
-    code = ("import tensorflow as tf, keras\n"
+    code = ("import os; os.environ.pop('TF_USE_LEGACY_KERAS', None)   # as in a fresh Python (this worker set it)\n"
+            "import tensorflow as tf, keras\n"
             "import homl_edge as he\n"
             "he.quantize(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]), 'float32')\n"
             "print(tf.keras.Model is keras.Model, he._tf.keras_is_legacy())\n")
