@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import collections
 import gc
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -239,37 +240,73 @@ def _drop(folder: str) -> None:
         os.close(fd)
 
 
+def _read_back(conv, folder: str, trackable=None):
+    """The end of TensorFlow's ``_convert_keras_to_saved_model`` after its export (TF 2.16-2.21, 8 lines): point
+    ``conv`` at the SavedModel in ``folder`` and read its graph. The loaded object, of which the converter reads
+    only ``graph_debug_info``, is ``trackable`` (a kept export) or loaded as TensorFlow loads it."""
+    from tensorflow.python.saved_model import signature_constants, tag_constants
+    from tensorflow.python.saved_model.load import load
+
+    conv.saved_model_dir = folder
+    conv._saved_model_tags = {tag_constants.SERVING}
+    conv._saved_model_exported_names = [signature_constants.DEFAULT_SERVING_SIGNATURE_DEF_KEY]
+    conv._parse_saved_model_args(always_enable_saved_model_import=conv.experimental_lower_to_saved_model)
+    if not conv.saved_model_dir:
+        return None, None, None
+    loaded = conv._load_saved_model(conv.saved_model_dir, conv._saved_model_tags)
+    conv._trackable_obj = trackable if trackable is not None else load(folder, conv._saved_model_tags)
+    return loaded
+
+
+def _lean_export(model, folder: str) -> bool:
+    """Write a tf_keras model's SavedModel as TensorFlow's Keras path does (``tf.saved_model.save`` with debug
+    information, the serving signature Keras traces for it) but without tracing every layer's call functions for
+    Keras's own reloading, which the converter never reads: an LSTM at batch 1 took 3.8 s to convert, 0.9 s this
+    way, with the same bytes (tests/core/test_quantization.py compares them mode by mode). False (and nothing
+    written) for a model that is not tf_keras, or where tf_keras's saving internals are not the ones known here."""
+    if _keras.flavour(model) != "keras2":
+        return False
+    try:
+        from tf_keras.src.saving.legacy.saved_model import save_impl, utils as keras_saving
+    except ImportError:
+        return False
+    if not all(hasattr(o, a) for o, a in ((save_impl, "default_save_signature"), (keras_saving, "keras_option_scope"),
+                                          (keras_saving, "in_tf_saved_model_scope"))):
+        return False
+    tf = _tf.tf()
+    signature = save_impl.default_save_signature(model)
+    with keras_saving.keras_option_scope(save_traces=False,
+                                         in_tf_saved_model_scope=keras_saving.in_tf_saved_model_scope()):
+        tf.saved_model.save(model, folder, signatures=signature,
+                            options=tf.saved_model.SaveOptions(save_debug_info=True))
+    return True
+
+
 def _reusing_export(conv, key: str):
     """``conv`` (TensorFlow's converter of a Keras model) with the SavedModel that it writes of the model kept for
     the next mode of the same model (architecture + weights: ``key``). The next modes skip the export and the
     loading of the whole SavedModel object (for a Bidirectional LSTM 5.6 s of export and 2 x 6 s of loading per
     conversion, of 21 s, measured): they run the rest of TensorFlow's own Keras path on the kept folder, so their
-    bytes are the bytes of a fresh conversion (tests/core/test_quantization.py compares them mode by mode)."""
+    bytes are the bytes of a fresh conversion (tests/core/test_quantization.py compares them mode by mode). A
+    tf_keras model's first export is lean (:func:`_lean_export`)."""
     kept = _exports.get(key)
     if kept and Path(kept.folder, "saved_model.pb").is_file():
         _exports.move_to_end(key)
-
-        def reuse(_their_folder):   # TensorFlow's _convert_keras_to_saved_model after its export, without _load
-            from tensorflow.python.saved_model import signature_constants, tag_constants
-
-            conv.saved_model_dir = kept.folder
-            conv._saved_model_tags = {tag_constants.SERVING}
-            conv._saved_model_exported_names = [signature_constants.DEFAULT_SERVING_SIGNATURE_DEF_KEY]
-            conv._parse_saved_model_args(always_enable_saved_model_import=conv.experimental_lower_to_saved_model)
-            if not conv.saved_model_dir:
-                return None, None, None
-            loaded = conv._load_saved_model(conv.saved_model_dir, conv._saved_model_tags)
-            conv._trackable_obj = kept   # what the converter reads of the loaded object: its graph_debug_info
-            return loaded
-
-        conv._convert_keras_to_saved_model = reuse
+        conv._convert_keras_to_saved_model = lambda _their_folder: _read_back(conv, kept.folder, kept)
         return conv
     write = conv._convert_keras_to_saved_model
 
     def write_and_keep(_their_folder):
         folder = _export_folder()   # made only when TensorFlow exports
         try:
-            result = write(folder)   # TensorFlow's own export, into a folder that outlives this conversion
+            try:
+                lean = _lean_export(conv._keras_model, folder)
+            except Exception:   # what the lean export cannot write, TensorFlow's own export is asked for
+                lean = False
+                for item in Path(folder).iterdir():
+                    shutil.rmtree(item) if item.is_dir() else item.unlink()
+            # TensorFlow's own export into a folder that outlives this conversion, or the rest of it after ours
+            result = _read_back(conv, folder) if lean else write(folder)
         except BaseException:
             _drop(folder)   # an export that failed leaves nothing in /tmp
             raise
