@@ -32,12 +32,16 @@ def pytest_unconfigure(config):
         shutil.rmtree(_MADE_CACHE, ignore_errors=True)
 
 
+# the test modules that tests/faces/test_panels_in_any_order.py runs in a shuffled order
+SHUFFLED = ["tests/faces/test_panels.py", "tests/unit"]
+
+
 @pytest.hookimpl(trylast=True)   # after -m and -k have deselected what they deselect
 def pytest_collection_modifyitems(config, items):
     """Heavy work once per session: a test marked ``chapter("NN_name")`` asserts what that chapter asserts on the
     same work (the same model, conversion or processes). In a session that runs the chapter under nbval (the main
     suite) the chapter is the proof and the test is deselected; run alone, or in the second environment (which runs
-    no chapter), the test runs."""
+    no chapter), the test runs. The shuffled-order run stands for the modules it shuffles in the same way."""
     chapter_of = {i: m.args[0] for i in items if (m := i.get_closest_marker("chapter"))}
     for name in set(chapter_of.values()):
         if not (ROOT / "notebooks" / f"{name}.ipynb").exists():
@@ -45,6 +49,11 @@ def pytest_collection_modifyitems(config, items):
                                     "whose cells assert what the test asserts")
     running = {Path(str(i.fspath)).stem for i in items if Path(str(i.fspath)).suffix == ".ipynb"}
     proven = {i for i, name in chapter_of.items() if name in running}
+    # the same for the shuffled-order run: it runs every test of SHUFFLED (and fails on any failure), so where it is
+    # in the session those tests are not run a second time in the usual order
+    if any(Path(str(i.fspath)).name == "test_panels_in_any_order.py" for i in items):
+        shuffled = [ROOT / m for m in SHUFFLED]
+        proven |= {i for i in items if any(Path(str(i.fspath)).is_relative_to(m) for m in shuffled)}
     if proven:
         config.hook.pytest_deselected(items=list(proven))
         items[:] = [i for i in items if i not in proven]

@@ -6,7 +6,8 @@ and 2 both give it): a second seed cost a second run of the panel tests (about 4
 nothing this one does not.
 
 pytest-randomly is off in the normal run (`-p no:randomly` in pyproject.toml): it would shuffle the cells of the
-chapter notebooks too, which must run top to bottom. Here it is switched back on for the unit-test modules only.
+chapter notebooks too, which must run top to bottom. Here it is switched back on for the unit-test modules only. In a session that runs this test, those modules are not
+run a second time in the usual order (tests/conftest.py): this run is their proof.
 """
 import re
 import subprocess
@@ -14,9 +15,8 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, SHUFFLED as MODULES
 
-MODULES = ["tests/faces/test_panels.py", "tests/unit"]
 SEED = 2
 
 
