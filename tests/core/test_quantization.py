@@ -203,7 +203,7 @@ def test_an_interrupted_export_leaves_no_folder(tmp_path, monkeypatch):
     class Interrupted(k2.layers.Layer):
         def call(self, x):
             if not tf.executing_eagerly():
-                raise KeyboardInterrupt   # TensorFlow's export catches Exception, not this
+                raise KeyboardInterrupt   # the lean export and TensorFlow's catch Exception, not this
             return x
 
     m = k2.Sequential([Interrupted(), k2.layers.Dense(2)])
