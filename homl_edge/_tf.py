@@ -79,32 +79,30 @@ def tf():
             import tf_keras  # noqa: F401
         except ImportError:  # Keras 2 is needed only by TF-MOT and the TF.js converter: said where they are used
             pass
-        if pin:   # tf_keras's import made tensorflow.compat.v1/v2 modules with lazy Keras modules of their own
-            _pin_keras_loaders()
         os.environ["TF_USE_LEGACY_KERAS"] = "1"  # for TF-MOT, imported later (it reads this at its import)
     _state["tf"] = tensorflow
     return tensorflow
 
 
 def _pin_keras_loaders() -> None:
-    """``tf.keras``, ``tf.losses``, ``tf.metrics``, ``tf.optimizers``, ``tf.initializers``, their ``compat.v1``/``v2``
-    twins and ``tf.compat.v1.layers`` are TensorFlow's ``KerasLazyLoader`` modules: each picks its Keras at its first
-    use, from TF_USE_LEGACY_KERAS. When the user imported TensorFlow first, make each pick now, as their TensorFlow
-    would (Keras 3), before homl-edge sets the variable for TF-MOT: else their later ``tf.keras`` (and every package
-    built on it, such as mtcnn's nets) or ``tf.optimizers.Adam`` would silently become Keras 2."""
+    """``tf.keras``, ``tf.losses``, ``tf.metrics``, ``tf.optimizers`` and ``tf.initializers`` are TensorFlow's
+    ``KerasLazyLoader`` modules: each picks its Keras at its first use, from TF_USE_LEGACY_KERAS. When the user
+    imported TensorFlow first, make each pick now, as their TensorFlow would (Keras 3), before homl-edge sets the
+    variable for TF-MOT: else their later ``tf.keras`` (and every package built on it, such as mtcnn's nets) or
+    ``tf.optimizers.Adam`` would silently become Keras 2. The ``tf.compat.v1``/``v2`` twins are left to the variable:
+    TF-MOT's pruning registry names the recurrent cells as ``tf.compat.v1/v2.keras.layers.*Cell``, and pinned to
+    Keras 3 they no longer match its tf_keras layers (an LSTM's kernels were left unpruned, measured)."""
     try:
         from tensorflow.python.util.lazy_loader import KerasLazyLoader
     except ImportError:  # pragma: no cover - a TensorFlow without lazy Keras modules: nothing to pin
         return
-    for name, module in list(sys.modules.items()):
-        if module is None or not (name == "tensorflow" or name.startswith("tensorflow.")):
-            continue
-        for value in list(vars(module).values()):   # vars(), not getattr: nothing is loaded by looking
-            if isinstance(value, KerasLazyLoader) and vars(value).get("_tfll_initialized") is False:
-                try:
-                    value._initialize()
-                except Exception:  # no Keras at all: left to its first use, where TensorFlow says so
-                    value._tfll_initialized = False
+    top = sys.modules.get("tensorflow")
+    for value in list(vars(top).values()) if top is not None else []:   # vars(), not getattr: nothing is loaded
+        if isinstance(value, KerasLazyLoader) and vars(value).get("_tfll_initialized") is False:
+            try:
+                value._initialize()
+            except Exception:  # no Keras at all: left to its first use, where TensorFlow says so
+                value._tfll_initialized = False
 
 
 def keras2_install_hint(what: str = "this") -> str:

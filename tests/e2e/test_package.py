@@ -31,7 +31,7 @@ def test_tensorflow_is_set_up_for_keras_2():
 
 def test_homl_edge_after_tensorflow_with_keras_3_needs_no_restart():
     """TensorFlow (and Keras 3) imported first, as in most users' notebooks, ``tf.keras`` not used yet: homl-edge
-    loads and converts, ``tf.keras`` (and ``tf.optimizers``, ``tf.compat.v2.losses``...) stays Keras 3, and TF-MOT
+    loads and converts, ``tf.keras`` (and ``tf.optimizers``, ``tf.losses``...) stays Keras 3, and TF-MOT
     binds to tf_keras. They used to become tf_keras here (homl-edge set TF_USE_LEGACY_KERAS for TF-MOT before
     TensorFlow's lazy Keras modules had picked), and a package built on tf.keras and imported later (mtcnn's nets)
     then failed inside ``keras.Model(inp, net(inp))`` with "'tuple' object has no attribute 'rank'"."""
@@ -42,7 +42,7 @@ def test_homl_edge_after_tensorflow_with_keras_3_needs_no_restart():
             "mot = he._keras.tfmot(); import tf_keras\n"
             "from tensorflow_model_optimization.python.core.keras import compat\n"
             "print(tf.keras.Model is keras.Model, tf.optimizers.Adam is keras.optimizers.Adam,\n"
-            "      tf.compat.v2.losses.Loss is keras.losses.Loss,\n"
+            "      tf.losses.Loss is keras.losses.Loss,\n"
             "      compat.keras.Model is tf_keras.Model, he._tf.keras_is_legacy())\n")
     r = run_py(code)
     assert r.returncode == 0, r.stderr
