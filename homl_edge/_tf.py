@@ -74,7 +74,7 @@ def tf():
         import tensorflow
         pin = users_first and os.environ.get("TF_USE_LEGACY_KERAS") not in ("true", "True", "1")
         if pin:
-            _pin_keras_loaders()
+            _pin_keras_loaders(tensorflow)
         try:
             import tf_keras  # noqa: F401
         except ImportError:  # Keras 2 is needed only by TF-MOT and the TF.js converter: said where they are used
@@ -84,7 +84,7 @@ def tf():
     return tensorflow
 
 
-def _pin_keras_loaders() -> None:
+def _pin_keras_loaders(tensorflow) -> None:
     """``tf.keras``, ``tf.losses``, ``tf.metrics``, ``tf.optimizers`` and ``tf.initializers`` are TensorFlow's
     ``KerasLazyLoader`` modules: each picks its Keras at its first use, from TF_USE_LEGACY_KERAS. When the user
     imported TensorFlow first, make each pick now, as their TensorFlow would (Keras 3), before homl-edge sets the
@@ -96,8 +96,7 @@ def _pin_keras_loaders() -> None:
         from tensorflow.python.util.lazy_loader import KerasLazyLoader
     except ImportError:  # pragma: no cover - a TensorFlow without lazy Keras modules: nothing to pin
         return
-    top = sys.modules.get("tensorflow")
-    for value in list(vars(top).values()) if top is not None else []:   # vars(), not getattr: nothing is loaded
+    for value in list(vars(tensorflow).values()):   # vars(), not getattr: nothing is loaded by looking
         if isinstance(value, KerasLazyLoader) and vars(value).get("_tfll_initialized") is False:
             try:
                 value._initialize()
