@@ -1,8 +1,10 @@
 """Writing files all or nothing: the one atomic write of the package (a temporary name in the same folder, then a
 rename), for bytes (``.tflite`` files, C arrays, the cache), for files a library writes itself (Keras' ``save``) and
-for whole folders (web exports)."""
+for whole folders (web exports); and the package's temporary folders that live as long as their process
+(:func:`process_folder`)."""
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import shutil
@@ -73,3 +75,90 @@ def replace_folder(new: Path, out: Path) -> None:
         shutil.rmtree(aside, ignore_errors=True)
         raise
     shutil.rmtree(aside, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------ temporary folders of a process
+_held: dict = {}      # folder -> the open .lock file this process holds (flock) while it runs (None: no lock)
+_swept: set = set()   # the prefixes whose folders of ended processes this process has removed already
+
+
+def process_folder(prefix: str) -> str:
+    """A new folder ``{prefix}*`` in the temp folder that lives as long as this process: removed by
+    :func:`release` or when the process ends normally, and beside it a ``.lock`` file that the process holds
+    (``flock``) as long as it runs. A process that is killed cannot remove its folders (a kernel stopped with
+    ``now=True``, as nbval and a forced restart stop it; a sandbox child that crashed; the out-of-memory killer), but
+    the operating system releases its locks: so the first folder of each prefix that a process makes removes the
+    folders of that prefix whose lock it can take, those of processes that no longer run, whatever their pid or
+    container (1.7 GB of exports had piled up over a day of test runs). Where there is no ``flock`` (Windows, some
+    network file systems) the folder is made unlocked and nothing is swept."""
+    try:
+        import fcntl
+    except ImportError:
+        folder = tempfile.mkdtemp(prefix=prefix)
+        _held[folder] = None
+        return folder
+    if prefix not in _swept:
+        _swept.add(prefix)
+        sweep(Path(tempfile.gettempdir()), prefix)
+    folder = tempfile.mkdtemp(prefix=prefix)
+    # locked before it takes its name, so that a sweep never finds it unlocked while this process runs
+    fd, pending = tempfile.mkstemp(prefix=Path(folder).name, suffix=".pending")
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:   # a temp folder without locks: kept unlocked, never swept
+        os.close(fd)
+        os.unlink(pending)
+        _held[folder] = None
+        return folder
+    os.replace(pending, folder + ".lock")
+    _held[folder] = fd
+    return folder
+
+
+def sweep(tmp: Path, prefix: str) -> None:
+    """Remove the folders ``{prefix}*`` in ``tmp`` whose ``.lock`` this user owns and nobody holds (POSIX)."""
+    import fcntl
+    import stat
+
+    for lock in tmp.glob(f"{prefix}*.lock"):
+        folder = lock.with_suffix("")
+        try:
+            fd = os.open(lock, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            if os.fstat(fd).st_uid != os.getuid():
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:   # held: its process runs
+                continue
+            try:
+                if stat.S_ISDIR(os.lstat(folder).st_mode):   # a folder, not a link to one
+                    shutil.rmtree(folder, ignore_errors=True)
+            except OSError:
+                pass
+            lock.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
+
+
+def release(folder: str) -> None:
+    """Remove a folder that :func:`process_folder` made, and its lock."""
+    shutil.rmtree(folder, ignore_errors=True)
+    if folder in _held:
+        fd = _held.pop(folder)
+        if fd is not None:
+            Path(folder + ".lock").unlink(missing_ok=True)
+            os.close(fd)
+
+
+@atexit.register
+def _release_all():
+    if os.getpid() != _OWNER:   # a forked child (the sandbox's trials) leaves its parent's folders alone
+        return
+    for folder in list(_held):
+        release(folder)
+
+
+_OWNER = os.getpid()

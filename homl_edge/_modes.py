@@ -8,7 +8,6 @@ exports every name.
 """
 from __future__ import annotations
 
-import atexit
 import collections
 import gc
 import shutil
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _keras, _tf
+from . import _files, _keras, _tf
 from ._tf import quiet
 from .errors import HomlEdgeError
 
@@ -161,83 +160,15 @@ class _Export:
 _exports: "collections.OrderedDict[str, _Export]" = collections.OrderedDict()   # model key -> its kept export
 _EXPORTS_KEPT = 4
 _EXPORT_PREFIX = "homl-edge-export-"
-_held: dict = {}   # kept folder -> the open lock file this process holds (flock) while it runs
-_swept = False     # whether this process has removed the folders of ended processes yet
 
 
 def _export_folder() -> str:
-    """A new folder for a kept export (``homl-edge-export-*`` in the temp folder), beside a ``.lock`` file that this
-    process holds (``flock``) as long as it runs. A process that ends normally removes its folders
-    (``_remove_exports``); one that is killed cannot (a kernel stopped with ``now=True``, as nbval and a forced
-    restart stop it, or by the out-of-memory killer), but the operating system releases its locks: so the first
-    export of each process removes the folders whose lock it can take, those of processes that no longer run,
-    whatever their pid or container (a SavedModel of a few hundred kB to a few MB each; 1.7 GB had piled up over a
-    day of test runs). Where there is no ``flock`` (Windows) nothing is swept."""
-    global _swept
-    import os
-    import tempfile
-
-    try:
-        import fcntl
-    except ImportError:
-        return tempfile.mkdtemp(prefix=_EXPORT_PREFIX)
-    if not _swept:
-        _swept = True
-        _sweep(Path(tempfile.gettempdir()))
-    folder = tempfile.mkdtemp(prefix=_EXPORT_PREFIX)
-    # locked before it takes its name, so that a sweep never finds it unlocked while this process runs
-    fd, pending = tempfile.mkstemp(prefix=Path(folder).name, suffix=".pending")
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:   # a temp folder without locks (some network file systems): kept unlocked, never swept
-        os.close(fd)
-        os.unlink(pending)
-        return folder
-    os.replace(pending, folder + ".lock")
-    _held[folder] = fd
-    return folder
+    """A new folder for a kept export (``homl-edge-export-*`` in the temp folder) that lives as long as this process
+    and is swept by the next one if the process is killed (:func:`homl_edge._files.process_folder`)."""
+    return _files.process_folder(_EXPORT_PREFIX)
 
 
-def _sweep(tmp: Path) -> None:
-    """Remove the kept folders in ``tmp`` whose ``.lock`` this user owns and nobody holds (POSIX)."""
-    import fcntl
-    import os
-    import shutil
-    import stat
-
-    for lock in tmp.glob(f"{_EXPORT_PREFIX}*.lock"):
-        folder = lock.with_suffix("")
-        try:
-            fd = os.open(lock, os.O_RDONLY | os.O_NOFOLLOW)
-        except OSError:
-            continue
-        try:
-            if os.fstat(fd).st_uid != os.getuid():
-                continue
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:   # held: its process runs
-                continue
-            try:
-                if stat.S_ISDIR(os.lstat(folder).st_mode):   # a folder, not a link to one
-                    shutil.rmtree(folder, ignore_errors=True)
-            except OSError:
-                pass
-            lock.unlink(missing_ok=True)
-        finally:
-            os.close(fd)
-
-
-def _drop(folder: str) -> None:
-    """Remove a kept folder of this process, and its lock."""
-    import os
-    import shutil
-
-    shutil.rmtree(folder, ignore_errors=True)
-    fd = _held.pop(folder, None)
-    if fd is not None:
-        Path(folder + ".lock").unlink(missing_ok=True)
-        os.close(fd)
+_drop = _files.release   # remove a kept folder of this process, and its lock
 
 
 def _read_back(conv, folder: str, trackable=None):
@@ -325,12 +256,6 @@ def _reusing_export(conv, key: str):
 
     conv._convert_keras_to_saved_model = write_and_keep
     return conv
-
-
-@atexit.register
-def _remove_exports():
-    for kept in _exports.values():
-        _drop(kept.folder)
 
 
 def _convert(model, mode, calib, reuse: str | None = None) -> bytes:

@@ -20,9 +20,10 @@ import os
 import struct
 import subprocess
 import sys
-import tempfile
 import threading
 from pathlib import Path
+
+from ._files import process_folder, release
 
 ARENA_CAP = 64 * 1024 * 1024  # the arena search stops here: no microcontroller has more RAM than this
 _LIMIT_ENV = "HOML_EDGE_SANDBOX_MEMORY_BYTES"  # how the parent tells the child its address-space limit
@@ -351,7 +352,9 @@ def _micro(job: dict, blobs: list) -> tuple[dict, list]:
     inputs = [np.load(io.BytesIO(b), allow_pickle=False) for b in blobs[1:]]
     first = [x[:1] for x in inputs]
     hi = int(job.get("arena_size") or max(64 * 1024, 4 * len(data)))
-    with tempfile.TemporaryDirectory(prefix="homl-edge-micro-") as d:
+    # TFLM's messages go to a file in a folder that a crash of this child leaves to the next child's sweep
+    d = process_folder("homl-edge-micro-")
+    try:
         logf = Path(d) / "stderr.txt"
 
         def attempt(arena):
@@ -395,6 +398,8 @@ def _micro(job: dict, blobs: list) -> tuple[dict, list]:
                 interp.invoke()
                 for k in range(len(outs)):
                     outs[k].append(np.array(interp.get_output(k))[0])
+    finally:
+        release(d)
     result = []
     for o in outs:
         buf = io.BytesIO()

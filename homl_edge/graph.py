@@ -474,8 +474,9 @@ def explore(lite, overlay=None, *, model=None, data=None, folder=None, name: str
     an :func:`autoquantize` result (its recipe as bits), a ``{layer name or node id: number}`` dict; or a list of
     these (one overlay each). In a notebook the result shows the live view, served by the notebook's own Jupyter
     server (registered at its first display: homl_edge/_display.py); a saved notebook keeps a still
-    (:attr:`Exploration.svg`). The files go to ``folder`` (a new temporary
-    folder by default).
+    (:attr:`Exploration.svg`). The files go to ``folder``: by default a temporary
+    folder that is removed when the kernel ends (a live view of an ended kernel then shows nothing; pass a
+    ``folder`` of your own to keep it).
     """
     lite = _as_lite(lite)
     graph = graph_json(lite)
@@ -490,7 +491,11 @@ def explore(lite, overlay=None, *, model=None, data=None, folder=None, name: str
             key += "'"
         overlays[key] = values
     title = name or getattr(lite, "name", None) or "model"
-    out = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="homl-edge-explore-"))
+    if folder is None:   # lives as long as this process (the view's kernel); the next one sweeps it if it was killed
+        from ._files import process_folder
+
+        folder = process_folder("homl-edge-explore-")
+    out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     (out / "graphs.json").write_text(json.dumps(graph))
     for i, (key, values) in enumerate(overlays.items()):

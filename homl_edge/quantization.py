@@ -45,7 +45,7 @@ from ._cache import (_KEY_PARTS, _LIBRARIES, _MEMORY_CACHE_SIZE, _cache_get, _ca
 from ._calibration import (MAX_CALIBRATION, _collect, _saved_model_inputs, calibration_array,  # noqa: F401
                            input_signature)
 from ._modes import (_ALIASES, _EXPORTS_KEPT, CALIBRATED, MODE_SPECS, MODE_TABLE, MODES, Mode,  # noqa: F401
-                     _check_runs, _convert, _exports, _remove_exports, _reusing_export, converter_for, mode_spec,
+                     _check_runs, _convert, _exports, _reusing_export, converter_for, mode_spec,
                      normalize_mode)
 from ._quantizer import (_RECIPES, GRANULARITIES, PRECISIONS, _aeq, _check_entries,  # noqa: F401
                          _signature_input, parse_precision)

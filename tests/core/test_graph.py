@@ -2,7 +2,11 @@
 results keyed to its node ids, the still a saved notebook keeps, the files the Jupyter extension serves, and the
 one-line refusals."""
 import json
+import os
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -186,3 +190,26 @@ def test_without_model_explorer_it_names_the_pip_line():
     assert r.returncode == 0, r.stderr[-2000:]
     line = next(l for l in r.stdout.splitlines() if l.startswith("REFUSED"))
     assert "pip install 'homl-edge[explore]'" in line and "ai-edge-model-explorer==0.1.34" in line
+
+
+def test_the_default_folder_lives_as_long_as_its_process(int8, tmp_path):
+    """explore()'s default folder (the files its live view serves) is removed when its process ends, and one left
+    by a killed process is removed by the next explore(); a folder the caller gave stays."""
+    int8.save(tmp_path / "m.tflite")
+    env = {"TMPDIR": str(tmp_path / "tmp")}
+    (tmp_path / "tmp").mkdir()
+    code = ("import os, sys, homl_edge as he\n"
+            "ex = he.explore(sys.argv[1], overlay='bits')\nmine = he.explore(sys.argv[1], folder=sys.argv[2])\n"
+            "print(ex.folder, os.path.isfile(os.path.join(ex.folder, 'graphs.json')), flush=True)\n"
+            "os._exit(0) if sys.argv[3] == 'killed' else None\n")
+    for how in ("killed", "ends"):   # the second run sweeps the first one's folder, then removes its own at exit
+        r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "m.tflite"), str(tmp_path / f"mine-{how}"),
+                            how], capture_output=True, text=True, env={**os.environ, **env}, timeout=300)
+        assert r.returncode == 0, r.stderr[-2000:]
+        folder, written = r.stdout.split()
+        assert written == "True" and folder.startswith(str(tmp_path / "tmp" / "homl-edge-explore-"))
+        if how == "killed":
+            assert sorted(p.name for p in (tmp_path / "tmp").iterdir()) == sorted([Path(folder).name,
+                                                                                 Path(folder).name + ".lock"])
+    assert list((tmp_path / "tmp").iterdir()) == []
+    assert (tmp_path / "mine-killed" / "graphs.json").is_file() and (tmp_path / "mine-ends" / "graphs.json").is_file()

@@ -196,7 +196,7 @@ def test_an_interrupted_export_leaves_no_folder(tmp_path, monkeypatch):
 
     import tensorflow as tf
 
-    from homl_edge import _modes, quantization as q
+    from homl_edge import _files, _modes, quantization as q
 
     k2 = he._keras.legacy()
 
@@ -209,7 +209,7 @@ def test_an_interrupted_export_leaves_no_folder(tmp_path, monkeypatch):
     m = k2.Sequential([Interrupted(), k2.layers.Dense(2)])
     m(np.ones((1, 4), np.float32))   # built eagerly
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    monkeypatch.setattr(_modes, "_swept", True)   # this process's sweep is for the real temp folder
+    monkeypatch.setattr(_files, "_swept", {_modes._EXPORT_PREFIX})   # this process's sweep is for the real temp folder
     key = f"test-interrupted-{id(m)}"
     with pytest.raises(KeyboardInterrupt):
         q._convert(m, "float32", None, reuse=key)
@@ -227,7 +227,7 @@ def test_the_exports_of_a_killed_process_are_removed_by_the_next(tmp_path, monke
     import sys
     import tempfile
 
-    from homl_edge import _modes, quantization as q
+    from homl_edge import _files, _modes, quantization as q
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     env = {**os.environ, "TMPDIR": str(tmp_path)}
@@ -239,12 +239,12 @@ def test_the_exports_of_a_killed_process_are_removed_by_the_next(tmp_path, monke
         dead, alive = (Path(p.stdout.readline().strip()) for p in (killed, running))
         killed.send_signal(signal.SIGKILL)   # no exit handler runs
         killed.wait()
-        monkeypatch.setattr(_modes, "_swept", True)   # this process's own folder, made before its first sweep
+        monkeypatch.setattr(_files, "_swept", {_modes._EXPORT_PREFIX})   # its own folder, made before its sweep
         own = Path(_modes._export_folder())
         older = tmp_path / "homl-edge-export-abcd1234"   # an older version's folder: no lock beside it
         older.mkdir()
         assert dead.is_dir() and Path(f"{dead}.lock").is_file()
-        monkeypatch.setattr(_modes, "_swept", False)
+        monkeypatch.setattr(_files, "_swept", set())
         k2 = he._keras.legacy()
         m = k2.Sequential([k2.Input((4,)), k2.layers.Dense(2)])
         key = f"test-sweep-{id(m)}"
@@ -269,17 +269,17 @@ def test_an_export_folder_where_locks_fail_is_made_unlocked(tmp_path, monkeypatc
     import fcntl
     import tempfile
 
-    from homl_edge import _modes
+    from homl_edge import _files, _modes
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    monkeypatch.setattr(_modes, "_swept", True)
+    monkeypatch.setattr(_files, "_swept", {_modes._EXPORT_PREFIX})
 
     def no_locks(fd, operation):
         raise OSError(37, "No locks available")
 
     monkeypatch.setattr(fcntl, "flock", no_locks)
     folder = _modes._export_folder()
-    assert Path(folder).is_dir() and folder not in _modes._held
+    assert Path(folder).is_dir() and _files._held[folder] is None   # made, with no lock to hold
     assert [p.name for p in tmp_path.iterdir()] == [Path(folder).name]   # no lock, no pending file
     _modes._drop(folder)
     assert not list(tmp_path.iterdir())

@@ -409,3 +409,37 @@ def test_compare_names_every_variant_and_checks_x(lite_f32, trained, digits, tmp
         assert cli.main(["compare", *models, *args[2:]]) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("homl-edge: error:") and "\n" not in err and "(40, 8, 5, 1)" in err, err
+
+
+def test_micro_log_folders_are_removed_even_after_a_killed_child(lite_int8io, digits, tmp_path, monkeypatch):
+    """TFLM's log folder of a micro job (homl-edge-micro-*) is removed after the job; one left by a child that was
+    killed (no exit handler ran) is removed by the next child's first job, whose sweep finds its lock free."""
+    import signal
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))   # the sandbox child's temp folder (it inherits the environment)
+    make = "from homl_edge import _files; print(_files.process_folder('homl-edge-micro-'), flush=True); input()"
+    killed = subprocess.Popen([sys.executable, "-c", make], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    dead = killed.stdout.readline().strip()
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    killed.stdout.close()
+    killed.stdin.close()
+    assert os.path.isdir(dead) and os.path.isfile(dead + ".lock") and os.path.dirname(dead) == str(tmp_path)
+    (_, _), (xt, _) = digits
+    box = _sandbox.Sandbox()   # a child of its own, started under this TMPDIR
+    try:
+        x = (xt[:2] / lite_int8io.input_details[0]["quantization"][0]).round().astype(np.int8)
+        header, _ = box.call({"job": "micro", "arena_size": None, "find_arena": False, "n_outputs": 1},
+                             [lite_int8io.content, _npy(x)])
+        assert header["ok"], header
+    finally:
+        box.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [], "a micro job left its log folder, or the dead one stayed"
+
+
+def _npy(x) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, x, allow_pickle=False)
+    return buf.getvalue()
