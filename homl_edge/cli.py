@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 from . import commands
@@ -222,7 +223,9 @@ def cmd_explore(a):
         _check_output(a.svg, (".svg",), a.force, [a.model], what="still")
     model = _load_model(a.keras, a.unsafe) if a.keras else None
     data = _load_npy(a.calib, "calibration") if a.calib else None
-    view = graph.explore(a.model, overlay=a.overlay, model=model, data=data, folder=a.folder)
+    # kept after this command ends (the model-explorer line below reads it): not the process folder explore() makes
+    folder = a.folder or tempfile.mkdtemp(prefix="homl-edge-explore-")
+    view = graph.explore(a.model, overlay=a.overlay, model=model, data=data, folder=folder)
     import pandas as pd
 
     with pd.option_context("display.width", 200, "display.max_columns", 20):

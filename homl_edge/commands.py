@@ -363,8 +363,11 @@ COMMANDS = (
                 help="with --overlay error: the float .keras/.h5 model the file was converted from"),
             opt("--calib", face="cli", metavar="NPY", file=True, param="data",
                 help="with --overlay error: a few inputs (.npy)"),
-            opt("--folder", metavar="DIR", help="write the graph and node-data JSON here (default: a new temporary "
-                                                "folder)"),
+            opt("--folder", face="magic", metavar="DIR",
+                help="write the graph and node-data JSON here (default: a temporary folder removed when the kernel "
+                     "ends)"),
+            opt("--folder", face="cli", metavar="DIR",
+                help="write the graph and node-data JSON here (default: a new temporary folder, kept)"),
             opt("--svg", face="cli", metavar="PATH", help="also write the still (ops coloured by the first overlay)"),
             opt("--force", face="cli", action="store_true", param="overwrite", help="replace an existing --svg file"),
             _output("bind the view (an Exploration: .overlays, .to_frame(), .svg) to this name"),

@@ -4,6 +4,7 @@
 without a row here fails the suite. The rows use a small slice of the digits and one epoch.
 """
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -193,9 +194,23 @@ CLI_ROWS = [
      lambda d, out: "node_data_1.json" in out and "model-explorer" in out and (d / "view/graphs.json").is_file()
      and "error (SNR dB)" in (d / "io.svg").read_text()),
     ("explore", "{d}/io.tflite --overlay bits --keras {d}/lambda.h5 --unsafe --svg {d}/io.svg --force",
-     lambda d, out: "bits" in (d / "io.svg").read_text() and "bits" in out),
+     lambda d, out: "bits" in (d / "io.svg").read_text() and "bits" in out and _kept_explore_folder(out)),
     ("gpu", "", lambda d, out: "no GPU" in out),
 ]
+
+
+def _kept_explore_folder(out: str) -> bool:
+    """The CLI's default folder (its model-explorer line reads the files in it) outlives the command: a plain
+    temporary folder, not one of the process folders removed at exit (then removed here)."""
+    import shutil
+
+    from homl_edge import _files
+
+    folder = Path(out.split("wrote ", 1)[1].split(":", 1)[0])
+    kept = (folder / "node_data_0.json").is_file() and str(folder) not in _files._held \
+        and not Path(f"{folder}.lock").exists() and f"--node_data_paths={folder}/node_data_0.json" in out
+    shutil.rmtree(folder)
+    return kept
 
 
 @pytest.mark.slow
