@@ -78,50 +78,54 @@ def replace_folder(new: Path, out: Path) -> None:
 
 
 # ------------------------------------------------------------------------ temporary folders of a process
-_held: dict = {}      # folder -> the open .lock file this process holds (flock) while it runs (None: no lock)
-_swept: set = set()   # the prefixes whose folders of ended processes this process has removed already
+_roots: dict = {}    # (temp folder, prefix) -> (this process's root folder there, its held .lock fd or None)
+_made: set = set()   # the folders process_folder made in this process and that are not released yet
 
 
 def process_folder(prefix: str) -> str:
-    """A new folder ``{prefix}*`` in the temp folder that lives as long as this process: removed by
-    :func:`release` or when the process ends normally, and beside it a ``.lock`` file that the process holds
-    (``flock``) as long as it runs. A process that is killed cannot remove its folders (a kernel stopped with
-    ``now=True``, as nbval and a forced restart stop it; a sandbox child that crashed; the out-of-memory killer), but
-    the operating system releases its locks: so the first folder of each prefix that a process makes removes the
-    folders of that prefix whose lock it can take, those of processes that no longer run, whatever their pid or
-    container (1.7 GB of exports had piled up over a day of test runs). Where there is no ``flock`` (Windows, some
-    network file systems) the folder is made unlocked and nothing is swept."""
+    """A new folder that lives as long as this process: removed by :func:`release` or when the process ends
+    normally. It is made inside this process's root folder ``{prefix}*`` in the temp folder (one per prefix, so one
+    open file however many folders), beside which a ``.lock`` file is held (``flock``) as long as the process runs.
+    A process that is killed cannot remove its folders (a kernel stopped with ``now=True``, as nbval and a forced
+    restart stop it; a sandbox child that crashed; the out-of-memory killer), but the operating system releases its
+    locks: so the first folder of each prefix that a process makes removes the roots of that prefix whose lock it can
+    take, those of processes that no longer run, whatever their pid or container (1.7 GB of exports had piled up over
+    a day of test runs). Where there is no ``flock`` (Windows, some network file systems) the root is made unlocked
+    and nothing is swept."""
+    tmp = tempfile.gettempdir()
+    if (tmp, prefix) not in _roots:
+        _roots[(tmp, prefix)] = _new_root(Path(tmp), prefix)
+    folder = tempfile.mkdtemp(dir=_roots[(tmp, prefix)][0])
+    _made.add(folder)
+    return folder
+
+
+def _new_root(tmp: Path, prefix: str) -> tuple[str, int | None]:
     try:
         import fcntl
     except ImportError:
-        folder = tempfile.mkdtemp(prefix=prefix)
-        _held[folder] = None
-        return folder
-    if prefix not in _swept:
-        _swept.add(prefix)
-        sweep(Path(tempfile.gettempdir()), prefix)
-    folder = tempfile.mkdtemp(prefix=prefix)
+        return tempfile.mkdtemp(prefix=prefix, dir=tmp), None
+    sweep(tmp, prefix)
+    root = tempfile.mkdtemp(prefix=prefix, dir=tmp)
     # locked before it takes its name, so that a sweep never finds it unlocked while this process runs
-    fd, pending = tempfile.mkstemp(prefix=Path(folder).name, suffix=".pending")
+    fd, pending = tempfile.mkstemp(prefix=Path(root).name, suffix=".pending", dir=tmp)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:   # a temp folder without locks: kept unlocked, never swept
         os.close(fd)
         os.unlink(pending)
-        _held[folder] = None
-        return folder
-    os.replace(pending, folder + ".lock")
-    _held[folder] = fd
-    return folder
+        return root, None
+    os.replace(pending, root + ".lock")
+    return root, fd
 
 
 def sweep(tmp: Path, prefix: str) -> None:
-    """Remove the folders ``{prefix}*`` in ``tmp`` whose ``.lock`` this user owns and nobody holds (POSIX)."""
+    """Remove the roots ``{prefix}*`` in ``tmp`` whose ``.lock`` this user owns and nobody holds (POSIX)."""
     import fcntl
     import stat
 
     for lock in tmp.glob(f"{prefix}*.lock"):
-        folder = lock.with_suffix("")
+        root = lock.with_suffix("")
         try:
             fd = os.open(lock, os.O_RDONLY | os.O_NOFOLLOW)
         except OSError:
@@ -134,8 +138,8 @@ def sweep(tmp: Path, prefix: str) -> None:
             except OSError:   # held: its process runs
                 continue
             try:
-                if stat.S_ISDIR(os.lstat(folder).st_mode):   # a folder, not a link to one
-                    shutil.rmtree(folder, ignore_errors=True)
+                if stat.S_ISDIR(os.lstat(root).st_mode):   # a folder, not a link to one
+                    shutil.rmtree(root, ignore_errors=True)
             except OSError:
                 pass
             lock.unlink(missing_ok=True)
@@ -144,21 +148,29 @@ def sweep(tmp: Path, prefix: str) -> None:
 
 
 def release(folder: str) -> None:
-    """Remove a folder that :func:`process_folder` made, and its lock."""
-    shutil.rmtree(folder, ignore_errors=True)
-    if folder in _held:
-        fd = _held.pop(folder)
-        if fd is not None:
-            Path(folder + ".lock").unlink(missing_ok=True)
-            os.close(fd)
+    """Remove a folder that :func:`process_folder` made in this process (any other path is left alone)."""
+    if folder in _made:
+        _made.discard(folder)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @atexit.register
 def _release_all():
-    if os.getpid() != _OWNER:   # a forked child (the sandbox's trials) leaves its parent's folders alone
-        return
-    for folder in list(_held):
-        release(folder)
+    for root, fd in _roots.values():
+        shutil.rmtree(root, ignore_errors=True)
+        if fd is not None:
+            Path(root + ".lock").unlink(missing_ok=True)
+            os.close(fd)
+    _roots.clear()
+    _made.clear()
 
 
-_OWNER = os.getpid()
+def _forget_in_child():
+    """A forked child (the sandbox's trials, multiprocessing's workers) owns none of its parent's folders: it neither
+    releases them nor removes them at its exit (the inherited lock stays held until the child ends)."""
+    _roots.clear()
+    _made.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)

@@ -17,6 +17,7 @@ import contextlib
 import io
 import json
 import os
+import signal
 import struct
 import subprocess
 import sys
@@ -78,9 +79,21 @@ class Sandbox:
     def _start(self):
         self._limit = int(self.memory_bytes or default_memory_limit())
         env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="3", **{_LIMIT_ENV: str(self._limit)})
+        # a session of its own: stopping it stops the trials it forked too (one stuck in a loop would keep a core)
         self._proc = subprocess.Popen([sys.executable, "-m", "homl_edge._sandbox"], stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
-                                      cwd=str(Path(__file__).resolve().parent.parent))
+                                      cwd=str(Path(__file__).resolve().parent.parent), start_new_session=True)
+
+    @staticmethod
+    def _kill(proc):
+        """Stop the child and every process it forked (its process group)."""
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (OSError, AttributeError):   # gone already; or no process groups (Windows)
+            try:
+                proc.kill()
+            except OSError:
+                pass
 
     def call(self, job: dict, blobs=(), timeout: float = 300.0):
         """Send one job; returns (header, blobs), or ({"ok": False, "crashed": True, ...}, []) if the child died."""
@@ -100,10 +113,7 @@ class Sandbox:
                 pass
             if not timed_out and answer and answer[0][0] is not None:
                 return answer[0]
-            try:
-                proc.kill()
-            except OSError:
-                pass
+            self._kill(proc)
             code = proc.wait()
             self._proc = None
             if timed_out:
@@ -120,7 +130,8 @@ class Sandbox:
             try:
                 self._proc.wait(timeout=2)
             except subprocess.TimeoutExpired:
-                self._proc.kill()
+                self._kill(self._proc)
+                self._proc.wait()
         self._proc = None
 
 
@@ -157,11 +168,7 @@ def run_micro(data: bytes, inputs: list, *, n_outputs: int = 1, arena_size: int 
     """
     import numpy as np
 
-    blobs = [data]
-    for x in inputs:
-        buf = io.BytesIO()
-        np.save(buf, np.ascontiguousarray(x), allow_pickle=False)
-        blobs.append(buf.getvalue())
+    blobs = [data] + [_npy_bytes(np.ascontiguousarray(x)) for x in inputs]
     job = {"job": "micro", "arena_size": arena_size, "find_arena": find_arena, "n_outputs": n_outputs,
            "model_bytes": len(data)}
     header, out = _sandbox.call(job, blobs, timeout=timeout)
@@ -171,6 +178,15 @@ def run_micro(data: bytes, inputs: list, *, n_outputs: int = 1, arena_size: int 
     if header.get("ok"):
         header["outputs"] = [np.load(io.BytesIO(b), allow_pickle=False) for b in out]
     return header
+
+
+def _npy_bytes(x) -> bytes:
+    """An array as the bytes of a ``.npy`` file (no pickles): how arrays cross the pipe, both ways."""
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.save(buf, x, allow_pickle=False)
+    return buf.getvalue()
 
 
 # ----------------------------------------------------------------------------------------------- child side
@@ -400,11 +416,7 @@ def _micro(job: dict, blobs: list) -> tuple[dict, list]:
                     outs[k].append(np.array(interp.get_output(k))[0])
     finally:
         release(d)
-    result = []
-    for o in outs:
-        buf = io.BytesIO()
-        np.save(buf, np.stack(o), allow_pickle=False)
-        result.append(buf.getvalue())
+    result = [_npy_bytes(np.stack(o)) for o in outs]
     return {"ok": True, "arena_bytes": arena_bytes, "arena_tried": hi}, result
 
 

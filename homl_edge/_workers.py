@@ -147,11 +147,9 @@ def multi_worker_fit(model, x, y, *, workers: int = 2, epochs: int = 3, batch_si
     Returns a :class:`MultiWorkerRun`: ``losses`` (a Table, epoch x worker 0..n-1 and "one device"), ``workers``
     (per-worker dicts with "loss", "replicas", "weights"), ``single``, ``max_diff_between_workers``,
     ``max_diff_vs_one_device``, ``tf_configs`` and ``seconds`` (``run["losses"]`` as when it was a dict)."""
-    import shutil
-    import tempfile
-
     import numpy as np
 
+    from ._files import process_folder, release
     from .report import Table
 
     if workers < 2:
@@ -160,7 +158,7 @@ def multi_worker_fit(model, x, y, *, workers: int = 2, epochs: int = 3, batch_si
     if batch_size % workers or len(x) < batch_size:
         raise HomlEdgeError(f"batch_size must be a multiple of the {workers} workers and at most the {len(x)} "
                             f"samples, got {batch_size}")
-    folder = tempfile.mkdtemp(prefix="homl-edge-workers-")
+    folder = process_folder("homl-edge-workers-")   # the model, weights and data the workers read
     t0 = time.perf_counter()
     try:
         open(os.path.join(folder, "model.json"), "w").write(model.to_json())
@@ -202,7 +200,7 @@ def multi_worker_fit(model, x, y, *, workers: int = 2, epochs: int = 3, batch_si
             r["weights"] = list(np.load(os.path.join(folder, f"out-{i}.npz")).values())
         single["weights"] = list(np.load(os.path.join(folder, "out-single.npz")).values())
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        release(folder)
 
     def diff(a, b):
         return max(float(np.abs(u - v).max()) for u, v in zip(a, b))

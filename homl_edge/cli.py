@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -225,7 +226,12 @@ def cmd_explore(a):
     data = _load_npy(a.calib, "calibration") if a.calib else None
     # kept after this command ends (the model-explorer line below reads it): not the process folder explore() makes
     folder = a.folder or tempfile.mkdtemp(prefix="homl-edge-explore-")
-    view = graph.explore(a.model, overlay=a.overlay, model=model, data=data, folder=folder)
+    try:
+        view = graph.explore(a.model, overlay=a.overlay, model=model, data=data, folder=folder)
+    except BaseException:
+        if not a.folder:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
     import pandas as pd
 
     with pd.option_context("display.width", 200, "display.max_columns", 20):

@@ -491,19 +491,22 @@ def explore(lite, overlay=None, *, model=None, data=None, folder=None, name: str
             key += "'"
         overlays[key] = values
     title = name or getattr(lite, "name", None) or "model"
-    if folder is None:   # lives as long as this process (the view's kernel); the next one sweeps it if it was killed
-        from ._files import process_folder
-
-        folder = process_folder("homl-edge-explore-")
-    out = Path(folder)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "graphs.json").write_text(json.dumps(graph))
-    for i, (key, values) in enumerate(overlays.items()):
-        (out / f"node_data_{i}.json").write_text(json.dumps(node_data(values, key, _main_graph(graph)["id"])))
+    _check_web_app()  # refused now, in one line, rather than a blank view later (and before a folder is made)
+    from ._files import process_folder, release
     from ._widgets import widget_file
 
-    (out / "storage.js").write_bytes(widget_file("explore/storage.js").read_bytes())
-    _check_web_app()  # refused now, in one line, rather than a blank view later
+    # by default a folder that lives as long as this process (the view's kernel); the next one sweeps it if killed
+    out = Path(folder) if folder is not None else Path(process_folder("homl-edge-explore-"))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "graphs.json").write_text(json.dumps(graph))
+        for i, (key, values) in enumerate(overlays.items()):
+            (out / f"node_data_{i}.json").write_text(json.dumps(node_data(values, key, _main_graph(graph)["id"])))
+        (out / "storage.js").write_bytes(widget_file("explore/storage.js").read_bytes())
+    except BaseException:
+        if folder is None:
+            release(str(out))
+        raise
     return Exploration(name=title, graph=graph, ops=ops, overlays=overlays, folder=out, notes=notes)
 
 

@@ -208,8 +208,12 @@ def test_the_default_folder_lives_as_long_as_its_process(int8, tmp_path):
         assert r.returncode == 0, r.stderr[-2000:]
         folder, written = r.stdout.split()
         assert written == "True" and folder.startswith(str(tmp_path / "tmp" / "homl-edge-explore-"))
-        if how == "killed":
-            assert sorted(p.name for p in (tmp_path / "tmp").iterdir()) == sorted([Path(folder).name,
-                                                                                 Path(folder).name + ".lock"])
-    assert list((tmp_path / "tmp").iterdir()) == []
+        if how == "killed":   # its root folder and the root's lock are left
+            assert _ours(tmp_path / "tmp") == sorted([Path(folder).parent.name, Path(folder).parent.name + ".lock"])
+    assert _ours(tmp_path / "tmp") == []
     assert (tmp_path / "mine-killed" / "graphs.json").is_file() and (tmp_path / "mine-ends" / "graphs.json").is_file()
+
+
+def _ours(folder) -> list:
+    """homl-edge's entries in a temp folder (TensorFlow and others may write there too)."""
+    return sorted(p.name for p in Path(folder).iterdir() if p.name.startswith("homl-edge-"))

@@ -188,15 +188,28 @@ def test_reused_export_writes_the_bytes_of_a_fresh_conversion(trained, digits, m
     assert _modes._lean_export(lstm, "/nonexistent") is False
 
 
-def test_an_interrupted_export_leaves_no_folder(tmp_path, monkeypatch):
+@pytest.fixture
+def own_temp(tmp_path, monkeypatch):
+    """tempfile's folder is ``tmp_path``, and this process's temporary folders start anew there (released at the
+    end, as at the process's exit)."""
+    import tempfile
+
+    from homl_edge import _files
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(_files, "_roots", {})
+    monkeypatch.setattr(_files, "_made", set())
+    yield tmp_path
+    _files._release_all()
+
+
+def test_an_interrupted_export_leaves_no_folder(own_temp):
     """The SavedModel folder kept for a model's next modes is made only when TensorFlow exports, and removed when the
     export does not finish: here a Ctrl-C while TensorFlow traces the model (a layer that raises KeyboardInterrupt
     when traced, as an interrupt at that moment would). Nothing is left in the temp folder, and nothing is kept."""
-    import tempfile
-
     import tensorflow as tf
 
-    from homl_edge import _files, _modes, quantization as q
+    from homl_edge import quantization as q
 
     k2 = he._keras.legacy()
 
@@ -208,81 +221,73 @@ def test_an_interrupted_export_leaves_no_folder(tmp_path, monkeypatch):
 
     m = k2.Sequential([Interrupted(), k2.layers.Dense(2)])
     m(np.ones((1, 4), np.float32))   # built eagerly
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    monkeypatch.setattr(_files, "_swept", {_modes._EXPORT_PREFIX})   # this process's sweep is for the real temp folder
     key = f"test-interrupted-{id(m)}"
     with pytest.raises(KeyboardInterrupt):
         q._convert(m, "float32", None, reuse=key)
     assert key not in q._exports
-    assert not list(tmp_path.glob("homl-edge-export-*")), list(tmp_path.iterdir())
+    assert not list(own_temp.glob("homl-edge-export-*/*")), list(own_temp.rglob("*"))
 
 
-def test_the_exports_of_a_killed_process_are_removed_by_the_next(tmp_path, monkeypatch):
+def test_the_exports_of_a_killed_process_are_removed_by_the_next(own_temp):
     """A kernel killed with ``now=True`` (nbval, a forced restart, the out-of-memory killer) cannot remove its kept
-    SavedModel folder; its lock goes with it, so the next process's first export removes the folder. The folders of
-    running processes (another one's, this one's) stay, and so do folders without a lock (older versions')."""
+    SavedModel folders; the lock of their root goes with it, so the next process's first export removes them. The
+    folders of a process that still runs, and an older version's folder (no lock beside it), stay."""
     import os
     import signal
     import subprocess
     import sys
-    import tempfile
 
-    from homl_edge import _files, _modes, quantization as q
+    from homl_edge import _modes, quantization as q
 
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    env = {**os.environ, "TMPDIR": str(own_temp)}
     make = ("from homl_edge import _modes; print(_modes._export_folder(), flush=True); import time; time.sleep(120)")
     killed, running = (subprocess.Popen([sys.executable, "-c", make], stdout=subprocess.PIPE, text=True, env=env)
                        for _ in range(2))
-    key = own = None
+    key = None
     try:
         dead, alive = (Path(p.stdout.readline().strip()) for p in (killed, running))
         killed.send_signal(signal.SIGKILL)   # no exit handler runs
         killed.wait()
-        monkeypatch.setattr(_files, "_swept", {_modes._EXPORT_PREFIX})   # its own folder, made before its sweep
-        own = Path(_modes._export_folder())
-        older = tmp_path / "homl-edge-export-abcd1234"   # an older version's folder: no lock beside it
+        older = own_temp / "homl-edge-export-abcd1234"   # an older version's folder: no lock beside it
         older.mkdir()
-        assert dead.is_dir() and Path(f"{dead}.lock").is_file()
-        monkeypatch.setattr(_files, "_swept", set())
+        assert dead.is_dir() and Path(f"{dead.parent}.lock").is_file() and dead.parent.parent == own_temp
         k2 = he._keras.legacy()
         m = k2.Sequential([k2.Input((4,)), k2.layers.Dense(2)])
         key = f"test-sweep-{id(m)}"
         q._convert(m, "float32", None, reuse=key)
         made = Path(q._exports[key].folder)
-        assert not dead.exists() and not Path(f"{dead}.lock").exists()
-        assert alive.is_dir() and own.is_dir() and older.is_dir() and made.parent == tmp_path
-        assert sorted(p.name for p in tmp_path.glob("*.lock")) == sorted(f"{f.name}.lock" for f in (alive, own, made))
+        assert not dead.parent.exists() and not Path(f"{dead.parent}.lock").exists()
+        assert alive.is_dir() and older.is_dir() and made.parent.parent == own_temp
+        assert sorted(p.name for p in own_temp.glob("*.lock")) == sorted(f"{f.parent.name}.lock" for f in (alive, made))
     finally:
         running.kill()
         running.wait()
         for p in (killed, running):
             p.stdout.close()
         kept = q._exports.pop(key, None)
-        for folder in ([kept.folder] if kept else []) + ([str(own)] if own else []):
-            _modes._drop(folder)
+        if kept:
+            _modes._drop(kept.folder)
 
 
-def test_an_export_folder_where_locks_fail_is_made_unlocked(tmp_path, monkeypatch):
+def test_an_export_folder_where_locks_fail_is_made_unlocked(own_temp, monkeypatch):
     """A temp folder whose file system refuses locks (ENOLCK on some network file systems) still gets its export
     folder, unlocked (never swept), and leaves no half-made lock file: the conversion does not fail for it."""
     import fcntl
-    import tempfile
 
     from homl_edge import _files, _modes
-
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    monkeypatch.setattr(_files, "_swept", {_modes._EXPORT_PREFIX})
 
     def no_locks(fd, operation):
         raise OSError(37, "No locks available")
 
     monkeypatch.setattr(fcntl, "flock", no_locks)
-    folder = _modes._export_folder()
-    assert Path(folder).is_dir() and _files._held[folder] is None   # made, with no lock to hold
-    assert [p.name for p in tmp_path.iterdir()] == [Path(folder).name]   # no lock, no pending file
-    _modes._drop(folder)
-    assert not list(tmp_path.iterdir())
+    folder = Path(_modes._export_folder())
+    root, fd = _files._roots[(str(own_temp), _modes._EXPORT_PREFIX)]
+    assert folder.is_dir() and folder.parent == Path(root) and fd is None   # made, with no lock to hold
+    assert [p.name for p in own_temp.iterdir()] == [Path(root).name]   # no lock, no pending file
+    _modes._drop(str(folder))
+    assert not folder.exists() and Path(root).is_dir()
+    _files._release_all()
+    assert not list(own_temp.iterdir())
 
 
 def test_requantize_and_agreement_take_an_optimized_results_file(trained, digits, lite_f32):

@@ -424,22 +424,43 @@ def test_micro_log_folders_are_removed_even_after_a_killed_child(lite_int8io, di
     killed.wait()
     killed.stdout.close()
     killed.stdin.close()
-    assert os.path.isdir(dead) and os.path.isfile(dead + ".lock") and os.path.dirname(dead) == str(tmp_path)
+    root = os.path.dirname(dead)   # the killed process's root folder, and its lock beside it
+    assert os.path.isdir(dead) and os.path.isfile(root + ".lock") and os.path.dirname(root) == str(tmp_path)
     (_, _), (xt, _) = digits
     box = _sandbox.Sandbox()   # a child of its own, started under this TMPDIR
     try:
         x = (xt[:2] / lite_int8io.input_details[0]["quantization"][0]).round().astype(np.int8)
         header, _ = box.call({"job": "micro", "arena_size": None, "find_arena": False, "n_outputs": 1},
-                             [lite_int8io.content, _npy(x)])
+                             [lite_int8io.content, _sandbox._npy_bytes(x)])
         assert header["ok"], header
     finally:
         box.close()
-    assert sorted(p.name for p in tmp_path.iterdir()) == [], "a micro job left its log folder, or the dead one stayed"
+    left = [p.name for p in tmp_path.iterdir() if p.name.startswith("homl-edge-")]
+    assert left == [], f"a micro job left its log folder, or the dead one stayed: {left}"
 
 
-def _npy(x) -> bytes:
-    import io
-
-    buf = io.BytesIO()
-    np.save(buf, x, allow_pickle=False)
-    return buf.getvalue()
+def test_stopping_the_sandbox_child_stops_what_it_forked():
+    """A TFLM trial runs in a process the sandbox child forks; when the child is stopped (a timeout), that process
+    goes too (the child has a session of its own and its whole group is killed), instead of spinning on."""
+    child = ("import os, sys, time\npid = os.fork()\n"
+             "if pid == 0:\n    while True: pass\n"   # a trial stuck in a loop
+             "print(pid, flush=True)\ntime.sleep(120)\n")
+    proc = subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        grandchild = int(proc.stdout.readline())
+        _sandbox.Sandbox._kill(proc)
+        proc.wait(timeout=10)
+        for _ in range(100):   # killed: gone, or a zombie until whoever adopted it reaps it
+            try:
+                with open(f"/proc/{grandchild}/stat") as f:
+                    if f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                        break
+            except FileNotFoundError:
+                break
+            time.sleep(0.05)
+        else:
+            os.kill(grandchild, 9)
+            pytest.fail("the forked process outlived the child")
+    finally:
+        proc.kill()
+        proc.stdout.close()

@@ -207,7 +207,7 @@ def _kept_explore_folder(out: str) -> bool:
     from homl_edge import _files
 
     folder = Path(out.split("wrote ", 1)[1].split(":", 1)[0])
-    kept = (folder / "node_data_0.json").is_file() and str(folder) not in _files._held \
+    kept = (folder / "node_data_0.json").is_file() and str(folder) not in _files._made \
         and not Path(f"{folder}.lock").exists() and f"--node_data_paths={folder}/node_data_0.json" in out
     shutil.rmtree(folder)
     return kept
