@@ -163,8 +163,9 @@ _EXPORT_PREFIX = "homl-edge-export-"
 
 
 def _export_folder() -> str:
-    """A new folder for a kept export (``homl-edge-export-*`` in the temp folder) that lives as long as this process
-    and is swept by the next one if the process is killed (:func:`homl_edge._files.process_folder`)."""
+    """A new folder for a kept export (in this process's ``homl-edge-export-*`` root in the temp folder) that lives as
+    long as this process and is swept by the next one if the process is killed
+    (:func:`homl_edge._files.process_folder`)."""
     return _files.process_folder(_EXPORT_PREFIX)
 
 
