@@ -169,7 +169,7 @@ def _export_folder() -> str:
     return _files.process_folder(_EXPORT_PREFIX)
 
 
-_drop = _files.release   # remove a kept folder of this process, and its lock
+_drop = _files.release   # remove a kept folder of this process (its root and the root's lock go at exit)
 
 
 def _read_back(conv, folder: str, trackable=None):
