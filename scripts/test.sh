@@ -3,9 +3,9 @@
 #   1. the main environment (.venv, the lock): unit tests, every chapter under nbval, the browser tests, in two
 #      pytest-xdist workers;
 #   2. the current environment (.venv-current: Python 3.12, the newest TensorFlow, numpy 2): the unit tests.
-# One after the other, each with both cores. The suite is CPU-bound: measured on 2 cores (26 November), one after the
-# other the main suite took 14 min 36 s to 18 min 37 s and both 20 min 54 s to 26 min 11 s (the README's table);
-# side by side, the second at nice 10, the main suite took 19 min 40 s. The chapters' claim cells run beside a busy
+# One after the other, each with both cores. The suite is CPU-bound: measured on 2 cores from fresh clones (the
+# README's table), the main suite took 643 s to 973 s and both 984 s to 1,408 s in the last six plain runs; side by
+# side (26 November), the second at nice 10, the main suite took 19 min 40 s instead of 14 min 36 s. The chapters' claim cells run beside a busy
 # core of their own (conftest.py). The second's output goes to test-artifacts/current-env.log and its summary is printed at
 # the end; the exit code fails if either failed.
 set -uo pipefail
