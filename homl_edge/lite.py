@@ -15,6 +15,7 @@ import gzip
 import hashlib
 import json
 import os
+import re
 import struct
 import tempfile
 import time
@@ -232,7 +233,18 @@ class LiteModel:
 
     @property
     def output_names(self) -> list[str]:
+        """Output names in the order ``predict`` returns them: by name, numbers in numeric order. Keras 3 names a
+        list's outputs ``output_0``, ``output_1``, ... ``output_10`` (Keras's order, which the file's own tensor order
+        is not); a tf_keras model's are its output layers' names."""
+        return sorted(self._file_output_names(), key=_natural)
+
+    def _file_output_names(self) -> list[str]:
+        """Output names in ``output_details`` order (the file's)."""
         return [self._names("output").get(d["index"], d["name"]) for d in self.output_details]
+
+    def _by_name(self, arrays) -> dict:
+        """``{name: array}`` for arrays in ``output_details`` order, in :attr:`output_names` order."""
+        return {n: arrays[i] for i, n in sorted(enumerate(self._file_output_names()), key=lambda p: _natural(p[1]))}
 
     def _names(self, kind) -> dict:
         """tensor index -> signature name (a file with exactly one signature), else {}."""
@@ -277,6 +289,11 @@ class LiteModel:
                 raise HomlEdgeError(f"the model's inputs are {names}; got {sorted(x)}")
             arrays = [np.asarray(x[n] if n in x else x[r]) for n, r in zip(names, raw)]
         elif isinstance(x, (list, tuple)) and len(x) == len(details):
+            alike = collections.Counter((_signature(d)[1:], np.dtype(d["dtype"]).name) for d in details)
+            if max(alike.values()) > 1:  # a list in another order would run, silently wrong
+                raise HomlEdgeError(f"the model's inputs {self.input_names} include inputs of the same shape and "
+                                    "type: pass a dict by name (a .tflite file does not keep the order of a Keras "
+                                    "model's inputs, so a list could swap them unnoticed)")
             arrays = [np.asarray(a) for a in x]
         else:
             raise HomlEdgeError(f"the model has {len(details)} inputs {self.input_names}: pass a dict by name or a "
@@ -287,8 +304,10 @@ class LiteModel:
             if a.ndim == len(want) - 1:
                 a = a[None]
             if a.ndim != len(want) or any(w > 0 and w != g for w, g in zip(want[1:], a.shape[1:])):
+                hint = (f" (a list is taken in input_names order {self.input_names}: pass a dict by name)"
+                        if len(details) > 1 and not isinstance(x, dict) else "")
                 raise HomlEdgeError(f"input {d['name']!r} of shape {tuple(a.shape)} does not fit the model's "
-                                    f"input {_shape_str(want)}")
+                                    f"input {_shape_str(want)}{hint}")
             if not np.issubdtype(a.dtype, np.number) and a.dtype != np.bool_:
                 raise HomlEdgeError(f"input has dtype {a.dtype}; expected numbers")
             out.append(a)
@@ -299,8 +318,10 @@ class LiteModel:
     def predict(self, x, batch_size: int = 256):
         """Run ``x`` (batch first) through the model and return float outputs (dequantized where needed).
 
-        A single-output model returns one array; several outputs come back as ``{name: array}``. Several inputs
-        are given as a dict by name or a list in :attr:`input_names` order. A file with a dynamic batch is
+        A single-output model returns one array; several outputs come back as ``{name: array}`` in
+        :attr:`output_names` order (Keras's order for a Keras 3 list). Several inputs are given as a dict by name,
+        or a list in :attr:`input_names` order where no two inputs share shape and type (the file does not keep a
+        Keras model's input order, and a swap of alike inputs would run unnoticed). A file with a dynamic batch is
         resized to run ``batch_size`` samples at once; a file with a fixed batch (often 1, in models made
         elsewhere) is run in chunks of that batch, so N samples always give N rows. Recurrent state (the
         variables of a fused LSTM) is reset before every invoke, as Keras's ``predict`` starts every sample anew.
@@ -340,10 +361,10 @@ class LiteModel:
                                         "interpreter yourself (lite.interpreter())")
                 results[k].append(y[:rows])
         arrays = [np.concatenate(r, axis=0) for r in results]
-        check_finite(self.name, "LiteRT", arrays, self.output_names, inputs)
+        check_finite(self.name, "LiteRT", arrays, self._file_output_names(), inputs)
         if len(arrays) == 1:
             return arrays[0]
-        return dict(zip(self.output_names, arrays))
+        return self._by_name(arrays)
 
     def evaluate(self, x, y) -> float:
         """Top-1 accuracy on ``(x, y)`` with integer labels (or one-hot rows)."""
@@ -600,18 +621,18 @@ class LiteModel:
         raw = r["outputs"]
         if getattr(self, "_litert_refused", None):  # LiteRT will not run it: TFLM's answers stand alone
             floats = [dequantize_array(o, d) for o, d in zip(raw, outs)]
-            check_finite(self.name, "TensorFlow Lite Micro", floats, self.output_names, inputs)
+            check_finite(self.name, "TensorFlow Lite Micro", floats, self._file_output_names(), inputs)
             accuracy = None
             if y is not None:
                 if len(floats) != 1:
                     raise HomlEdgeError(f"{self.name} has {len(floats)} outputs: accuracy needs one")
                 accuracy = float((floats[0].argmax(-1) == _class_labels(y)).mean())
-            return MicroRun(outputs=floats[0] if len(floats) == 1 else dict(zip(self.output_names, floats)),
+            return MicroRun(outputs=floats[0] if len(floats) == 1 else self._by_name(floats),
                             n=len(q[0]), flash_bytes=self.size, arena_bytes=r.get("arena_bytes"),
                             arena_tried=r["arena_tried"], argmax_agreement=None, bit_identical=None,
                             compared_with=f"nothing: {self._litert_refused}", accuracy=accuracy)
         ref = self._raw_outputs(q)
-        for name, a, b in zip(self.output_names, raw, ref):  # shapes first: numpy would broadcast a mismatch
+        for name, a, b in zip(self._file_output_names(), raw, ref):  # shapes first: numpy would broadcast a mismatch
             if a.shape != b.shape:
                 raise HomlEdgeError(f"{self.name}: TensorFlow Lite Micro gave output {name!r} the shape "
                                     f"{tuple(a.shape)} where LiteRT computes {tuple(b.shape)} for the same inputs "
@@ -619,7 +640,7 @@ class LiteModel:
         if len(raw) != len(ref):
             raise HomlEdgeError(f"{self.name}: TensorFlow Lite Micro gave {len(raw)} outputs, LiteRT {len(ref)}")
         floats = [dequantize_array(o, d) for o, d in zip(raw, outs)]
-        check_finite(self.name, "TensorFlow Lite Micro", floats, self.output_names, inputs)
+        check_finite(self.name, "TensorFlow Lite Micro", floats, self._file_output_names(), inputs)
         pairs = [(a.reshape(len(a), -1), dequantize_array(b, d).reshape(len(b), -1))
                  for a, b, d in zip(floats, ref, outs)]
         classes = [(a, b) for a, b in pairs if a.shape[1] > 1]  # argmax means nothing on a one-unit output
@@ -632,7 +653,7 @@ class LiteModel:
                 raise HomlEdgeError(f"{self.name} has {len(floats)} outputs: accuracy needs one")
             y = _class_labels(y)
             accuracy = float((floats[0].argmax(-1) == y).mean())
-        return MicroRun(outputs=floats[0] if len(floats) == 1 else dict(zip(self.output_names, floats)),
+        return MicroRun(outputs=floats[0] if len(floats) == 1 else self._by_name(floats),
                         n=len(q[0]), flash_bytes=self.size, arena_bytes=r.get("arena_bytes"),
                         arena_tried=r["arena_tried"], argmax_agreement=agree, bit_identical=same,
                         max_abs_diff=max(float(np.abs(a - b).max()) if a.size else 0.0 for a, b in pairs),
@@ -1098,6 +1119,11 @@ def _class_labels(y) -> np.ndarray:
     """Integer labels, from integer labels or one-hot rows."""
     y = np.asarray(y)
     return y.argmax(axis=-1) if y.ndim > 1 else y
+
+
+def _natural(name: str) -> list:
+    """A sort key that puts ``output_2`` before ``output_10``."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 
 
 def _signature(detail) -> tuple:

@@ -8,6 +8,7 @@ with ai-edge-quantizer, and returns the smallest model within an accuracy budget
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import field
 
 import numpy as np
@@ -63,6 +64,25 @@ def _probe(k, model, layers):
         return k.Model(copy.inputs, [copy.get_layer(l.name).output for l in layers])
 
 
+def _output_layers(model, lite: LiteModel, graph_outputs, names) -> dict:
+    """Output tensor index -> the Keras layer whose output it is, for a model with several outputs: by signature
+    name (Keras 3 names a list's outputs ``output_0``, ``output_1``, ... in Keras's order; tf_keras by the output
+    layers' names). A one-line error where a file's outputs cannot be matched to the model's layers."""
+    keras_names = list(getattr(model, "output_names", None) or [])
+    heads = {}
+    for idx, sig in lite._names("output").items():
+        m = re.fullmatch(r"output_(\d+)", sig)
+        layer = keras_names[int(m.group(1))] if m and int(m.group(1)) < len(keras_names) else sig
+        if layer in keras_names:
+            heads[idx] = layer if layer in names else None  # None: a layer the table leaves out (a Reshape)
+    named = [v for v in heads.values() if v is not None]
+    if set(heads) != set(graph_outputs) or len(set(named)) != len(named):
+        raise HomlEdgeError(f"quantization_error cannot tell which of the file's {len(graph_outputs)} outputs is which "
+                            f"of the model's outputs {keras_names}: compare a model with one output (a probe model "
+                            "ending at one head)")
+    return heads
+
+
 def quantization_error(model, lite: LiteModel, data, max_samples: int = 200):
     """Per layer: SNR (dB) and RMSE of the quantized model's activations against the float model's.
 
@@ -91,13 +111,17 @@ def quantization_error(model, lite: LiteModel, data, max_samples: int = 200):
     details = {d["index"]: d for d in interp.get_tensor_details()}
     by_name = {l.name: l for l in layers}
     graph_outputs = {int(d["index"]) for d in interp.get_output_details()}
+    heads = _output_layers(model, lite, graph_outputs, names) if len(graph_outputs) > 1 else {}
     rows, seen = [], set()
     for op in op_details(interp):
         for idx in op["outputs"]:
             d = details.get(int(idx))
             if d is None:
                 continue
-            layer = layers[-1].name if int(idx) in graph_outputs else _layer_of(d["name"], names)
+            if int(idx) in graph_outputs:
+                layer = heads[int(idx)] if heads else layers[-1].name
+            else:
+                layer = _layer_of(d["name"], names)
             if layer is None or layer in seen or not _activation_included(by_name[layer], d["name"], int(idx) in
                                                                           graph_outputs):
                 continue

@@ -166,3 +166,33 @@ def test_200_mutated_models_raise_clean_errors_and_never_crash(lite_int8io, tmp_
     assert outcomes["rejected"] >= 100, outcomes
     assert sum(outcomes.values()) - outcomes["crashed_child"] == 200
     print("fuzz outcomes:", outcomes)
+
+
+@pytest.fixture(scope="module")
+def many_heads():
+    """A Keras 3 model with twelve same-shaped heads and two same-shaped inputs: a swapped head or input would
+    still run, so only the values can tell."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    a, b = keras.Input((6,), name="img"), keras.Input((6,), name="flat")   # Keras's order is not the name's
+    h = keras.layers.Dense(8, activation="relu", name="trunk")(keras.layers.Concatenate()([a, b]))
+    m = keras.Model([a, b], [keras.layers.Dense(3, name=f"h{i}")(h) for i in range(12)])
+    rng = np.random.default_rng(0)
+    return m, [rng.normal(size=(20, 6)).astype("float32") for _ in range(2)]
+
+
+def test_outputs_come_back_in_keras_order_and_a_list_of_alike_inputs_is_refused(many_heads):
+    """The file's output tensors are in no useful order (output_9, output_4, ... for this model), and its input
+    order is not Keras's: outputs are returned by name in numeric order (Keras 3's output_0.. output_11 are
+    Keras's order); a list of inputs that a swap would not stop is refused, a dict by name runs."""
+    m, (xa, xb) = many_heads
+    ref = m.predict([xa, xb], verbose=0)
+    lite = he.quantize(m, "float32", cache=False)
+    assert lite.output_names == [f"output_{i}" for i in range(12)]
+    with pytest.raises(he.HomlEdgeError, match="same shape and type: pass a dict by name"):
+        lite.predict([xa, xb])
+    got = lite.predict({"img": xa, "flat": xb})
+    assert list(got) == lite.output_names
+    for k, v in enumerate(got.values()):
+        assert np.abs(v - ref[k]).max() < 1e-5, k
