@@ -24,11 +24,13 @@ def output_layer_names(model) -> set:
 
 
 def kernel_of(layer):
-    """The main weight tensor of a layer (kernel or depthwise kernel; a recurrent layer's is on its cell), or None."""
+    """The main weight tensor of a layer, or None: its kernel; a SeparableConv's pointwise kernel (most of its
+    weights, and the one TF-MOT prunes and clusters); a DepthwiseConv's depthwise kernel; a recurrent layer's is
+    on its cell."""
     for holder in (layer, getattr(layer, "cell", None)):
         if holder is None:
             continue
-        for attr in ("kernel", "depthwise_kernel"):
+        for attr in ("kernel", "pointwise_kernel", "depthwise_kernel"):
             w = getattr(holder, attr, None)
             if w is not None:
                 return w

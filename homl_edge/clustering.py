@@ -17,8 +17,8 @@ CLUSTER_INITS = {"kmeans++": "KMEANS_PLUS_PLUS", "linear": "LINEAR", "random": "
 @result
 class Clustered(ModelResult):
     """What :func:`cluster` returns: the clustered Keras model (``.model``, the flavour given) and the run's report
-    (``.report``: ``clusters``, ``init``, ``preserve_sparsity``, the ``layers`` clustered and the
-    ``unique_weights`` per kernel). ``to_frame()`` is the number of distinct values per layer."""
+    (``.report``: ``clusters``, ``init``, ``preserve_sparsity``, the ``layers`` clustered, the ``unique_weights``
+    per kernel and, where TF-MOT wrapped a layer but left its kernel as it was, ``not_clustered``). ``to_frame()`` is the number of distinct values per layer."""
 
     clusters: int
     layers: tuple
@@ -74,9 +74,18 @@ def cluster(model, train, clusters: int = 16, *, init: str = "kmeans++", preserv
     fit(clustered, model, train, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
          progress=progress, desc=f"clustering to {clusters} centroids", strategy=strategy)
     back = _keras.like(compile_like(ck.strip_clustering(clustered), model, labels_of(train)), original)
+    unique = unique_weights(back)
+    # a layer is reported clustered when its kernel has at most `clusters` values (and a kept zero): TF-MOT wraps
+    # a DepthwiseConv2D and leaves its kernel as it was (288 values of 288, measured with TF-MOT 0.8.1)
+    done = [n for n in wrapped if unique.get(n, 0) <= int(clusters) + 1]
     report = {"clusters": int(clusters), "init": init, "preserve_sparsity": bool(preserve_sparsity),
-              "layers": list(wrapped), "unique_weights": unique_weights(back)}
-    return Clustered(back, Report(report), int(clusters), tuple(wrapped))  # a read-only report
+              "layers": done, "unique_weights": unique}
+    if len(done) < len(wrapped):
+        report["not_clustered"] = {n: unique.get(n) for n in wrapped if n not in done}  # name -> values it kept
+    if not done:
+        raise HomlEdgeError(f"TF-MOT clustered no kernel: {report['not_clustered']} (layer -> distinct values it "
+                            "kept); cluster Dense or Conv layers")
+    return Clustered(back, Report(report), int(clusters), tuple(done))  # a read-only report
 
 
 def unique_weights(model) -> dict:

@@ -236,3 +236,31 @@ def test_labels_that_cannot_match_the_output_are_refused_in_one_line(digits):
         he.cluster(m, (x[:64], np.eye(10)[y[:64]]), epochs=1, progress=False)
     with pytest.raises(he.HomlEdgeError, match="not class numbers"):
         he.quantize_aware(m, (x[:64], y[:64] + 0.5), epochs=1, progress=False)
+
+
+def test_separable_and_depthwise_layers_are_reported_as_measured(digits):
+    """A SeparableConv2D's weight that TF-MOT prunes and clusters is its pointwise kernel: the reports counted its
+    depthwise kernel (sparsity 0.0 for a layer pruned to 0.80; 144 values for one clustered to 8), and a
+    DepthwiseConv2D that TF-MOT wraps but leaves as it was was listed as clustered."""
+    import keras
+
+    (x, y), _ = digits
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8, 8, 1))
+    h = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv")(inp)
+    h = keras.layers.SeparableConv2D(32, 3, padding="same", activation="relu", name="sep")(h)
+    h = keras.layers.DepthwiseConv2D(3, padding="same", activation="relu", name="dw")(h)
+    out = keras.layers.Dense(10, activation="softmax", name="head")(keras.layers.GlobalAveragePooling2D()(h))
+    m = keras.Model(inp, out)
+    m.compile("adam", "sparse_categorical_crossentropy")
+    pruned = he.prune(m, (x[:300], y[:300]), sparsity=0.8, epochs=1, progress=False)
+    pw = pruned.model.get_layer("sep").pointwise_kernel.numpy()
+    assert abs(pruned.report["per_layer"]["sep"] - float((pw == 0).mean())) < 1e-9 and (pw == 0).mean() > 0.79
+    table = he.sparsity_report(pruned.model).set_index("layer")
+    assert table.loc["sep", "weights"] == pw.size
+    clustered = he.cluster(m, (x[:300], y[:300]), clusters=8, epochs=1, progress=False)
+    assert np.unique(clustered.model.get_layer("sep").pointwise_kernel.numpy()).size <= 8
+    assert clustered.report["unique_weights"]["sep"] <= 8
+    dw_values = np.unique(_keras.kernel_of(clustered.model.get_layer("dw")).numpy()).size
+    assert ("dw" in clustered.layers) == (dw_values <= 9), (clustered.layers, dw_values)
+    assert "dw" in clustered.layers or clustered.report["not_clustered"] == {"dw": dw_values}
