@@ -352,6 +352,9 @@ def _channel_path_ok(layer, output_names):
             kind = type(c).__name__
             if kind in ("Add", "Concatenate", "Multiply", "Subtract", "Average", "Maximum"):
                 return False, f"feeds {c.name} ({kind}, a residual/merge): left alone so that its inputs still match"
+            if getattr(c, "depth_multiplier", 1) != 1:  # C inputs give C x M channels: one index no longer fits
+                return False, (f"feeds {c.name} ({kind} with depth_multiplier {c.depth_multiplier}), which "
+                               "homl-edge cannot narrow")
             if kind in TRANSPARENT or kind == "Flatten":
                 stack.append(c)
             elif kind in ("Conv2D", "Dense", "Conv1D"):

@@ -52,9 +52,15 @@ def train_arrays(train):
         return train, None
     if not (isinstance(train, (tuple, list)) and len(train) == 2):
         raise HomlEdgeError("training data must be a pair (x, y) of arrays or a tf.data.Dataset of (x, y) batches")
-    x, y = np.asarray(train[0]), np.asarray(train[1])
+    several = ("(a model with several inputs or outputs?): pass a tf.data.Dataset of (x, y) batches, as Keras's "
+               "fit takes them")
+    try:
+        x, y = np.asarray(train[0]), np.asarray(train[1])
+    except ValueError:  # a list of arrays of different shapes: numpy's "inhomogeneous shape"
+        raise HomlEdgeError(f"x or y is a list of arrays of different shapes {several}") from None
     if len(x) != len(y):
-        raise HomlEdgeError(f"x has {len(x)} samples but y has {len(y)} labels")
+        hint = f" {several}" if isinstance(train[0], (list, tuple)) or isinstance(train[1], (list, tuple)) else ""
+        raise HomlEdgeError(f"x has {len(x)} samples but y has {len(y)} labels{hint}")
     if len(x) == 0:
         raise HomlEdgeError("the training data is empty")
     if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():

@@ -107,6 +107,25 @@ def test_residual_add_is_left_alone_with_a_reason(digits):
     assert t.loc["b", "after"] == 8 and t.loc["c", "after"] == 8
 
 
+
+def test_a_depthwise_conv_with_a_depth_multiplier_is_left_alone_with_a_reason(digits):
+    """DepthwiseConv2D(depth_multiplier=2) turns C channels into 2C: narrowing the conv before it crashed in Keras
+    ("weight shape (16,) is not compatible with provided weight shape (8,)")."""
+    import keras
+
+    (x, y), _ = digits
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8, 8, 1))
+    h = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="c1")(inp)
+    h = keras.layers.DepthwiseConv2D(3, depth_multiplier=2, padding="same", name="dw")(h)
+    h = keras.layers.Conv2D(16, 1, activation="relu", name="c2")(h)
+    m = keras.Model(inp, keras.layers.Dense(10, activation="softmax", name="head")(keras.layers.Flatten()(h)))
+    m.compile("adam", "sparse_categorical_crossentropy")
+    narrow = he.prune_channels(m, (x[:128], y[:128]), ratio=0.5, epochs=0, progress=False)
+    t = he.prune_report(narrow)["channels"].reset_index().set_index("layer")
+    assert t.loc["c1", "after"] == 16 and "depth_multiplier 2" in t.loc["c1", "note"]
+    assert t.loc["c2", "after"] == 8   # the rest is still narrowed
+
 def test_errors(trained, digits):
     (x, y), _ = digits
     with pytest.raises(he.HomlEdgeError, match="criterion must be one of"):

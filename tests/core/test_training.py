@@ -173,6 +173,11 @@ def test_training_data_errors(trained, digits):
     bad[0, 0, 0, 0] = np.nan
     with pytest.raises(he.HomlEdgeError, match="NaN"):
         he.quantize_aware(trained, (bad, y), progress=False)
+    # a model's several inputs as a list: one line, not numpy's "inhomogeneous shape" (or 2 "samples")
+    with pytest.raises(he.HomlEdgeError, match="list of arrays of different shapes .*tf.data.Dataset"):
+        he.prune(trained, ([x, x[:, :4]], y), progress=False)
+    with pytest.raises(he.HomlEdgeError, match="2 samples but y has 1437 labels .*tf.data.Dataset"):
+        he.prune(trained, ([x, x], y), progress=False)
 
 
 def test_progress_bar_is_shown(trained, digits, capsys):
