@@ -18,7 +18,8 @@ CLUSTER_INITS = {"kmeans++": "KMEANS_PLUS_PLUS", "linear": "LINEAR", "random": "
 class Clustered(ModelResult):
     """What :func:`cluster` returns: the clustered Keras model (``.model``, the flavour given) and the run's report
     (``.report``: ``clusters``, ``init``, ``preserve_sparsity``, the ``layers`` clustered, the ``unique_weights``
-    per kernel and, where TF-MOT wrapped a layer but left its kernel as it was, ``not_clustered``). ``to_frame()`` is the number of distinct values per layer."""
+    per kernel and, where TF-MOT wrapped a layer but left its kernel as it was, ``not_clustered``). ``to_frame()``
+    is the number of distinct values per layer."""
 
     clusters: int
     layers: tuple
