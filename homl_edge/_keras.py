@@ -19,7 +19,7 @@ from ._keras_translate import (_ACTIVATIONS, _BASE_KWARGS, _COMMUTATIVE, _HARMLE
                                _activation, _clean_layer_config, _clean_value, _copy_weights,
                                _filtered_object_config, _history_list, _is_tensor, _k3_hard_sigmoid,
                                _k3_hard_silu, _set_batch, _translate_layer, _translate_model_config,
-                               _translate_node, _translate_op, like, to_legacy)
+                               _translate_node, _translate_op, like, to_legacy, translate_loss)
 from ._keras_files import (_CODE_CLASSES, _load_saved_model, _refuse_code, _stored_configs, code_layers,
                            keras_version_of, load_keras, load_model, save_keras)
 from ._keras_tfmot import (cluster_supports, is_qat_model, prune_supports, qat_supports, tfmot)

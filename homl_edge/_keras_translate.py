@@ -267,6 +267,28 @@ def _filtered_object_config(kind, cls, cfg):
     return {k: _clean_value(x) for k, x in cfg.items() if k in params}
 
 
+def translate_loss(loss):
+    """A Keras 3 model's compiled loss as tf_keras takes it, so that fine-tuning the translation minimises what the
+    user compiled: a name tf_keras knows stays a name (the same function there); a dict or list maps each entry;
+    anything else (a Keras 3 ``Loss`` object, a built-in or custom function, a name only Keras 3 knows) is Keras
+    3's own object, kept whole: with TensorFlow as Keras 3's backend it computes on TensorFlow tensors, and its
+    settings go with it (a ``Loss``'s config does not hold them all: ``Huber``'s does not hold its ``delta``)."""
+    if loss is None:
+        return None
+    if isinstance(loss, dict):
+        return {name: translate_loss(v) for name, v in loss.items()}
+    if isinstance(loss, (list, tuple)):
+        return [translate_loss(v) for v in loss]
+    if isinstance(loss, str):
+        try:
+            legacy().losses.get(loss)
+            return loss
+        except (ValueError, TypeError):
+            k3 = keras3()
+            return k3.losses.get(loss) if k3 is not None else loss
+    return loss
+
+
 def like(result, original):
     """``result`` (a tf_keras model made from ``original``) in ``original``'s flavour, where the layers allow.
 

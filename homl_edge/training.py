@@ -16,8 +16,9 @@ from .errors import HomlEdgeError
 
 # ----------------------------------------------------------------------------------------------- Keras flavours
 def prepare(model, what: str = "model"):
-    """The tf_keras model that TF-MOT works on: ``model`` itself (Keras 2) or its verified translation (Keras 3);
-    a path or a result that holds a model goes through the one resolver first."""
+    """The tf_keras model that TF-MOT works on: ``model`` itself (Keras 2) or its verified translation (Keras 3,
+    compiled with the user's loss where the model was compiled); a path or a result that holds a model goes through
+    the one resolver first."""
     model = _keras.load_model(model)
     if isinstance(model, _keras.SavedModelSource):
         raise HomlEdgeError(f"{model.name} is an inference-only SavedModel (no Keras layers): training needs the "
@@ -25,7 +26,11 @@ def prepare(model, what: str = "model"):
     if _keras.flavour(model) is not None:
         _keras.require_functional(model)
     _keras.check_model(model, what)
-    return _keras.to_legacy(model)
+    legacy = _keras.to_legacy(model)
+    loss = getattr(model, "loss", None) if legacy is not model else None
+    if loss:   # a compiled Keras 3 model: its translation is fine-tuned on the loss the user chose
+        legacy.compile(optimizer=_keras.legacy().optimizers.Adam(), loss=_keras.translate_loss(loss))
+    return legacy
 
 
 # ----------------------------------------------------------------------------------------------- common parts
@@ -81,10 +86,16 @@ def loss_and_metrics(model, y):
     A model compiled with a cross-entropy (or not compiled) gets the one its labels need: sparse for integer
     labels, categorical for one-hot rows, ``from_logits`` read from the output layer (softmax/sigmoid: no). Any
     other loss (MSE, a custom one, one per output) is kept as compiled. Labels that cannot match the output (class
-    9 for a 7-unit output, one-hot rows of 10 classes for 7 units) are refused in one line.
+    9 for a 7-unit output, one-hot rows of 10 classes for 7 units), and a model of several outputs that was not
+    compiled, are refused in one line.
     """
     k = _keras.legacy()
     loss = getattr(model, "loss", None)
+    heads = len(getattr(model, "outputs", None) or [])
+    if not loss and heads > 1:
+        raise HomlEdgeError(f"the model has {heads} outputs and was not compiled: compile it with a loss for each "
+                            "output (model.compile(loss=[...])) before fine-tuning; homl-edge guesses a loss only "
+                            "for a single output")
     units = output_units(model)
     if loss and (not _is_crossentropy(loss) or units is None):
         return loss, ["accuracy"]

@@ -230,6 +230,50 @@ def test_loss_follows_labels_and_output_activation(digits):
     assert training.loss_and_metrics(mse, y)[0] == "mse"  # a loss that is not a cross-entropy is kept
 
 
+def test_a_keras3_model_is_fine_tuned_on_the_loss_it_was_compiled_with(digits):
+    """Keras 3 models train through their tf_keras translation, which had no loss: a regressor compiled with MAE
+    was fine-tuned on a guessed MSE, one with whole-number targets was refused as a 10-class classifier, and a
+    two-head model compiled with a loss per head got one guessed cross-entropy for both (TensorFlow's raw
+    InvalidArgumentError)."""
+    import keras
+    import tensorflow as tf
+    from homl_edge import training
+
+    (x, y), _ = digits
+    flat = x[:256].reshape(256, -1)
+    target = y[:256].astype(np.float32)   # whole numbers 0..9: a count to regress, not classes
+
+    def regressor(loss):
+        keras.utils.set_random_seed(0)
+        m = keras.Sequential([keras.Input((64,)), keras.layers.Dense(32, activation="relu"), keras.layers.Dense(1)])
+        m.compile("adam", loss)
+        return m
+
+    assert training.loss_and_metrics(training.prepare(regressor("mae")), target)[0] == "mae"
+    huber = training.loss_and_metrics(training.prepare(regressor(keras.losses.Huber(delta=0.5))), target)[0]
+    t, p = tf.constant([[0.0], [0.0]]), tf.constant([[2.0], [0.2]])
+    assert float(huber(t, p)) == pytest.approx(float(keras.losses.Huber(delta=0.5)(t, p)))   # 0.5, not 1.0
+    m = regressor("mse")
+    m.fit(flat, target, epochs=30, verbose=0)
+    before = float(np.mean((m.predict(flat, verbose=0)[:, 0] - target) ** 2))
+    out = he.prune(m, (flat, target), sparsity=0.5, epochs=2, progress=False)   # refused as 10 classes before
+    after = float(np.mean((out.model.predict(flat, verbose=0)[:, 0] - target) ** 2))
+    print(f"Keras 3 regressor (mse), pruned to 50%: mse {before:.3f} -> {after:.3f}")
+    assert out.model.loss == "mse" and after < float(np.var(target))   # it still regresses (variance: 8.4)
+
+    inp = keras.Input((64,))
+    h = keras.layers.Dense(16, activation="relu")(inp)
+    two = keras.Model(inp, [keras.layers.Dense(10, name="digit")(h), keras.layers.Dense(1, name="count")(h)])
+    data = tf.data.Dataset.from_tensor_slices((flat, (y[:256], target))).batch(32)
+    with pytest.raises(he.HomlEdgeError, match="has 2 outputs and was not compiled: compile it with a loss for "
+                                               "each output") as e:
+        he.prune(two, data, sparsity=0.5, epochs=1, progress=False)
+    assert "\n" not in str(e.value)
+    two.compile("adam", [keras.losses.SparseCategoricalCrossentropy(from_logits=True), "mse"])
+    out = he.prune(two, data, sparsity=0.5, epochs=1, progress=False)
+    assert abs(he.sparsity_report(out).sparsity - 0.5).max() < 0.01
+
+
 def test_labels_that_cannot_match_the_output_are_refused_in_one_line(digits):
     (x, y), _ = digits
     m = _compiled_like_a_user("categorical_crossentropy", "softmax")
