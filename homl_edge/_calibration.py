@@ -1,6 +1,6 @@
 """Calibration data: any accepted form (an array, a ``tf.data.Dataset``, a generator of batches or ``(x, y)``
-pairs) turned into one float32 array checked against the model's input. ``homl_edge.quantization`` exports every
-name.
+pairs) turned into one array of the model's input dtype (float32 for most models), checked against its input.
+``homl_edge.quantization`` exports every name.
 """
 from __future__ import annotations
 
@@ -21,7 +21,20 @@ def input_signature(model) -> tuple:
     return tuple(None if d is None else int(d) for d in shape)
 
 
-def _saved_model_inputs(src) -> list[tuple]:
+def input_dtype(model) -> np.dtype:
+    """The numpy dtype of the model's (first) input: float32 for most models, uint8 or int32 for some that take
+    raw pixels or token ids (anything numpy cannot name counts as float32)."""
+    if isinstance(model, _keras.SavedModelSource):
+        dt = _saved_model_inputs(model, dtypes=True)[0]
+    else:
+        dt = model.inputs[0].dtype
+    try:
+        return np.dtype(getattr(dt, "as_numpy_dtype", dt))
+    except TypeError:
+        return np.dtype(np.float32)
+
+
+def _saved_model_inputs(src, dtypes: bool = False) -> list:
     tf = _tf.tf()
     with quiet():
         loaded = tf.saved_model.load(str(src.path))
@@ -29,16 +42,20 @@ def _saved_model_inputs(src) -> list[tuple]:
     if sig is None:
         raise HomlEdgeError(f"{src.name} has no serving_default signature to convert")
     specs = list(sig.structured_input_signature[1].values())
+    if dtypes:
+        return [s.dtype for s in specs]
     return [tuple(None if d is None else int(d) for d in s.shape) for s in specs]
 
 
 def calibration_array(model, data, max_samples: int = MAX_CALIBRATION) -> np.ndarray:
-    """Turn any accepted form of calibration data into one float32 array, checked against the model's input."""
+    """Turn any accepted form of calibration data into one array of the model's input dtype (float32 for most;
+    uint8 or int32 for a model that takes raw pixels or ids), checked against the model's input."""
     n_inputs = len(_saved_model_inputs(model)) if isinstance(model, _keras.SavedModelSource) else len(model.inputs)
     if n_inputs != 1:
         raise HomlEdgeError(f"the model has {n_inputs} inputs; homl-edge calibrates single-input models")
     sig = input_signature(model)
-    want = f"float32 array of shape (n, {', '.join('?' if d is None else str(d) for d in sig[1:])})"
+    dtype = input_dtype(model)
+    want = f"{dtype.name} array of shape (n, {', '.join('?' if d is None else str(d) for d in sig[1:])})"
     x = _collect(data, max_samples, want)
     if x.dtype == object or not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)
                                  or x.dtype == np.bool_):
@@ -49,6 +66,8 @@ def calibration_array(model, data, max_samples: int = MAX_CALIBRATION) -> np.nda
         raise HomlEdgeError(f"calibration data has shape {tuple(x.shape)}; the model's input is a {want}")
     if len(x) == 0:
         raise HomlEdgeError(f"calibration data is empty; the model's input is a {want}")
+    if np.issubdtype(dtype, np.integer) or dtype == np.bool_:
+        return _as_integers(x, dtype, want)[:max_samples]
     x = x.astype(np.float32)
     bad = ~np.isfinite(x)
     if bad.any():
@@ -56,6 +75,24 @@ def calibration_array(model, data, max_samples: int = MAX_CALIBRATION) -> np.nda
         raise HomlEdgeError(f"calibration data has NaN or infinite values in {n} of {len(x)} samples: "
                             f"clean or drop them (they would break the int8 ranges); the model's input is a {want}")
     return x[:max_samples]
+
+
+def _as_integers(x: np.ndarray, dtype: np.dtype, want: str) -> np.ndarray:
+    """Calibration data for an integer input, refused in one line where casting would change a value (a fraction,
+    NaN, or a number outside the type's range would be wrapped or cut without a word)."""
+    if np.issubdtype(x.dtype, np.integer) or x.dtype == np.bool_:
+        exact = True
+    else:
+        exact = bool(np.isfinite(x).all()) and bool(np.array_equal(x, np.round(x)))
+    if not exact:
+        raise HomlEdgeError(f"calibration data has fractional, NaN or infinite values but the model's input is a "
+                            f"{want}: give the values the model takes (whole numbers, e.g. raw pixels 0..255)")
+    info = np.iinfo(dtype) if dtype != np.bool_ else None
+    lo, hi = (0, 1) if info is None else (info.min, info.max)
+    if x.size and (x.min() < lo or x.max() > hi):
+        raise HomlEdgeError(f"calibration data runs from {x.min():g} to {x.max():g}, outside {dtype.name}'s "
+                            f"{lo}..{hi}; the model's input is a {want}")
+    return x.astype(dtype)
 
 
 def _collect(data, max_samples, want) -> np.ndarray:

@@ -14,8 +14,6 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from . import _files, _keras, _tf
 from ._tf import quiet
 from .errors import HomlEdgeError
@@ -95,7 +93,7 @@ def converter_for(model, mode: str, calib=None):
     if spec.calibrated and calib is not None:  # (a QAT model: its ranges are learned, no dataset)
         def representative_dataset():
             for sample in calib:
-                yield [sample[None].astype(np.float32)]
+                yield [sample[None]]   # in the model's input dtype (calibration_array): float32, uint8, ...
 
         conv.representative_dataset = representative_dataset
     if spec.ops:

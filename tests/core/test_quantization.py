@@ -107,6 +107,33 @@ def test_bad_calibration_data_names_the_input_signature(trained, digits, make, m
         he.quantize(trained, "int8", data=make(x), cache=False)
 
 
+def test_a_model_that_takes_raw_uint8_pixels_is_calibrated_on_them(digits):
+    """Calibration cast every sample to float32: a model whose input is uint8 (raw pixels, rescaled inside) failed
+    in int8 and int8-io with LiteRT's 'Got value of type FLOAT32 but expected type UINT8'. Its samples now go in
+    as the model takes them, and values a cast would change are refused."""
+    import keras
+
+    (x, y), (xt, yt) = digits
+    pixels, test_pixels = (np.round(x * 255).astype(np.uint8), np.round(xt * 255).astype(np.uint8))
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8, 8, 1), dtype="uint8")
+    h = keras.layers.Flatten()(keras.layers.Conv2D(8, 3, activation="relu")(keras.layers.Rescaling(1 / 255)(inp)))
+    m = keras.Model(inp, keras.layers.Dense(10)(h))
+    m.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    m.fit(pixels, y, epochs=5, verbose=0)
+    keras_acc = float(np.mean(m.predict(test_pixels, verbose=0).argmax(-1) == yt))
+    for mode in ("int8", "int8-io"):
+        lite = he.quantize(m, mode, data=pixels[:200], cache=False)
+        acc = lite.evaluate(test_pixels, yt)
+        print(f"{mode}: uint8 input, accuracy {keras_acc:.3f} in Keras, {acc:.3f} in LiteRT")
+        assert lite.input_details[0]["dtype"] == np.uint8 and acc >= keras_acc - 0.01
+    with pytest.raises(he.HomlEdgeError, match="fractional, NaN or infinite values but the model's input is a uint8 "
+                                               r"array of shape \(n, 8, 8, 1\)"):
+        he.quantize(m, "int8", data=x[:64], cache=False)
+    with pytest.raises(he.HomlEdgeError, match="runs from -1 to 255, outside uint8's 0..255"):
+        he.quantize(m, "int8", data=np.where(pixels[:64] == 0, -1, pixels[:64].astype(np.int32)), cache=False)
+
+
 def test_mode_errors(trained):
     with pytest.raises(he.HomlEdgeError, match="unknown mode 'int9'"):
         he.quantize(trained, "int9")
