@@ -242,9 +242,11 @@ class LiteModel:
         """Output names in ``output_details`` order (the file's)."""
         return [self._names("output").get(d["index"], d["name"]) for d in self.output_details]
 
-    def _by_name(self, arrays) -> dict:
-        """``{name: array}`` for arrays in ``output_details`` order, in :attr:`output_names` order."""
-        return {n: arrays[i] for i, n in sorted(enumerate(self._file_output_names()), key=lambda p: _natural(p[1]))}
+    def _by_name(self, arrays, names: list[str] | None = None) -> dict:
+        """``{name: array}`` for arrays in ``output_details`` order (``names``: :meth:`_file_output_names`, when
+        the caller has read them already), in :attr:`output_names` order."""
+        names = self._file_output_names() if names is None else names
+        return {n: arrays[i] for i, n in sorted(enumerate(names), key=lambda p: _natural(p[1]))}
 
     def _names(self, kind) -> dict:
         """tensor index -> signature name (a file with exactly one signature), else {}."""
@@ -361,10 +363,11 @@ class LiteModel:
                                         "interpreter yourself (lite.interpreter())")
                 results[k].append(y[:rows])
         arrays = [np.concatenate(r, axis=0) for r in results]
-        check_finite(self.name, "LiteRT", arrays, self._file_output_names(), inputs)
+        names = self._file_output_names()
+        check_finite(self.name, "LiteRT", arrays, names, inputs)
         if len(arrays) == 1:
             return arrays[0]
-        return self._by_name(arrays)
+        return self._by_name(arrays, names)
 
     def evaluate(self, x, y) -> float:
         """Top-1 accuracy on ``(x, y)`` with integer labels (or one-hot rows)."""
