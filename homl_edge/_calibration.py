@@ -15,46 +15,51 @@ MAX_CALIBRATION = 1000
 
 
 def input_signature(model) -> tuple:
-    if isinstance(model, _keras.SavedModelSource):
-        return _saved_model_inputs(model)[0]
-    shape = model.inputs[0].shape
-    return tuple(None if d is None else int(d) for d in shape)
+    return _inputs(model)[0][0]
 
 
 def input_dtype(model) -> np.dtype:
     """The numpy dtype of the model's (first) input: float32 for most models, uint8 or int32 for some that take
     raw pixels or token ids (anything numpy cannot name counts as float32)."""
+    return _inputs(model)[0][1]
+
+
+def _inputs(model) -> list[tuple[tuple, np.dtype]]:
+    """(shape, numpy dtype) of each input: a Keras model's, or a SavedModel's serving signature's (loaded once)."""
     if isinstance(model, _keras.SavedModelSource):
-        dt = _saved_model_inputs(model, dtypes=True)[0]
+        specs = _saved_model_inputs(model, specs=True)
     else:
-        dt = model.inputs[0].dtype
+        specs = model.inputs
+    return [(tuple(None if d is None else int(d) for d in s.shape), _numpy_dtype(s.dtype)) for s in specs]
+
+
+def _numpy_dtype(dt) -> np.dtype:
     try:
         return np.dtype(getattr(dt, "as_numpy_dtype", dt))
     except TypeError:
         return np.dtype(np.float32)
 
 
-def _saved_model_inputs(src, dtypes: bool = False) -> list:
+def _saved_model_inputs(src, specs: bool = False) -> list:
     tf = _tf.tf()
     with quiet():
         loaded = tf.saved_model.load(str(src.path))
     sig = loaded.signatures.get("serving_default")
     if sig is None:
         raise HomlEdgeError(f"{src.name} has no serving_default signature to convert")
-    specs = list(sig.structured_input_signature[1].values())
-    if dtypes:
-        return [s.dtype for s in specs]
-    return [tuple(None if d is None else int(d) for d in s.shape) for s in specs]
+    found = list(sig.structured_input_signature[1].values())
+    if specs:
+        return found
+    return [tuple(None if d is None else int(d) for d in s.shape) for s in found]
 
 
 def calibration_array(model, data, max_samples: int = MAX_CALIBRATION) -> np.ndarray:
     """Turn any accepted form of calibration data into one array of the model's input dtype (float32 for most;
     uint8 or int32 for a model that takes raw pixels or ids), checked against the model's input."""
-    n_inputs = len(_saved_model_inputs(model)) if isinstance(model, _keras.SavedModelSource) else len(model.inputs)
-    if n_inputs != 1:
-        raise HomlEdgeError(f"the model has {n_inputs} inputs; homl-edge calibrates single-input models")
-    sig = input_signature(model)
-    dtype = input_dtype(model)
+    inputs = _inputs(model)
+    if len(inputs) != 1:
+        raise HomlEdgeError(f"the model has {len(inputs)} inputs; homl-edge calibrates single-input models")
+    sig, dtype = inputs[0]
     want = f"{dtype.name} array of shape (n, {', '.join('?' if d is None else str(d) for d in sig[1:])})"
     x = _collect(data, max_samples, want)
     if x.dtype == object or not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)

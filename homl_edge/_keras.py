@@ -12,9 +12,9 @@ from __future__ import annotations
 # The one import site for the rest of the package, with every name this module had. Each part has one job:
 # _keras_flavour (which Keras, what model), _keras_translate (Keras 3 -> tf_keras and back), _keras_files (load and
 # save, safe mode), _keras_tfmot (TF-MOT bound to tf_keras), _keras_graph (a functional model's graph).
-from ._keras_flavour import (AGREEMENT, RECURRENT, _is_model_class, _predict, check_model, disagreement, flavour,
-                             input_specs, is_functional, is_keras3, is_recurrent, keras3, layer_kinds, legacy,
-                             model_of, probe_inputs, require_functional, SavedModelSource)
+from ._keras_flavour import (AGREEMENT, RECURRENT, _is_model_class, _predict, check_model, compiled_loss_weights,
+                             disagreement, flavour, input_specs, is_functional, is_keras3, is_recurrent, keras3,
+                             layer_kinds, legacy, model_of, probe_inputs, require_functional, SavedModelSource)
 from ._keras_translate import (_ACTIVATIONS, _BASE_KWARGS, _COMMUTATIVE, _HARMLESS, _OPS, _accepted_kwargs,
                                _activation, _clean_layer_config, _clean_value, _copy_weights,
                                _filtered_object_config, _history_list, _is_tensor, _k3_hard_sigmoid,

@@ -97,6 +97,12 @@ def check_model(model, what: str = "model"):
     return model
 
 
+def compiled_loss_weights(model):
+    """The ``loss_weights`` a model was compiled with (None where none), from either Keras's compile config."""
+    cfg = getattr(getattr(model, "_compile_config", None), "config", None)
+    return cfg.get("loss_weights") if isinstance(cfg, dict) else None
+
+
 def is_functional(model) -> bool:
     """True for Sequential and functional models; False for subclassed ones (which TF-MOT cannot wrap)."""
     if flavour(model) == "keras3":

@@ -8,8 +8,8 @@ import inspect
 import warnings
 
 from . import _tf
-from ._keras_flavour import (AGREEMENT, check_model, disagreement, flavour, keras3, legacy, model_of, probe_inputs,
-                             require_functional)
+from ._keras_flavour import (AGREEMENT, check_model, compiled_loss_weights, disagreement, flavour, keras3, legacy,
+                             model_of, probe_inputs, require_functional)
 from .errors import HomlEdgeError, first_line
 
 
@@ -285,7 +285,12 @@ def translate_loss(loss):
             return loss
         except (ValueError, TypeError):
             k3 = keras3()
-            return k3.losses.get(loss) if k3 is not None else loss
+            try:
+                return k3.losses.get(loss) if k3 is not None else loss
+            except (ValueError, TypeError):
+                raise HomlEdgeError(f"the model was compiled with loss {loss!r}, a name Keras does not know: compile "
+                                    "it with a loss Keras names ('mse', 'sparse_categorical_crossentropy', ...) or "
+                                    "a function") from None
     return loss
 
 
@@ -317,7 +322,8 @@ def like(result, original):
         if not diff <= AGREEMENT:
             raise HomlEdgeError(f"differs by {diff:.2g}")
         if getattr(result, "optimizer", None) is not None and getattr(original, "loss", None):
-            back.compile(optimizer=k3.optimizers.Adam(), loss=original.loss, metrics=["accuracy"])
+            back.compile(optimizer=k3.optimizers.Adam(), loss=original.loss,
+                         loss_weights=compiled_loss_weights(original), metrics=["accuracy"])
         return back
     except Exception as e:
         warnings.warn(f"homl-edge: the result stays a tf_keras model (Keras 3 cannot hold it: {first_line(e)[:160]})",

@@ -14,6 +14,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from . import _files, _keras, _tf
 from ._tf import quiet
 from .errors import HomlEdgeError
@@ -91,9 +93,13 @@ def converter_for(model, mode: str, calib=None):
     if spec.types:
         conv.target_spec.supported_types = [getattr(tf, t) for t in spec.types]
     if spec.calibrated and calib is not None:  # (a QAT model: its ranges are learned, no dataset)
+        from ._calibration import input_dtype
+
+        dtype = input_dtype(model)   # float32 for most models, uint8 for raw pixels: what the converter feeds
+
         def representative_dataset():
             for sample in calib:
-                yield [sample[None]]   # in the model's input dtype (calibration_array): float32, uint8, ...
+                yield [np.asarray(sample[None]).astype(dtype, copy=False)]
 
         conv.representative_dataset = representative_dataset
     if spec.ops:

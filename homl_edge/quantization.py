@@ -42,7 +42,7 @@ from . import _flatbuffer, _keras
 from ._cache import (_KEY_PARTS, _LIBRARIES, _MEMORY_CACHE_SIZE, _cache_get, _cache_put, _code_bytes,  # noqa: F401
                      _code_digest, _function_code, _is_library, _memory_cache, _remember, _versions_key, cache_dir,
                      cache_key, clear_cache, content_key, custom_code, model_digest, versions)
-from ._calibration import (MAX_CALIBRATION, _collect, _saved_model_inputs, calibration_array,  # noqa: F401
+from ._calibration import (MAX_CALIBRATION, _as_integers, _collect, _saved_model_inputs, calibration_array,  # noqa: F401
                            input_signature)
 from ._modes import (_ALIASES, _EXPORTS_KEPT, CALIBRATED, MODE_SPECS, MODE_TABLE, MODES, Mode,  # noqa: F401
                      _check_runs, _convert, _exports, _reusing_export, converter_for, mode_spec,
@@ -105,6 +105,17 @@ def quantize(model, mode: str = "int8", data=None, *, name: str | None = None, c
             "path": "tflite-converter"}   # better or equal to the quantizer here (benchmarks/RESULTS.md, issue 29)
     meta["warning"] = _tiny_model_note(model, mode, len(content), cache) or _nothing_quantized_note(content, mode)
     return _keep_inputs(LiteModel(content, name=name, meta=meta, _trusted=True), calib, data)
+
+
+def _file_calibration(lite: LiteModel, data) -> np.ndarray:
+    """Calibration samples for a ``.tflite`` file's first input, checked by the file's own input checks, in its
+    input dtype (float32, or uint8 for a file that takes raw pixels: cast to float32 they would not run)."""
+    x = lite.prepare_inputs(data)[0]
+    dtype = np.dtype(lite.input_details[0]["dtype"])
+    if np.issubdtype(dtype, np.integer) or dtype == np.bool_:
+        shape = ", ".join(str(d) for d in lite.input_details[0]["shape"][1:])
+        return _as_integers(x, dtype, f"{dtype.name} array of shape (n, {shape})")
+    return x.astype(np.float32)
 
 
 def _keep_inputs(lite: LiteModel, calib, data) -> LiteModel:
@@ -219,7 +230,7 @@ def requantize(lite: LiteModel, mode: str = "dynamic", *, data=None, precision=N
     entries = [(".*", spec.recipe)] + _check_entries(precision)
     calib = None
     if spec.calibrated:
-        calib = lite.prepare_inputs(data)[0].astype(np.float32)[:max_samples]  # the file's own input checks
+        calib = _file_calibration(lite, data)[:max_samples]
     key = None
     if cache:
         h = hashlib.sha256(lite.content)

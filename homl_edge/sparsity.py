@@ -262,8 +262,12 @@ def _saliency(model, train, criterion, batches=8, batch_size=64):
     x, y = train_arrays(train)
     if y is None:
         raise HomlEdgeError("the taylor criterion needs (x, y) arrays to measure gradients")
-    loss_fn = model.loss if callable(getattr(model, "loss", None)) else None
-    if loss_fn is None:
+    if getattr(model, "compiled_loss", None) is not None:
+        # what fit minimises: compile_like's loss, labels conformed to the output's shape as fit conforms them (a
+        # bare loss function broadcasts labels (n,) against outputs (n, 1) to (n, n), a wrong loss without a word)
+        def loss_fn(t, p):
+            return model.compiled_loss(tf.convert_to_tensor(t), p)
+    else:
         loss_fn, _ = loss_and_metrics(model, y)
         if isinstance(loss_fn, str):
             loss_fn = _keras.legacy().losses.get(loss_fn)

@@ -29,7 +29,8 @@ def prepare(model, what: str = "model"):
     legacy = _keras.to_legacy(model)
     loss = getattr(model, "loss", None) if legacy is not model else None
     if loss:   # a compiled Keras 3 model: its translation is fine-tuned on the loss the user chose
-        legacy.compile(optimizer=_keras.legacy().optimizers.Adam(), loss=_keras.translate_loss(loss))
+        legacy.compile(optimizer=_keras.legacy().optimizers.Adam(), loss=_keras.translate_loss(loss),
+                       loss_weights=_keras.compiled_loss_weights(model))
     return legacy
 
 
@@ -317,13 +318,29 @@ def check_gradient_kernels(model, batch_size: int) -> None:
 
 
 def compile_like(model, original, y=None, learning_rate: float = 1e-3, strategy=None):
-    """Compile ``model`` with the original's loss (or one guessed from the labels), Adam and accuracy."""
+    """Compile ``model`` with the original's loss (or one guessed from the labels) and loss weights, Adam and
+    accuracy. Per-output losses and weights given by output name go as a list in the original's output order:
+    TF-MOT's wrappers rename the output layers (``prune_low_magnitude_<name>``), so names would no longer match."""
     k = _keras.legacy()
     loss, metrics = loss_and_metrics(original, y)
+    weights = _keras.compiled_loss_weights(original)
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
     with scope:
-        model.compile(optimizer=k.optimizers.Adam(learning_rate), loss=loss, metrics=metrics)
+        model.compile(optimizer=k.optimizers.Adam(learning_rate), loss=_in_output_order(loss, original),
+                      loss_weights=_in_output_order(weights, original), metrics=metrics)
     return model
+
+
+def _in_output_order(value, model):
+    """A dict keyed by output name as a list in ``model``'s output order (None for an output it does not name)."""
+    if not isinstance(value, dict):
+        return value
+    names = list(getattr(model, "output_names", None) or [])
+    unknown = sorted(set(value) - set(names))
+    if unknown:
+        raise HomlEdgeError(f"the model was compiled with a loss or loss weight for {', '.join(map(repr, unknown))}, "
+                            f"which is not one of its outputs ({', '.join(map(repr, names))})")
+    return [value.get(n) for n in names]
 
 
 class _quiet_tf_logs:

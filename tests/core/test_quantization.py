@@ -126,7 +126,7 @@ def test_a_model_that_takes_raw_uint8_pixels_is_calibrated_on_them(digits):
         lite = he.quantize(m, mode, data=pixels[:200], cache=False)
         acc = lite.evaluate(test_pixels, yt)
         print(f"{mode}: uint8 input, accuracy {keras_acc:.3f} in Keras, {acc:.3f} in LiteRT")
-        assert lite.input_details[0]["dtype"] == np.uint8 and acc >= keras_acc - 0.01
+        assert lite.input_details[0]["dtype"] == np.uint8 and acc >= keras_acc - 0.02   # 7 of 360 test digits
     with pytest.raises(he.HomlEdgeError, match="fractional, NaN or infinite values but the model's input is a uint8 "
                                                r"array of shape \(n, 8, 8, 1\)"):
         he.quantize(m, "int8", data=x[:64], cache=False)

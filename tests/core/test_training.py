@@ -272,6 +272,38 @@ def test_a_keras3_model_is_fine_tuned_on_the_loss_it_was_compiled_with(digits):
     two.compile("adam", [keras.losses.SparseCategoricalCrossentropy(from_logits=True), "mse"])
     out = he.prune(two, data, sparsity=0.5, epochs=1, progress=False)
     assert abs(he.sparsity_report(out).sparsity - 0.5).max() < 0.01
+    # by output name, weighted: TF-MOT renames the output layers, so the names go as a list in output order
+    two.compile("adam", {"count": "mse", "digit": keras.losses.SparseCategoricalCrossentropy(from_logits=True)},
+                loss_weights={"count": 0.1, "digit": 1.0})
+    work = training.clone(training.prepare(two))
+    training.compile_like(work, training.prepare(two))
+    config = work._compile_config.config
+    assert config["loss"][1] == "mse" and config["loss_weights"] == [1.0, 0.1], config
+    out = he.prune(two, data, sparsity=0.5, epochs=1, progress=False)   # a raw "Found unexpected losses" before
+    assert abs(he.sparsity_report(out).sparsity - 0.5).max() < 0.01
+
+
+def test_taylor_scores_are_gradients_of_the_loss_fit_minimises(digits):
+    """The Taylor criterion called the bare loss function: labels of shape (n,) against a regressor's (n, 1)
+    outputs broadcast to (n, n), a wrong loss and wrong scores without a word. It now uses the compiled loss."""
+    import tensorflow as tf
+    from homl_edge import sparsity, training
+
+    (x, y), _ = digits
+    flat, target = x[:128].reshape(128, -1), y[:128].astype(np.float32)
+    k = _keras.legacy()
+    k.utils.set_random_seed(0)
+    m = k.Sequential([k.layers.Input((64,)), k.layers.Dense(8, activation="relu", name="hidden"),
+                      k.layers.Dense(1, name="count")])
+    m.compile("adam", "mse")
+    training.compile_like(m, m, target)
+    scores = sparsity._saliency(m, (flat, target), "taylor", batches=1, batch_size=len(flat))
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean((m(flat)[:, 0] - target) ** 2)
+    grads = tape.gradient(loss, [m.get_layer("hidden").kernel, m.get_layer("count").kernel])
+    for name, g in zip(("hidden", "count"), grads):
+        want = np.abs(m.get_layer(name).kernel.numpy() * g.numpy())
+        np.testing.assert_allclose(scores[name], want, rtol=1e-4, atol=1e-7)
 
 
 def test_labels_that_cannot_match_the_output_are_refused_in_one_line(digits):
