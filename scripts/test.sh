@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, what `make test` runs after installing both environments:
-#   1. the main environment (.venv, the lock): unit tests, every chapter under nbval, the browser tests, in two
-#      pytest-xdist workers;
+#   1. the main environment (.venv, the lock): unit tests, every chapter under nbval, the browser tests, in three
+#      pytest-xdist workers (HOML_EDGE_TEST_WORKERS) on the two cores: a test that waits on a browser, a kernel or a
+#      child process leaves a core idle, and a third worker fills it (27 November, same machine, same hour: the main
+#      suite 765 s with three workers, 821 s with two; both environments 1,111 s);
 #   2. the current environment (.venv-current: Python 3.12, the newest TensorFlow, numpy 2): the unit tests.
 # One after the other, each with both cores. The suite is CPU-bound: measured on 2 cores from fresh clones (the
 # README's table), the main suite took 643 s to 973 s and both 984 s to 1,408 s in the last six plain runs; side by
@@ -18,15 +20,16 @@ CURRENT_ARGS=(tests -m "not notebook and not lock" -k "not browser or test_tfjs_
               -p no:cacheprovider -q --durations=15
               --ignore=tests/e2e/test_binder.py --ignore=tests/faces/test_panels_in_any_order.py --ignore=tests/e2e/test_chapter_outputs.py
               --ignore=tests/e2e/test_chapter_prose.py)
+WORKERS=${HOML_EDGE_TEST_WORKERS:-3}
 start=$(date +%s)
-# two workers, a file (a chapter's cells, a test module) at a time each; --durations shows where the time goes
-HOML_EDGE_REQUIRE_TOOLS=1 .venv/bin/python -m pytest -n 2 --dist loadfile --durations=25 ${PYTEST_ARGS:-} 2>&1 \
+# a file (a chapter's cells, a test module) at a time per worker; --durations shows where the time goes
+HOML_EDGE_REQUIRE_TOOLS=1 .venv/bin/python -m pytest -n "$WORKERS" --dist loadfile --durations=25 ${PYTEST_ARGS:-} 2>&1 \
   | tee test-artifacts/main.log
 main_rc=${PIPESTATUS[0]}
 main_end=$(date +%s)
-echo "=== the unit tests in the current environment (.venv-current), both cores: log in $CURRENT_LOG"
+echo "=== the unit tests in the current environment (.venv-current), $WORKERS workers: log in $CURRENT_LOG"
 CURRENT_CACHE=$(mktemp -d -t homl-edge-cache-XXXXXXXX)   # its own conversion cache, removed after the run
-HOML_EDGE_CACHE=$CURRENT_CACHE .venv-current/bin/python -m pytest -n 2 --dist loadfile "${CURRENT_ARGS[@]}" \
+HOML_EDGE_CACHE=$CURRENT_CACHE .venv-current/bin/python -m pytest -n "$WORKERS" --dist loadfile "${CURRENT_ARGS[@]}" \
     -o addopts="-ra --strict-markers -p no:randomly" > "$CURRENT_LOG" 2>&1
 echo $? > test-artifacts/current-env.rc
 rm -rf "$CURRENT_CACHE"
