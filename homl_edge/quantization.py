@@ -42,8 +42,8 @@ from . import _flatbuffer, _keras
 from ._cache import (_KEY_PARTS, _LIBRARIES, _MEMORY_CACHE_SIZE, _cache_get, _cache_put, _code_bytes,  # noqa: F401
                      _code_digest, _function_code, _is_library, _memory_cache, _remember, _versions_key, cache_dir,
                      cache_key, clear_cache, content_key, custom_code, model_digest, versions)
-from ._calibration import (MAX_CALIBRATION, _as_integers, _collect, _saved_model_inputs, calibration_array,  # noqa: F401
-                           input_signature)
+from ._calibration import (MAX_CALIBRATION, _as_integers, _collect, _saved_model_inputs,  # noqa: F401
+                           calibration_array, input_signature)
 from ._modes import (_ALIASES, _EXPORTS_KEPT, CALIBRATED, MODE_SPECS, MODE_TABLE, MODES, Mode,  # noqa: F401
                      _check_runs, _convert, _exports, _reusing_export, converter_for, mode_spec,
                      normalize_mode)
