@@ -107,6 +107,8 @@ def _load_saved_model(p: Path, safe_mode: bool = True):
 
 # class names whose config carries Python code (marshalled bytecode) that deserialising would run
 _CODE_CLASSES = {"Lambda", "__lambda__"}
+# where code_layers found code that is no layer: a Python function (a lambda) compiled as the loss or a metric
+COMPILED_CODE = "its compiled loss or metrics"
 
 
 def _stored_configs(path: Path) -> list:
@@ -127,15 +129,17 @@ def _stored_configs(path: Path) -> list:
             import h5py
 
             with h5py.File(path, "r") as f:
-                texts = [f.attrs[a] for a in ("model_config", "training_config") if a in f.attrs]
+                texts = [(a, f.attrs[a]) for a in ("model_config", "training_config") if a in f.attrs]
     except Exception as e:  # a damaged file: the loader below says what is wrong with it
         if path.suffix in (".h5", ".hdf5") and isinstance(e, OSError):
             raise HomlEdgeError(f"cannot load {path.name}: not a readable HDF5 file ({first_line(e)[:200]})") from None
         return []
     configs = []
     for t in texts:
+        key, t = t if isinstance(t, tuple) else (None, t)
         try:
-            configs.append(json.loads(t.decode() if isinstance(t, bytes) else str(t)))
+            decoded = json.loads(t.decode() if isinstance(t, bytes) else str(t))
+            configs.append({key: decoded} if key == "training_config" else decoded)
         except (ValueError, UnicodeDecodeError):
             # a config that is not JSON cannot be checked, so it is not loaded either
             raise HomlEdgeError(f"cannot load {path.name}: its stored model config is not valid JSON") from None
@@ -153,8 +157,8 @@ def code_layers(config) -> list[str]:
             if obj.get("class_name") in _CODE_CLASSES or "lambda" in (obj.get("function_type"),
                                                                      obj.get("output_shape_type")):
                 found.append(str(here or "?"))
-            for v in obj.values():
-                walk(v, here)
+            for key, v in obj.items():
+                walk(v, COMPILED_CODE if key in ("compile_config", "training_config") else here)
         elif isinstance(obj, list):
             for v in obj:
                 walk(v, name)
@@ -169,11 +173,15 @@ def code_layers(config) -> list[str]:
 
 
 def _refuse_code(filename: str, configs: list) -> None:
-    """Safe mode: refuse a model file whose config holds Python code (a Lambda layer), naming the layers."""
+    """Safe mode: refuse a model file whose config holds Python code (a Lambda layer, or a lambda compiled as its
+    loss or a metric), naming where."""
     names = list(dict.fromkeys(n for c in configs for n in code_layers(c)))
     if names:
-        raise HomlEdgeError(f"{filename} contains Python code in Lambda layer(s) {', '.join(names)} and safe mode "
-                            "refuses to load it; pass {safe_mode=False} only if you trust the file", param="safe_mode")
+        layers = [n for n in names if n != COMPILED_CODE]
+        where = ([f"Lambda layer(s) {', '.join(layers)}"] if layers else []) + \
+            ([f"{COMPILED_CODE} (a Python function)"] if COMPILED_CODE in names else [])
+        raise HomlEdgeError(f"{filename} contains Python code in {' and '.join(where)} and safe mode refuses to load "
+                            "it; pass {safe_mode=False} only if you trust the file", param="safe_mode")
 
 
 def save_keras(model, path, overwrite: bool = False) -> Path:

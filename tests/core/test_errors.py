@@ -79,6 +79,20 @@ def test_lambda_layer_refused_in_safe_mode_everywhere(tmp_path, suffix, capsys):
     assert marker.exists()
 
 
+def test_a_lambda_compiled_as_the_loss_is_named_as_such(tmp_path):
+    """Safe mode named a file whose only code is a lambda compiled as its loss after the model, as if it were a
+    Lambda layer ("Python code in Lambda layer(s) sequential_2")."""
+    import keras
+
+    m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, name="dense")], name="plain")
+    m.compile("adam", lambda a, b: keras.ops.mean(keras.ops.abs(a - b), axis=-1))
+    m.save(tmp_path / "m.keras")
+    with pytest.raises(he.HomlEdgeError, match=r"contains Python code in its compiled loss or metrics \(a Python "
+                                               r"function\) and safe mode refuses") as e:
+        he.load_keras(tmp_path / "m.keras")
+    assert "Lambda layer" not in str(e.value) and "plain" not in str(e.value)
+
+
 @pytest.mark.parametrize("name, make", [
     ("wrong shape", lambda x: x[:20, :, :6]),
     ("wrong rank", lambda x: x[:20, :, :, 0]),
