@@ -25,9 +25,12 @@ def input_dtype(model) -> np.dtype:
 
 
 def _inputs(model) -> list[tuple[tuple, np.dtype]]:
-    """(shape, numpy dtype) of each input: a Keras model's, or a SavedModel's serving signature's (loaded once)."""
+    """(shape, numpy dtype) of each input: a Keras model's, or a SavedModel's serving signature's (the folder is
+    loaded once per source: the calibration checks and the converter's representative data both ask)."""
     if isinstance(model, _keras.SavedModelSource):
-        specs = _saved_model_inputs(model, specs=True)
+        if model._input_specs is None:
+            model._input_specs = _saved_model_inputs(model)
+        specs = model._input_specs
     else:
         specs = model.inputs
     return [(tuple(None if d is None else int(d) for d in s.shape), _numpy_dtype(s.dtype)) for s in specs]
@@ -40,17 +43,15 @@ def _numpy_dtype(dt) -> np.dtype:
         return np.dtype(np.float32)
 
 
-def _saved_model_inputs(src, specs: bool = False) -> list:
+def _saved_model_inputs(src) -> list:
+    """The ``TensorSpec`` of each input of a SavedModel's serving signature."""
     tf = _tf.tf()
     with quiet():
         loaded = tf.saved_model.load(str(src.path))
     sig = loaded.signatures.get("serving_default")
     if sig is None:
         raise HomlEdgeError(f"{src.name} has no serving_default signature to convert")
-    found = list(sig.structured_input_signature[1].values())
-    if specs:
-        return found
-    return [tuple(None if d is None else int(d) for d in s.shape) for s in found]
+    return list(sig.structured_input_signature[1].values())
 
 
 def calibration_array(model, data, max_samples: int = MAX_CALIBRATION) -> np.ndarray:

@@ -182,6 +182,7 @@ class SavedModelSource:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.name = self.path.name
+        self._input_specs = None   # its serving signature's input specs, once read (homl_edge._calibration)
 
     def __repr__(self):
         return f"<SavedModelSource {self.path}>"

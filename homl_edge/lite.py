@@ -242,10 +242,9 @@ class LiteModel:
         """Output names in ``output_details`` order (the file's)."""
         return [self._names("output").get(d["index"], d["name"]) for d in self.output_details]
 
-    def _by_name(self, arrays, names: list[str] | None = None) -> dict:
-        """``{name: array}`` for arrays in ``output_details`` order (``names``: :meth:`_file_output_names`, when
-        the caller has read them already), in :attr:`output_names` order."""
-        names = self._file_output_names() if names is None else names
+    def _by_name(self, arrays, names: list[str]) -> dict:
+        """``{name: array}`` for arrays in ``output_details`` order, ``names`` theirs (:meth:`_file_output_names`),
+        in :attr:`output_names` order."""
         return {n: arrays[i] for i, n in sorted(enumerate(names), key=lambda p: _natural(p[1]))}
 
     def _names(self, kind) -> dict:
@@ -622,20 +621,21 @@ class LiteModel:
         if not r.get("ok"):
             raise HomlEdgeError(self._micro_failure(r), param="arena_size")
         raw = r["outputs"]
+        names = self._file_output_names()
         if getattr(self, "_litert_refused", None):  # LiteRT will not run it: TFLM's answers stand alone
             floats = [dequantize_array(o, d) for o, d in zip(raw, outs)]
-            check_finite(self.name, "TensorFlow Lite Micro", floats, self._file_output_names(), inputs)
+            check_finite(self.name, "TensorFlow Lite Micro", floats, names, inputs)
             accuracy = None
             if y is not None:
                 if len(floats) != 1:
                     raise HomlEdgeError(f"{self.name} has {len(floats)} outputs: accuracy needs one")
                 accuracy = float((floats[0].argmax(-1) == _class_labels(y)).mean())
-            return MicroRun(outputs=floats[0] if len(floats) == 1 else self._by_name(floats),
+            return MicroRun(outputs=floats[0] if len(floats) == 1 else self._by_name(floats, names),
                             n=len(q[0]), flash_bytes=self.size, arena_bytes=r.get("arena_bytes"),
                             arena_tried=r["arena_tried"], argmax_agreement=None, bit_identical=None,
                             compared_with=f"nothing: {self._litert_refused}", accuracy=accuracy)
         ref = self._raw_outputs(q)
-        for name, a, b in zip(self._file_output_names(), raw, ref):  # shapes first: numpy would broadcast a mismatch
+        for name, a, b in zip(names, raw, ref):  # shapes first: numpy would broadcast a mismatch
             if a.shape != b.shape:
                 raise HomlEdgeError(f"{self.name}: TensorFlow Lite Micro gave output {name!r} the shape "
                                     f"{tuple(a.shape)} where LiteRT computes {tuple(b.shape)} for the same inputs "
@@ -643,7 +643,7 @@ class LiteModel:
         if len(raw) != len(ref):
             raise HomlEdgeError(f"{self.name}: TensorFlow Lite Micro gave {len(raw)} outputs, LiteRT {len(ref)}")
         floats = [dequantize_array(o, d) for o, d in zip(raw, outs)]
-        check_finite(self.name, "TensorFlow Lite Micro", floats, self._file_output_names(), inputs)
+        check_finite(self.name, "TensorFlow Lite Micro", floats, names, inputs)
         pairs = [(a.reshape(len(a), -1), dequantize_array(b, d).reshape(len(b), -1))
                  for a, b, d in zip(floats, ref, outs)]
         classes = [(a, b) for a, b in pairs if a.shape[1] > 1]  # argmax means nothing on a one-unit output
@@ -656,7 +656,7 @@ class LiteModel:
                 raise HomlEdgeError(f"{self.name} has {len(floats)} outputs: accuracy needs one")
             y = _class_labels(y)
             accuracy = float((floats[0].argmax(-1) == y).mean())
-        return MicroRun(outputs=floats[0] if len(floats) == 1 else self._by_name(floats),
+        return MicroRun(outputs=floats[0] if len(floats) == 1 else self._by_name(floats, names),
                         n=len(q[0]), flash_bytes=self.size, arena_bytes=r.get("arena_bytes"),
                         arena_tried=r["arena_tried"], argmax_agreement=agree, bit_identical=same,
                         max_abs_diff=max(float(np.abs(a - b).max()) if a.size else 0.0 for a, b in pairs),

@@ -15,8 +15,7 @@ from ._keras import kernel_of
 from ._result import ModelResult, Report, result
 from .errors import HomlEdgeError
 from .report import Table
-from .training import (build_in, clone, compile_like, fit, labels_of, loss_and_metrics, prepare, select_layers,
-                       train_arrays)
+from .training import build_in, clone, compile_like, fit, labels_of, prepare, select_layers, train_arrays
 
 CRITERIA = ("magnitude", "taylor", "l1")
 CHANNEL_CRITERIA = ("magnitude", "taylor")
@@ -254,7 +253,9 @@ def prune_report(pruned) -> dict:
 
 # ----------------------------------------------------------------------------------------------- masked criteria
 def _saliency(model, train, criterion, batches=8, batch_size=64):
-    """|w| for magnitude; |w * dL/dw| summed over a few batches for taylor."""
+    """|w| for magnitude; |w * dL/dw| summed over a few batches for taylor, L the loss ``model`` was compiled with
+    (:func:`compile_like`: what fit minimises, labels conformed to the output's shape as fit conforms them; a bare
+    loss function broadcast a regressor's labels (n,) against its outputs (n, 1) to (n, n), a wrong loss)."""
     tf = _tf.tf()
     kernels = [(l, kernel_of(l)) for l in model.layers if kernel_of(l) is not None and _maskable(l)]
     if criterion == "magnitude":
@@ -262,15 +263,9 @@ def _saliency(model, train, criterion, batches=8, batch_size=64):
     x, y = train_arrays(train)
     if y is None:
         raise HomlEdgeError("the taylor criterion needs (x, y) arrays to measure gradients")
-    if getattr(model, "compiled_loss", None) is not None:
-        # what fit minimises: compile_like's loss, labels conformed to the output's shape as fit conforms them (a
-        # bare loss function broadcasts labels (n,) against outputs (n, 1) to (n, n), a wrong loss without a word)
-        def loss_fn(t, p):
-            return model.compiled_loss(tf.convert_to_tensor(t), p)
-    else:
-        loss_fn, _ = loss_and_metrics(model, y)
-        if isinstance(loss_fn, str):
-            loss_fn = _keras.legacy().losses.get(loss_fn)
+
+    def loss_fn(t, p):
+        return model.compiled_loss(tf.convert_to_tensor(t), p)
     scores = {l.name: np.zeros(k.shape, np.float64) for l, k in kernels}
     rng = np.random.default_rng(0)
     for _ in range(batches):
