@@ -10,6 +10,7 @@ from pathlib import Path
 
 from . import _tf
 from ._keras_flavour import SavedModelSource, flavour, keras3, legacy, model_of
+from ._keras_tfmot import is_qat_model, tfmot
 from .errors import HomlEdgeError, first_line
 
 
@@ -49,8 +50,12 @@ def load_keras(path, safe_mode: bool = True, flavour_wanted: str | None = None):
         raise HomlEdgeError(f"{p.name}: expected a .keras or .h5 model file or a SavedModel folder")
     version = keras_version_of(p)
     use3 = flavour_wanted == "keras3" or (flavour_wanted is None and str(version or "").startswith("3"))
+    configs = _stored_configs(p)
     if safe_mode:
-        _refuse_code(p.name, _stored_configs(p))
+        _refuse_code(p.name, configs)
+    wrapped = tfmot_wrappers(configs)   # a model saved in the middle of pruning, clustering or QAT
+    if wrapped and not use3:
+        return _load_tfmot(p, wrapped, safe_mode)
     try:
         if use3:
             k3 = keras3()
@@ -89,6 +94,55 @@ def load_model(source, safe_mode: bool = True, *, lite: bool = False):
 
         return load_lite(p)
     return load_keras(p, safe_mode=safe_mode)
+
+
+# TF-MOT's wrapper layers, by the scope that deserialises them (they are what a QAT model, or one saved before
+# strip_pruning / strip_clustering, holds)
+_TFMOT_CLASSES = {"quantize": ("QuantizeLayer", "QuantizeWrapper", "QuantizeWrapperV2", "QuantizeAnnotate"),
+                  "prune": ("PruneLowMagnitude",), "cluster": ("ClusterWeights", "ClusterWeightsMHA")}
+
+
+def tfmot_wrappers(configs) -> set[str]:
+    """Which TF-MOT wrappers ("quantize", "prune", "cluster") the decoded configs of a model file hold."""
+    names = set()
+
+    def walk(obj):
+        if isinstance(obj, dict):
+            names.add(obj.get("class_name"))
+            for v in obj.values():
+                walk(v)
+        elif isinstance(obj, list):
+            for v in obj:
+                walk(v)
+
+    walk(configs)
+    return {kind for kind, classes in _TFMOT_CLASSES.items() if names.intersection(classes)}
+
+
+def _load_tfmot(p: Path, wrapped: set[str], safe_mode: bool):
+    """A tf_keras file holding TF-MOT wrappers, loaded in TF-MOT's scopes (without them Keras knows no
+    ``QuantizeLayer``). TF-MOT's QAT layers do not load back from the ``.keras`` format (their variables are
+    stored under other names than they are built with): that file is refused in one line."""
+    import contextlib
+
+    mot = tfmot()
+    scopes = {"quantize": mot.quantization.keras.quantize_scope, "prune": mot.sparsity.keras.prune_scope,
+              "cluster": mot.clustering.keras.cluster_scope}
+    k = legacy()
+    try:
+        with _tf.quiet(), contextlib.ExitStack() as stack:
+            for kind in sorted(wrapped):
+                stack.enter_context(scopes[kind]())
+            if p.suffix in (".h5", ".hdf5"):
+                return k.models.load_model(p, compile=True)
+            return k.models.load_model(p, safe_mode=safe_mode, compile=True)
+    except Exception as e:
+        if p.suffix == ".keras" and "quantize" in wrapped:
+            raise HomlEdgeError(f"{p.name} holds a quantization-aware (TF-MOT) model, which Keras cannot load back "
+                                "from a .keras file: save it as .h5 (he.save_keras(qat, 'qat.h5')), or convert it "
+                                "before saving (he.quantize(qat, 'int8').save('qat.tflite'))") from None
+        raise HomlEdgeError(f"cannot load {p.name} (a model with TF-MOT {', '.join(sorted(wrapped))} wrappers; "
+                            f"{type(e).__name__}: {first_line(e)[:200]})") from None
 
 
 def _load_saved_model(p: Path, safe_mode: bool = True):
@@ -196,6 +250,10 @@ def save_keras(model, path, overwrite: bool = False) -> Path:
     out = Path(path).expanduser()
     if out.suffix not in (".keras", ".h5"):
         raise HomlEdgeError(f"{out.name}: a Keras model is saved as a .keras or .h5 file")
+    if out.suffix == ".keras" and is_qat_model(model):   # checked before anything is written
+        raise HomlEdgeError(f"{out.name}: a quantization-aware (TF-MOT) model does not load back from a .keras file; "
+                            f"save it as {out.with_suffix('.h5').name}, or convert it first: "
+                            "he.quantize(qat, 'int8').save('qat.tflite')")
     with atomic_path(out, overwrite=overwrite, suffix=out.suffix) as tmp:  # Keras picks the format by the suffix
         with _tf.quiet(), warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -127,7 +127,8 @@ def export_tfjs(model, out_dir, quantize: str | None = None, page: bool = False,
                             "cannot train; training in the page needs the Keras model (its .keras/.h5 file)")
     if not graph:
         _keras.check_model(model)
-        model = _keras.to_legacy(model)  # the official converter takes tf_keras models (Keras 3: a verified copy)
+        model = _keras.to_legacy(_keras.without_training_wrappers(model))  # the official converter takes tf_keras
+        # models (Keras 3: a verified copy); TF-MOT's pruning and clustering wrappers stripped as before any export
     if quantize not in TFJS_QUANTIZE:
         raise HomlEdgeError(f"quantize must be one of None, 'float16', 'uint8', 'uint16'; got {quantize!r}")
     out = Path(out_dir).expanduser()

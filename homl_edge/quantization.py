@@ -71,6 +71,7 @@ def quantize(model, mode: str = "int8", data=None, *, name: str | None = None, c
         return requantize(model, mode, data=data, precision=precision, granularity=granularity, name=name,
                           cache=cache, max_samples=max_samples)
     _keras.check_model(model)
+    model = _keras.without_training_wrappers(model)   # a model saved in the middle of pruning or clustering
     spec = mode_spec(mode)
     mode = spec.name
     precision = parse_precision(precision)
@@ -401,6 +402,7 @@ def quantize_mixed(model, precision: dict, base: str | None = "int4", *, name=No
     if granularity not in GRANULARITIES:
         raise HomlEdgeError(f"granularity must be one of {', '.join(GRANULARITIES)}, got {granularity!r}")
     model = _keras.load_model(model)  # a result that holds a model: its .model
+    model = _keras.without_training_wrappers(model)   # a model saved in the middle of pruning or clustering
     entries = [(".*", base)] + _check_entries(precision)
     if base not in PRECISIONS:
         raise HomlEdgeError(f"base precision must be one of {', '.join(PRECISIONS)}, got {base!r}")

@@ -79,6 +79,7 @@ def test_lambda_layer_refused_in_safe_mode_everywhere(tmp_path, suffix, capsys):
     assert marker.exists()
 
 
+@pytest.mark.filterwarnings("ignore:The object being serialized includes a `lambda`")   # what the test saves
 def test_a_lambda_compiled_as_the_loss_is_named_as_such(tmp_path):
     """Safe mode named a file whose only code is a lambda compiled as its loss after the model, as if it were a
     Lambda layer ("Python code in Lambda layer(s) sequential_2")."""

@@ -18,7 +18,7 @@ def clustered(trained, digits):
     return he.cluster(trained, (x, y), clusters=16, epochs=1, progress=False)
 
 
-def test_qat_then_int8_within_one_point(trained, digits, keras_accuracy):
+def test_qat_then_int8_within_one_point(trained, digits, keras_accuracy, tmp_path):
     (x, y), (xt, yt) = digits
     before = [w.copy() for w in trained.get_weights()]
     qat = he.quantize_aware(trained, (x, y), epochs=2, progress=False)
@@ -26,6 +26,18 @@ def test_qat_then_int8_within_one_point(trained, digits, keras_accuracy):
     lite = he.quantize(qat, "int8", data=x[:200])
     assert lite.evaluate(xt, yt) >= keras_accuracy - 0.01
     assert all(np.array_equal(a, b) for a, b in zip(before, trained.get_weights()))
+    # saved and loaded back (TF-MOT's layers need its scope), it converts to the same int8 model
+    he.save_keras(qat, tmp_path / "qat.h5")
+    back = _keras.load_model(tmp_path / "qat.h5")
+    assert np.array_equal(back.predict(xt, verbose=0), qat.model.predict(xt, verbose=0))
+    assert np.array_equal(he.quantize(tmp_path / "qat.h5", "int8", data=x[:200]).predict(xt), lite.predict(xt))
+    # TF-MOT's QAT layers do not load back from .keras: refused before a file is written, and in one line on load
+    with pytest.raises(he.HomlEdgeError, match=r"qat\.keras: a quantization-aware .* save it as qat\.h5"):
+        he.save_keras(qat, tmp_path / "qat.keras")
+    assert not (tmp_path / "qat.keras").exists()
+    qat.model.save(tmp_path / "direct.keras")   # as Keras itself writes it
+    with pytest.raises(he.HomlEdgeError, match=r"^direct\.keras holds a quantization-aware .* save it as \.h5"):
+        _keras.load_model(tmp_path / "direct.keras")
 
 
 def test_prune_80_then_int8_is_10x_smaller_gzipped(pruned, trained, digits, keras_accuracy, lite_f32):
@@ -345,3 +357,26 @@ def test_separable_and_depthwise_layers_are_reported_as_measured(digits):
     dw_values = np.unique(_keras.kernel_of(clustered.model.get_layer("dw")).numpy()).size
     assert ("dw" in clustered.layers) == (dw_values <= 9), (clustered.layers, dw_values)
     assert "dw" in clustered.layers or clustered.report["not_clustered"] == {"dw": dw_values}
+
+
+@pytest.mark.parametrize("kind", ["prune", "cluster"])
+def test_a_model_saved_in_the_middle_of_pruning_or_clustering_converts_to_what_keras_computes(kind, tmp_path):
+    """A user's own TF-MOT model that still holds its wrappers (saved before strip_pruning / strip_clustering):
+    it loads (in TF-MOT's scope) and converts to the model Keras computes. Converted as it was, the pruning
+    wrapper's float32 .tflite computed other outputs (max |diff| 3.2)."""
+    k, mot = _keras.legacy(), _keras.tfmot()
+    k.utils.set_random_seed(0)
+    base = k.Sequential([k.Input((8,)), k.layers.Dense(16, activation="relu"), k.layers.Dense(3)])
+    if kind == "prune":
+        wrapped = mot.sparsity.keras.prune_low_magnitude(base)
+    else:
+        wrapped = mot.clustering.keras.cluster_weights(
+            base, number_of_clusters=4, cluster_centroids_init=mot.clustering.keras.CentroidInitialization.LINEAR)
+    x = np.random.default_rng(0).normal(size=(64, 8)).astype("float32")
+    want = wrapped.predict(x, verbose=0)
+    wrapped.save(tmp_path / "m.h5")
+    back = _keras.load_model(tmp_path / "m.h5")
+    assert {type(l).__name__ for l in back.layers} == {type(l).__name__ for l in wrapped.layers}
+    for source in (wrapped, tmp_path / "m.h5", back):
+        np.testing.assert_allclose(he.quantize(source, "float32", cache=False).predict(x), want, atol=1e-5)
+    assert {type(l).__name__ for l in wrapped.layers} == {"PruneLowMagnitude" if kind == "prune" else "ClusterWeights"}
