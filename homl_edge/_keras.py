@@ -22,6 +22,6 @@ from ._keras_translate import (_ACTIVATIONS, _BASE_KWARGS, _COMMUTATIVE, _HARMLE
                                _translate_node, _translate_op, like, to_legacy, translate_loss)
 from ._keras_files import (_CODE_CLASSES, _load_saved_model, _refuse_code, _stored_configs, code_layers,
                            keras_version_of, load_keras, load_model, save_keras)
-from ._keras_tfmot import (cluster_supports, is_qat_model, prune_supports, qat_supports, tfmot,
-                           without_training_wrappers)
+from ._keras_tfmot import (cluster_supports, is_qat_model, layers_within, prune_supports, qat_supports, tfmot,
+                           tfmot_scope, without_training_wrappers)
 from ._keras_graph import (consumers, inbound_layer, kernel_of, output_layer_names)

@@ -3,14 +3,16 @@ loaded), SavedModel folders and ``.tflite`` paths through one resolver. ``homl_e
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 import warnings
 import zipfile
 from pathlib import Path
 
 from . import _tf
 from ._keras_flavour import SavedModelSource, flavour, keras3, legacy, model_of
-from ._keras_tfmot import is_qat_model, tfmot
+from ._keras_tfmot import CLUSTER_WRAPPERS, PRUNE_WRAPPERS, is_qat_model, tfmot_scope
 from .errors import HomlEdgeError, first_line
 
 
@@ -53,9 +55,8 @@ def load_keras(path, safe_mode: bool = True, flavour_wanted: str | None = None):
     configs = _stored_configs(p)
     if safe_mode:
         _refuse_code(p.name, configs)
-    wrapped = tfmot_wrappers(configs)   # a model saved in the middle of pruning, clustering or QAT
-    if wrapped and not use3:
-        return _load_tfmot(p, wrapped, safe_mode)
+    # TF-MOT's wrappers (a QAT model, one saved in the middle of pruning or clustering): tf_keras files only
+    wrapped = set() if use3 else tfmot_wrappers(configs)
     try:
         if use3:
             k3 = keras3()
@@ -65,13 +66,18 @@ def load_keras(path, safe_mode: bool = True, flavour_wanted: str | None = None):
             with _tf.quiet():
                 return k3.saving.load_model(p, safe_mode=safe_mode, compile=True)
         k = legacy()
-        with _tf.quiet():
+        with _tf.quiet(), (tfmot_scope() if wrapped else contextlib.nullcontext()):
             if p.suffix in (".h5", ".hdf5"):
                 return k.models.load_model(p, compile=True)
             return k.models.load_model(p, safe_mode=safe_mode, compile=True)
     except HomlEdgeError:
         raise
     except ValueError as e:
+        if "quantize" in wrapped and p.suffix == ".keras" and re.search(r"expected \d+ variables", str(e)):
+            # TF-MOT's QuantizeLayer builds more variables than the .keras format stored of it
+            raise HomlEdgeError(f"{p.name} holds a quantization-aware (TF-MOT) model, which Keras cannot load "
+                                "back from a .keras file: save it as .h5 (he.save_keras(qat, 'qat.h5')), or "
+                                "convert it before saving (he.quantize(qat, 'int8').save('qat.tflite'))") from None
         if "safe_mode" in str(e) or "Lambda" in str(e) or "unsafe" in str(e).lower():
             raise HomlEdgeError(f"{p.name} contains Python code (a Lambda layer) and safe mode refuses to load it; "
                                 "pass {safe_mode=False} only if you trust the file", param="safe_mode") from None
@@ -96,10 +102,9 @@ def load_model(source, safe_mode: bool = True, *, lite: bool = False):
     return load_keras(p, safe_mode=safe_mode)
 
 
-# TF-MOT's wrapper layers, by the scope that deserialises them (they are what a QAT model, or one saved before
-# strip_pruning / strip_clustering, holds)
+# TF-MOT's wrapper layers, by kind (what a QAT model, or one saved before strip_pruning / strip_clustering, holds)
 _TFMOT_CLASSES = {"quantize": ("QuantizeLayer", "QuantizeWrapper", "QuantizeWrapperV2", "QuantizeAnnotate"),
-                  "prune": ("PruneLowMagnitude",), "cluster": ("ClusterWeights", "ClusterWeightsMHA")}
+                  "prune": PRUNE_WRAPPERS, "cluster": CLUSTER_WRAPPERS}
 
 
 def tfmot_wrappers(configs) -> set[str]:
@@ -119,40 +124,15 @@ def tfmot_wrappers(configs) -> set[str]:
     return {kind for kind, classes in _TFMOT_CLASSES.items() if names.intersection(classes)}
 
 
-def _load_tfmot(p: Path, wrapped: set[str], safe_mode: bool):
-    """A tf_keras file holding TF-MOT wrappers, loaded in TF-MOT's scopes (without them Keras knows no
-    ``QuantizeLayer``). TF-MOT's QAT layers do not load back from the ``.keras`` format (their variables are
-    stored under other names than they are built with): that file is refused in one line."""
-    import contextlib
-
-    mot = tfmot()
-    scopes = {"quantize": mot.quantization.keras.quantize_scope, "prune": mot.sparsity.keras.prune_scope,
-              "cluster": mot.clustering.keras.cluster_scope}
-    k = legacy()
-    try:
-        with _tf.quiet(), contextlib.ExitStack() as stack:
-            for kind in sorted(wrapped):
-                stack.enter_context(scopes[kind]())
-            if p.suffix in (".h5", ".hdf5"):
-                return k.models.load_model(p, compile=True)
-            return k.models.load_model(p, safe_mode=safe_mode, compile=True)
-    except Exception as e:
-        if p.suffix == ".keras" and "quantize" in wrapped:
-            raise HomlEdgeError(f"{p.name} holds a quantization-aware (TF-MOT) model, which Keras cannot load back "
-                                "from a .keras file: save it as .h5 (he.save_keras(qat, 'qat.h5')), or convert it "
-                                "before saving (he.quantize(qat, 'int8').save('qat.tflite'))") from None
-        raise HomlEdgeError(f"cannot load {p.name} (a model with TF-MOT {', '.join(sorted(wrapped))} wrappers; "
-                            f"{type(e).__name__}: {first_line(e)[:200]})") from None
-
-
 def _load_saved_model(p: Path, safe_mode: bool = True):
     if not (p / "saved_model.pb").is_file():
         raise HomlEdgeError(f"{p} is a folder without saved_model.pb: expected a SavedModel folder")
     if (p / "keras_metadata.pb").is_file():
+        configs = _stored_configs(p)
         if safe_mode:
-            _refuse_code(p.name, _stored_configs(p))
+            _refuse_code(p.name, configs)
         try:
-            with _tf.quiet():
+            with _tf.quiet(), (tfmot_scope() if tfmot_wrappers(configs) else contextlib.nullcontext()):
                 return legacy().models.load_model(p, compile=True)
         except Exception as e:
             raise HomlEdgeError(f"cannot load the SavedModel {p.name}: {first_line(e)[:200]}") from None

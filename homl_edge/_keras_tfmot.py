@@ -3,6 +3,8 @@ every name.
 """
 from __future__ import annotations
 
+import contextlib
+
 from . import _tf
 from ._keras_flavour import legacy
 from .errors import HomlEdgeError
@@ -38,21 +40,52 @@ def is_qat_model(model) -> bool:
                for l in getattr(model, "layers", []))
 
 
+# TF-MOT's wrappers of a model in the middle of pruning or clustering (a QAT model's are what int8 converts)
+PRUNE_WRAPPERS = ("PruneLowMagnitude",)
+CLUSTER_WRAPPERS = ("ClusterWeights", "ClusterWeightsRNN", "ClusterWeightsMHA")
+
+
+def layers_within(model) -> list:
+    """Every layer of ``model``, those of the models nested in it too."""
+    flat = getattr(model, "_flatten_layers", None)
+    return list(flat(include_self=False)) if flat else list(getattr(model, "layers", []))
+
+
+@contextlib.contextmanager
+def tfmot_scope():
+    """A scope in which Keras knows every TF-MOT wrapper (QAT, pruning, clustering and its RNN and attention
+    variants, which ``cluster_scope`` leaves out): loading or cloning a model that holds them needs it."""
+    from tensorflow_model_optimization.python.core.clustering.keras import cluster_wrapper
+
+    mot = tfmot()
+    clusters = {name: getattr(cluster_wrapper, name) for name in CLUSTER_WRAPPERS}
+    with mot.quantization.keras.quantize_scope(), mot.sparsity.keras.prune_scope(), \
+            legacy().utils.custom_object_scope(clusters):
+        yield
+
+
 def without_training_wrappers(model):
-    """``model`` with TF-MOT's pruning and clustering wrappers stripped (the weights they stand for: masked, or
-    the centroids), as TF-MOT says to do before export; the model itself when it holds none. A model saved in
-    the middle of pruning holds them, and converted as it is its float32 ``.tflite`` computed other outputs than
-    Keras (max |diff| 3.2 on a two-Dense model, 27 November)."""
-    names = {type(l).__name__ for l in getattr(model, "layers", [])}
-    if not names & {"PruneLowMagnitude", "ClusterWeights", "ClusterWeightsMHA"}:
+    """``model`` as the weights it computes with, without TF-MOT's pruning and clustering wrappers (what TF-MOT
+    says to do before export), or the model itself when it holds none. The wrappers are stripped from a copy,
+    after its masks are applied (a kernel saved between a training step and the next forward pass holds values
+    that the mask zeroes) and its clusters updated; the user's model is not touched. Converted with its
+    wrappers, a model in the middle of pruning gave a float32 ``.tflite`` whose outputs differed from Keras's
+    (max |diff| 3.2 on a two-Dense model, 27 November)."""
+    names = {type(l).__name__ for l in layers_within(model)}
+    if not names.intersection(PRUNE_WRAPPERS + CLUSTER_WRAPPERS):
         return model
     mot = tfmot()
-    with _tf.quiet():
-        if "PruneLowMagnitude" in names:
-            model = mot.sparsity.keras.strip_pruning(model)
-        if names & {"ClusterWeights", "ClusterWeightsMHA"}:
-            model = mot.clustering.keras.strip_clustering(model)
-    return model
+    with _tf.quiet(), tfmot_scope():
+        copy = legacy().models.clone_model(model)
+        copy.set_weights(model.get_weights())
+        for layer in layers_within(copy):
+            if type(layer).__name__ in PRUNE_WRAPPERS:
+                layer.pruning_obj.weight_mask_op()   # weights = weights * mask (eager: assigns now)
+        if names.intersection(PRUNE_WRAPPERS):
+            copy = mot.sparsity.keras.strip_pruning(copy)
+        if names.intersection(CLUSTER_WRAPPERS):
+            copy = mot.clustering.keras.strip_clustering(copy)
+    return copy
 
 
 def qat_supports(layer) -> bool:

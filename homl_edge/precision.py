@@ -93,6 +93,7 @@ def quantization_error(model, lite: LiteModel, data, max_samples: int = 200):
 
     model = _keras.load_model(model)  # a result that holds a model: its .model
     _keras.check_model(model)
+    model = _keras.without_training_wrappers(model)   # its layers by the names its .tflite has
     lite = require_lite(lite, "quantization_error (lite=)")  # optimize()'s result: the .tflite it made
     k = _keras.keras3() if _keras.is_keras3(model) else _keras.legacy()
     x = quantization.calibration_array(model, data, max_samples=max_samples)
@@ -225,6 +226,7 @@ def autoquantize(model, data, test, max_drop: float = 0.01, *, objective: str = 
                               progress=progress)
     model = _keras.load_model(model)  # a result that holds a model: its .model
     _keras.check_model(model)
+    model = _keras.without_training_wrappers(model)   # its layers by the names its .tflite has
     quantization.calibration_array(model, data)  # same input checks as quantize
     xt, yt = test
     float_lite = quantization.quantize(model, "float32")
@@ -360,6 +362,7 @@ def fastest_within(model, data, test, max_drop: float = 0.01, *, threads: int = 
 
     model = _keras.load_model(model)  # a result that holds a model: its .model
     _keras.check_model(model)
+    model = _keras.without_training_wrappers(model)   # its layers by the names its .tflite has
     calib = quantization.calibration_array(model, data)
     xt, yt = test
     slow = _slow_layers(model)

@@ -22,12 +22,12 @@ CURRENT_ARGS=(tests -m "not notebook and not lock" -k "not browser or test_tfjs_
               --ignore=tests/e2e/test_chapter_prose.py)
 WORKERS=${HOML_EDGE_TEST_WORKERS:-3}
 # One intra-op thread per TensorFlow process. Three workers with TensorFlow's default pool (a thread per core) put six
-# compute threads on two cores, and the pool's threads spin while they wait for work: that spinning was a sixth of the
-# suite's CPU time (27 November, same machine, test_keras + test_training + test_sparsity in three workers, two pairs
-# interleaved: 201 s and 195 s wall, 305 and 297 CPU-s with the default; 165 s and 161 s, 252 and 248 CPU-s with
-# one; the whole suite in the working tree: main 696 s, both 1,002 s, 1,807 CPU-s, against 765 s, 1,111 s and
-# 2,022 CPU-s with the default three hours before). The chapters that measure threads set their own (thread_scaling runs each setting in its own
-# process); set TF_NUM_INTRAOP_THREADS to run the suite with another value.
+# compute threads on two cores, and the pool's threads spin while they wait for work. 27 November, same machine:
+# test_keras + test_training + test_sparsity in three workers, two pairs interleaved, took 201 s and 195 s wall,
+# 305 and 297 CPU-s with the default; 165 s and 161 s, 252 and 248 CPU-s with one (a sixth less). The whole suite in
+# the working tree: main 696 s, both 1,002 s, 1,807 CPU-s, against 765 s, 1,111 s and 2,022 CPU-s with the default
+# three hours before (other code then, so not a pair). The chapters that measure threads set their own
+# (thread_scaling runs each setting in its own process); set TF_NUM_INTRAOP_THREADS to run the suite with another value.
 export TF_NUM_INTRAOP_THREADS=${TF_NUM_INTRAOP_THREADS:-1}
 start=$(date +%s)
 # a file (a chapter's cells, a test module) at a time per worker; --durations shows where the time goes
