@@ -6,7 +6,7 @@
 #      suite 765 s with three workers, 821 s with two; both environments 1,111 s);
 #   2. the current environment (.venv-current: Python 3.12, the newest TensorFlow, numpy 2): the unit tests.
 # One after the other, each with both cores. The suite is CPU-bound: measured on 2 cores from fresh clones (the
-# README's table), the main suite took 643 s to 973 s and both 984 s to 1,408 s in the last eight plain runs; side by
+# README's table), the main suite took 628 s to 973 s and both 903 s to 1,408 s in the last nine plain runs; side by
 # side (26 November), the second at nice 10, the main suite took 19 min 40 s instead of 14 min 36 s. The chapters' claim cells run beside a busy
 # core of their own (conftest.py). The second's output goes to test-artifacts/current-env.log and its summary is printed at
 # the end; the exit code fails if either failed.
