@@ -12,7 +12,7 @@ from pathlib import Path
 
 from . import _tf
 from ._keras_flavour import SavedModelSource, flavour, keras3, legacy, model_of
-from ._keras_tfmot import CLUSTER_WRAPPERS, PRUNE_WRAPPERS, is_qat_model, tfmot_scope
+from ._keras_tfmot import CLUSTER_WRAPPERS, PRUNE_WRAPPERS, QAT_WRAPPERS, is_qat_model, tfmot_scope
 from .errors import HomlEdgeError, first_line
 
 
@@ -103,7 +103,7 @@ def load_model(source, safe_mode: bool = True, *, lite: bool = False):
 
 
 # TF-MOT's wrapper layers, by kind (what a QAT model, or one saved before strip_pruning / strip_clustering, holds)
-_TFMOT_CLASSES = {"quantize": ("QuantizeLayer", "QuantizeWrapper", "QuantizeWrapperV2", "QuantizeAnnotate"),
+_TFMOT_CLASSES = {"quantize": QAT_WRAPPERS + ("QuantizeAnnotate",),
                   "prune": PRUNE_WRAPPERS, "cluster": CLUSTER_WRAPPERS}
 
 

@@ -34,10 +34,13 @@ def tfmot():
     return mot
 
 
+# TF-MOT's layers in a model made by quantization-aware training
+QAT_WRAPPERS = ("QuantizeWrapper", "QuantizeWrapperV2", "QuantizeLayer")
+
+
 def is_qat_model(model) -> bool:
     """True for a model with TF-MOT fake-quant wrappers (its int8 ranges are learned and stored in it)."""
-    return any(type(l).__name__ in ("QuantizeWrapper", "QuantizeWrapperV2", "QuantizeLayer")
-               for l in getattr(model, "layers", []))
+    return any(type(l).__name__ in QAT_WRAPPERS for l in getattr(model, "layers", []))
 
 
 # TF-MOT's wrappers of a model in the middle of pruning or clustering (a QAT model's are what int8 converts)
